@@ -1,0 +1,30 @@
+"""scalebridge: machine learning joined with multiscale mechanistic models.
+
+Importing scalebridge switches JAX to float64 (see :mod:`scalebridge._x64`).
+"""
+
+from . import (
+    _x64,  # noqa: F401  (must come first: the one global JAX switch)
+    errors,
+)
+from .model import (
+    Event,
+    FunctionInput,
+    Interpolated,
+    Model,
+    Parameter,
+    Prior,
+    PulseTrain,
+    bolus,
+    set_parameter,
+)
+from .simulate import simulate, simulate_ensemble
+from .solution import EnsembleSolution, Solution
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "errors", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter", "PulseTrain",
+    "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
+    "EnsembleSolution", "__version__",
+]

@@ -1,0 +1,240 @@
+"""The mechanistic model: the object every part of scalebridge takes and gives back."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import InputError, ModelError
+from .events import Event
+from .inputs import AbstractInput
+from .parameter import Parameter, as_parameters
+
+
+def _names(kind: str, names) -> tuple[str, ...]:
+    names = tuple(names)
+    for n in names:
+        if not isinstance(n, str) or not n:
+            raise ModelError(f"{kind} names must be non-empty strings, got {n!r}")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ModelError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+    return names
+
+
+class Model(eqx.Module):
+    """An ODE model ``dy/dt = rhs(t, y, p, u)`` with named states and parameters.
+
+    - ``rhs(t, y, p, u)``: JAX function of time, state vector, parameter vector and the
+      vector of input values ``u`` at ``t`` (empty when the model has no inputs); returns
+      dy/dt with the shape of ``y``.
+    - ``initial``: the initial state, a sequence of numbers or a function ``p -> y0``.
+    - ``observables``: ``{name: fn(t, y, p)}`` of scalar outputs.
+    - ``inputs``: time-dependent signals (:mod:`scalebridge.model.inputs`).
+    - ``events``: time-triggered changes of states or parameters.
+    - ``stiff``: whether a stiff solver is the default (``False`` selects Tsit5).
+
+    The model is an equinox Module (a pytree) whose functions and specifications are static,
+    so it passes through ``jax.jit``, ``jax.vmap`` and ``jax.grad`` unchanged; parameter
+    values travel as arrays (see :func:`scalebridge.simulate`).
+    """
+
+    name: str = eqx.field(static=True)
+    state_names: tuple[str, ...] = eqx.field(static=True)
+    parameters: tuple[Parameter, ...] = eqx.field(static=True)
+    rhs: Callable = eqx.field(static=True)
+    initial: Callable | tuple[float, ...] = eqx.field(static=True)
+    observables: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
+    inputs: tuple[AbstractInput, ...]
+    events: tuple[Event, ...]
+    stiff: bool = eqx.field(static=True)
+    citation: str = eqx.field(static=True)
+    source: tuple[str, str] | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        *,
+        states: Sequence[str],
+        parameters,
+        rhs: Callable,
+        initial,
+        observables: Mapping[str, Callable] | None = None,
+        inputs: Sequence[AbstractInput] = (),
+        events: Sequence[Event] = (),
+        stiff: bool = True,
+        name: str = "model",
+        citation: str = "",
+        source: tuple[str, str] | None = None,
+    ):
+        self.name = str(name)
+        self.state_names = _names("state", states)
+        self.parameters = as_parameters(parameters)
+        _names("parameter", [p.name for p in self.parameters])
+        if not callable(rhs):
+            raise ModelError(f"model {name!r}: rhs must be a function (t, y, p, u) -> dy/dt")
+        self.rhs = rhs
+        if callable(initial):
+            self.initial = initial
+        else:
+            y0 = np.asarray(initial, dtype=float)
+            if y0.shape != (len(self.state_names),):
+                raise ModelError(
+                    f"model {name!r}: initial state has shape {y0.shape}, expected "
+                    f"({len(self.state_names)},) for states {self.state_names}"
+                )
+            self.initial = tuple(float(v) for v in y0)
+        obs = dict(observables or {})
+        _names("observable", list(obs))
+        clash = sorted(set(obs) & set(self.state_names))
+        if clash:
+            raise ModelError(f"model {name!r}: observables reuse state names {clash}")
+        for k, fn in obs.items():
+            if not callable(fn):
+                raise ModelError(f"model {name!r}: observable {k!r} must be a function (t, y, p)")
+        self.observables = tuple(obs.items())
+        self.inputs = tuple(inputs)
+        for i in self.inputs:
+            if not isinstance(i, AbstractInput):
+                raise ModelError(f"model {name!r}: inputs must be Input objects, got {i!r}")
+        _names("input", [i.name for i in self.inputs])
+        self.events = tuple(events)
+        for e in self.events:
+            if not isinstance(e, Event):
+                raise ModelError(f"model {name!r}: events must be Event objects, got {e!r}")
+        self.stiff = bool(stiff)
+        self.citation = citation
+        self.source = source
+        self._check_shapes()
+
+    def _check_shapes(self):
+        n = len(self.state_names)
+        p = jax.ShapeDtypeStruct((len(self.parameters),), jnp.float64)
+        y = jax.ShapeDtypeStruct((n,), jnp.float64)
+        t = jax.ShapeDtypeStruct((), jnp.float64)
+        try:
+            y0 = jax.eval_shape(self.initial_state, p)
+            dy = jax.eval_shape(self.vector_field, t, y, p)
+            obs = jax.eval_shape(self.observe, t, y, p)
+        except ModelError:
+            raise
+        except Exception as exc:  # the user's function failed on abstract inputs
+            raise ModelError(
+                f"model {self.name!r}: evaluating rhs/initial/observables failed with "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if y0.shape != (n,):
+            raise ModelError(f"model {self.name!r}: initial(p) returns shape {y0.shape}, "
+                             f"expected ({n},)")
+        if dy.shape != (n,):
+            raise ModelError(f"model {self.name!r}: rhs returns shape {dy.shape}, expected ({n},)")
+        if obs.shape != (len(self.observables),):
+            raise ModelError(f"model {self.name!r}: every observable must return a scalar")
+
+    # ----- names and values -------------------------------------------------------------
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def observable_names(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.observables)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.inputs)
+
+    def state_index(self, name: str) -> int:
+        try:
+            return self.state_names.index(name)
+        except ValueError:
+            raise InputError(
+                f"model {self.name!r} has no state {name!r}; states: {', '.join(self.state_names)}"
+            ) from None
+
+    def parameter_index(self, name: str) -> int:
+        try:
+            return self.parameter_names.index(name)
+        except ValueError:
+            raise InputError(
+                f"model {self.name!r} has no parameter {name!r}; parameters: "
+                f"{', '.join(self.parameter_names)}"
+            ) from None
+
+    def parameter_values(self) -> jax.Array:
+        """The nominal parameter vector."""
+        return jnp.asarray([p.value for p in self.parameters], dtype=jnp.float64)
+
+    def param_array(self, params=None) -> jax.Array:
+        """Resolve ``params`` to a full parameter vector.
+
+        ``None`` gives the nominal values; a mapping ``{name: value}`` overrides some of
+        them; an array gives all of them in the order of :attr:`parameter_names`.
+        """
+        base = self.parameter_values()
+        if params is None:
+            return base
+        if isinstance(params, Mapping):
+            for k, v in params.items():
+                base = base.at[self.parameter_index(k)].set(v)
+            return base
+        arr = jnp.asarray(params, dtype=jnp.float64)
+        if arr.shape != base.shape:
+            raise InputError(
+                f"params has shape {arr.shape}, expected ({base.size},) for parameters "
+                f"{self.parameter_names}; pass a dict to set only some of them"
+            )
+        return arr
+
+    def with_parameters(self, **values) -> Model:
+        """A copy whose nominal values are changed, e.g. ``m.with_parameters(k1=2.0)``."""
+        for k in values:
+            self.parameter_index(k)
+        new = tuple(p.replace(value=values[p.name]) if p.name in values else p
+                    for p in self.parameters)
+        return self.replace(parameters=new)
+
+    def replace(self, **fields) -> Model:
+        """A copy with some fields replaced (``parameters``, ``initial``, ``events`` ...)."""
+        new = copy.copy(self)
+        for k, v in fields.items():
+            if k not in self.__dataclass_fields__:
+                raise InputError(f"Model has no field {k!r}")
+            object.__setattr__(new, k, v)
+        new._check_shapes()
+        return new
+
+    # ----- evaluation ---------------------------------------------------------------------
+    def initial_state(self, p) -> jax.Array:
+        if callable(self.initial):
+            return jnp.asarray(self.initial(p), dtype=jnp.float64)
+        return jnp.asarray(self.initial, dtype=jnp.float64)
+
+    def input_values(self, t, p) -> jax.Array:
+        if not self.inputs:
+            return jnp.zeros(0)
+        return jnp.stack([jnp.asarray(i(t, p), dtype=jnp.float64) for i in self.inputs])
+
+    def vector_field(self, t, y, p) -> jax.Array:
+        """dy/dt at ``(t, y)`` under parameters ``p`` (inputs evaluated at ``t``)."""
+        return jnp.asarray(self.rhs(t, y, p, self.input_values(t, p)))
+
+    def observe(self, t, y, p) -> jax.Array:
+        """The vector of observables at ``(t, y)``."""
+        if not self.observables:
+            return jnp.zeros(0)
+        return jnp.stack([jnp.asarray(fn(t, y, p), dtype=jnp.float64)
+                          for _, fn in self.observables])
+
+    def jump_times(self, t0: float, t1: float) -> np.ndarray:
+        """Discontinuities of the inputs in ``[t0, t1]``."""
+        js = [i.jump_times(t0, t1) for i in self.inputs]
+        return np.unique(np.concatenate(js)) if js else np.zeros(0)
+
+    def __repr__(self):
+        return (f"Model({self.name!r}, states={list(self.state_names)}, "
+                f"parameters={list(self.parameter_names)})")
