@@ -7,6 +7,7 @@ from . import (
     _x64,  # noqa: F401  (must come first: the one global JAX switch)
     errors,
 )
+from .io import load, save
 from .model import (
     Event,
     FunctionInput,
@@ -26,5 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "errors", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter", "PulseTrain",
     "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
-    "EnsembleSolution", "__version__",
+    "EnsembleSolution", "save", "load", "__version__",
 ]

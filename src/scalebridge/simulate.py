@@ -28,6 +28,7 @@ class _Plan(eqx.Module):
 
     slices: tuple[tuple[int, int], ...] = eqx.field(static=True)
     fire: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+    n_at_end: int = eqx.field(static=True)  # outputs at t_end that see events fired there
 
 
 def _check_times(times, t0) -> np.ndarray:
@@ -55,7 +56,7 @@ def _check_times(times, t0) -> np.ndarray:
 def _plan(model: Model, ts: np.ndarray, t0: float):
     """Segment boundaries (traced later) and the static plan."""
     t_end = float(ts[-1])
-    ev = sorted({t for e in model.events for t in e.times if t0 <= t < t_end})
+    ev = sorted({t for e in model.events for t in e.times if t0 < t < t_end})
     bounds = [t0, *ev, t_end]
     slices, fire = [], []
     for k in range(len(bounds) - 1):
@@ -64,10 +65,11 @@ def _plan(model: Model, ts: np.ndarray, t0: float):
         lo = int(np.searchsorted(ts, a, side="left"))
         hi = int(np.searchsorted(ts, b, side="right" if last else "left"))
         slices.append((lo, hi))
-        fire.append(() if last else tuple(i for i, e in enumerate(model.events) if b in e.times))
+        fire.append(tuple(i for i, e in enumerate(model.events) if b in e.times))
     # events exactly at t0 act on the initial state
     at_t0 = tuple(i for i, e in enumerate(model.events) if t0 in e.times)
-    plan = _Plan(slices=tuple(slices), fire=((at_t0,) + tuple(fire)))
+    n_end = int(np.sum(ts == t_end)) if fire[-1] else 0
+    plan = _Plan(slices=tuple(slices), fire=((at_t0,) + tuple(fire)), n_at_end=n_end)
     return np.asarray(bounds, dtype=float), plan
 
 
@@ -79,7 +81,9 @@ def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
            solver, max_steps: int, adjoint):
     """Integrate over all segments. Returns states at ``ts`` and a success flag."""
     term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, jump_ts=jump_ts)
+    # step_ts: land on every output time, so outputs carry the solver's own accuracy rather
+    # than that of its (lower-order) dense interpolation
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts, jump_ts=jump_ts)
     y, pc = y0, p
     for i in plan.fire[0]:
         y, pc = model.events[i].affect(bounds[0], y, pc)
@@ -97,6 +101,8 @@ def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
         for i in plan.fire[k + 1]:
             y, pc = model.events[i].affect(bounds[k + 1], y, pc)
     ys = jnp.concatenate(pieces, axis=0)
+    if plan.n_at_end:  # events at the final time: report the state after them
+        ys = ys.at[-plan.n_at_end:].set(y)
     ok = ok & jnp.all(jnp.isfinite(ys))
     obs = jax.vmap(model.observe, in_axes=(0, 0, None))(ts, ys, p)
     return ys, obs, ok
@@ -173,7 +179,8 @@ def simulate(
     p = model.param_array(params)
     y = _y0(model, p, y0)
     if _is_concrete(y) and not bool(jnp.all(jnp.isfinite(y))):
-        bad = [n for n, v in zip(model.state_names, np.asarray(y)) if not np.isfinite(v)]
+        finite = np.isfinite(np.asarray(y))
+        bad = [n for n, ok in zip(model.state_names, finite, strict=True) if not ok]
         raise InputError(f"initial state is not finite for {', '.join(bad)}; give finite y0")
     bounds, plan = _plan(model, ts, float(t0))
     jump = jnp.asarray(model.jump_times(float(t0), float(ts[-1])))

@@ -17,6 +17,13 @@ import numpy as np
 from ..errors import ModelError
 
 
+def _floats(values) -> tuple[float, ...]:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ModelError(f"input samples must be 1-D, got shape {arr.shape}")
+    return tuple(float(v) for v in arr)
+
+
 class AbstractInput(eqx.Module):
     """A named scalar signal ``u(t, p)``."""
 
@@ -69,12 +76,12 @@ class Interpolated(AbstractInput):
     from each sample to the next (``kind="previous"``, e.g. an infusion schedule)."""
 
     name: str = eqx.field(static=True)
-    times: np.ndarray = eqx.field(static=True, converter=np.asarray)
-    values: np.ndarray = eqx.field(static=True, converter=np.asarray)
+    times: tuple[float, ...] = eqx.field(static=True, converter=_floats)
+    values: tuple[float, ...] = eqx.field(static=True, converter=_floats)
     kind: str = eqx.field(static=True, default="linear")
 
     def __check_init__(self):
-        if self.times.ndim != 1 or self.times.shape != self.values.shape or self.times.size < 1:
+        if len(self.times) != len(self.values) or not self.times:
             raise ModelError(
                 f"input {self.name!r}: times and values must be 1-D of the same non-zero length"
             )
@@ -94,7 +101,8 @@ class Interpolated(AbstractInput):
     def jump_times(self, t0, t1):
         if self.kind == "linear":
             return np.zeros(0)
-        return self.times[(self.times >= t0) & (self.times <= t1)]
+        ts = np.asarray(self.times)
+        return ts[(ts >= t0) & (ts <= t1)]
 
 
 class FunctionInput(AbstractInput):

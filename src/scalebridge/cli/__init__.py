@@ -1,0 +1,1 @@
+"""The ``scalebridge`` command line (Typer); one module per sub-command."""

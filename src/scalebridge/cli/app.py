@@ -1,0 +1,57 @@
+"""Entry point of the ``scalebridge`` command.
+
+Every failure the user can fix (a bad argument, a missing or malformed file, a solver
+failure) prints one line on stderr and exits non-zero; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .models import models
+from .simulate import simulate
+
+app = typer.Typer(
+    name="scalebridge",
+    help="Machine learning joined with multiscale mechanistic models.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("models")(models)
+app.command("simulate")(simulate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` and return the exit code."""
+    from .. import errors
+
+    try:
+        app(args=argv, prog_name="scalebridge", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return _fail("aborted", 130)
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        return _fail(exc.format_message(), 2)
+    except errors.ScalebridgeError as exc:
+        return _fail(str(exc), 1)
+    except OSError as exc:
+        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}", 1)
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    return code
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

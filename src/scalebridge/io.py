@@ -1,0 +1,183 @@
+"""Saving and loading: one safe, versioned file format for everything scalebridge keeps.
+
+A file is a NumPy ``.npz`` archive (read with ``allow_pickle=False``) holding named arrays
+plus one JSON document under ``__meta__`` with the format name, its version, the kind of
+object and the scalebridge version. Each kind (model, solution, and later fitted results,
+networks, surrogates) registers how it turns into arrays + JSON and back. Writes are
+atomic: a temporary file renamed over the target. Nothing is pickled or executed on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SerializationError
+
+FORMAT = "scalebridge"
+FORMAT_VERSION = 1
+
+_CODECS: dict[str, tuple[type, Callable, Callable]] = {}
+
+
+def register(kind: str, cls: type, encode: Callable, decode: Callable) -> None:
+    """Register how objects of ``cls`` are saved: ``encode(obj) -> (arrays, meta)`` and
+    ``decode(arrays, meta) -> obj``."""
+    _CODECS[kind] = (cls, encode, decode)
+
+
+def _kind_of(obj) -> str:
+    for kind, (cls, _, _) in _CODECS.items():
+        if isinstance(obj, cls):
+            return kind
+    raise SerializationError(
+        f"cannot save a {type(obj).__name__}; savable kinds: {', '.join(sorted(_CODECS))}")
+
+
+def write_archive(path, kind: str, arrays: dict, meta: dict) -> Path:
+    """Write arrays and JSON metadata atomically to ``path`` (``.npz``)."""
+    from . import __version__
+
+    path = Path(path)
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
+              "scalebridge_version": __version__, "meta": meta}
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    for k, v in payload.items():
+        if v.dtype == object:
+            raise SerializationError(f"array {k!r} has dtype object, which cannot be saved")
+    payload["__meta__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **payload)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_archive(path, kind: str | None = None) -> tuple[dict, dict, str]:
+    """Read a file written by :func:`write_archive`; check format, version and kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise SerializationError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise SerializationError(f"{path}: not a scalebridge file ({exc})") from None
+    raw = arrays.pop("__meta__", None)
+    try:
+        header = json.loads(bytes(raw).decode()) if raw is not None else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = {}
+    if header.get("format") != FORMAT:
+        raise SerializationError(f"{path}: not a scalebridge file (no scalebridge header)")
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise SerializationError(
+            f"{path}: file format version {version} is not supported by this scalebridge "
+            f"(reads version {FORMAT_VERSION}); re-save it with scalebridge "
+            f"{header.get('scalebridge_version', '?')} in a supported format")
+    if kind is not None and header.get("kind") != kind:
+        raise SerializationError(f"{path}: holds a {header.get('kind')!r}, expected a {kind!r}")
+    return arrays, header.get("meta", {}), header["kind"]
+
+
+def save(obj, path) -> Path:
+    """Save a Model, Solution or any other registered scalebridge object to ``path``."""
+    _ensure_registered()
+    kind = _kind_of(obj)
+    arrays, meta = _CODECS[kind][1](obj)
+    return write_archive(path, kind, arrays, meta)
+
+
+def load(path, kind: str | None = None):
+    """Load an object saved by :func:`save`; ``kind`` (e.g. ``"model"``) checks what it is."""
+    _ensure_registered()
+    arrays, meta, found = read_archive(path, kind)
+    if found not in _CODECS:
+        raise SerializationError(f"{path}: unknown kind {found!r}")
+    try:
+        return _CODECS[found][2](arrays, meta)
+    except (KeyError, TypeError) as exc:
+        raise SerializationError(f"{path}: corrupt {found!r} file (missing {exc})") from None
+
+
+# ----- models and solutions ------------------------------------------------------------------
+def _encode_model(model):
+    if model.source is None:
+        raise SerializationError(
+            f"model {model.name!r} is defined by Python functions, which cannot be saved as "
+            "data; save its parameters, or build it from the zoo or an SBML file")
+    params = []
+    for p in model.parameters:
+        d = asdict(p)
+        d["prior"] = None if p.prior is None else {"kind": p.prior.kind,
+                                                   "args": list(p.prior.args)}
+        params.append(d)
+    meta = {"name": model.name, "source": list(model.source), "parameters": params}
+    if not callable(model.initial):
+        meta["initial"] = list(model.initial)
+    return {}, meta
+
+
+def _decode_model(arrays, meta):
+    from .model.parameter import Parameter, Prior
+
+    kind, ref = meta["source"]
+    if kind == "zoo":
+        from .model.zoo import load_zoo
+
+        model = load_zoo(ref)
+    elif kind == "sbml":
+        from .model.sbml import load_sbml
+
+        model = load_sbml(ref)
+    else:
+        raise SerializationError(f"unknown model source {kind!r}")
+    specs = []
+    for d in meta["parameters"]:
+        prior = d.pop("prior")
+        specs.append(Parameter(**d, prior=None if prior is None else
+                               Prior(prior["kind"], tuple(prior["args"]))))
+    if tuple(p.name for p in specs) != model.parameter_names:
+        raise SerializationError(
+            f"saved parameters of model {model.name!r} do not match its definition")
+    fields = {"parameters": tuple(specs)}
+    if "initial" in meta:
+        fields["initial"] = tuple(meta["initial"])
+    return model.replace(**fields)
+
+
+def _encode_solution(sol):
+    return ({"times": sol.times, "states": sol.states, "observables": sol.observables},
+            {"state_names": list(sol.state_names),
+             "observable_names": list(sol.observable_names)})
+
+
+def _decode_solution(arrays, meta):
+    from .solution import Solution
+
+    return Solution(arrays["times"], arrays["states"], arrays["observables"],
+                    tuple(meta["state_names"]), tuple(meta["observable_names"]))
+
+
+def _ensure_registered():
+    if "model" in _CODECS:
+        return
+    from .model.model import Model
+    from .solution import Solution
+
+    register("model", Model, _encode_model, _decode_model)
+    register("solution", Solution, _encode_solution, _decode_solution)
+

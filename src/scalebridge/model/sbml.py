@@ -1,0 +1,588 @@
+"""SBML import: ``load_sbml(path_or_text) -> Model``.
+
+The SBML model is translated into a :class:`~scalebridge.model.model.Model` whose math is
+compiled from libsbml's ASTs into JAX functions (:mod:`._sbml_math`); nothing from the file
+is evaluated as Python source.
+
+Mapping (matching what libroadrunner reports with ``[id]`` selections for concentrations):
+
+- **States** are species (their concentration, or their amount where
+  ``hasOnlySubstanceUnits`` is true), and parameters and compartments that are not constant
+  (with a rate rule, or changed only by events). Species change by
+  ``sum(stoichiometry * rate) * conversionFactor / volume`` (kinetic laws are amount/time);
+  boundary species are not changed by reactions; species with rate rules follow the rule.
+  When a compartment grows by a rate rule, the dilution ``-c * dV/dt / V`` is included; an
+  event that changes a compartment's size keeps the amounts of its species.
+- **Parameters** of the Model, in this order: constant compartment sizes, constant global
+  parameters, and reaction-local parameters named ``<reactionId>_<parameterId>`` (extra
+  underscores are inserted in the rare case that name is taken). Values are the SBML values.
+- **Observables**: variables of assignment rules (species included, so a species defined by
+  a rule is an observable, not a state), constant species, and constant parameters or
+  compartments set by initial assignments.
+- **Initial state**: SBML time starts at 0; initial assignments and assignment rules are
+  evaluated at ``t = 0``. The Model's ``initial`` is a function of the parameter vector when
+  any initial value depends on a parameter, a tuple of numbers otherwise.
+- **Events** whose trigger is ``time >= T`` (or ``time > T``, ``T <= time``, ``T < time``)
+  with a number ``T`` become :class:`~scalebridge.model.events.Event` objects; all
+  assignments of an event are evaluated before any is applied. Persistence and
+  ``useValuesFromTriggerTime`` make no difference for such delay-free time triggers.
+
+Raised as :class:`~scalebridge.errors.SBMLError`, naming the element: unreadable files,
+algebraic rules, ``delay()``, ``rateOf()``, fast reactions, events with other triggers,
+delays or priorities, variable stoichiometry, hierarchical models (comp) and other required
+packages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import libsbml
+import numpy as np
+
+from ..errors import InputError, SBMLError
+from ._sbml_math import Expr, MathCompiler, formula, names_in
+from .events import Event
+from .model import Model
+from .parameter import Parameter
+
+__all__ = ["load_sbml"]
+
+_ZERO: Expr = lambda env: 0.0  # noqa: E731
+# packages that do not change the ODEs (l3v2extendedmath is libsbml's own marker)
+_HARMLESS_PACKAGES = {"layout", "render", "l3v2extendedmath"}
+
+
+def load_sbml(source: str | os.PathLike) -> Model:
+    """Build a :class:`Model` from an SBML file path or from SBML text.
+
+    The Model is stiff (Kvaerno5 by default) and keeps the text as ``source=("sbml", text)``
+    so it can be rebuilt. See the module docstring for how SBML maps onto the Model.
+    Raises :class:`~scalebridge.errors.SBMLError` for unreadable or unsupported SBML.
+    """
+    text, where, stem = _read_source(source)
+    doc = _parse(text, where)
+    builder = _Builder(doc.getModel(), where)
+    return builder.build(text, stem)
+
+
+# ----- reading --------------------------------------------------------------------------
+def _read_source(source) -> tuple[str, str, str]:
+    """(SBML text, description for messages, fallback model name)."""
+    if isinstance(source, bytes):
+        source = source.decode("utf-8")
+    if isinstance(source, str) and source.lstrip().startswith("<"):
+        return source, "SBML text", "sbml_model"
+    if not isinstance(source, str | os.PathLike):
+        raise InputError(f"load_sbml takes a file path or SBML text, got {type(source).__name__}")
+    path = Path(source)
+    try:
+        found = path.is_file()
+    except OSError:
+        found = False
+    if not found:
+        raise SBMLError(f"SBML file {str(path)!r} does not exist; give the path of an SBML "
+                        "file or the SBML text itself")
+    return path.read_text(encoding="utf-8"), str(path), path.stem
+
+
+def _parse(text: str, where: str):
+    doc = libsbml.SBMLReader().readSBMLFromString(text)
+    for i in range(doc.getNumErrors()):
+        err = doc.getError(i)
+        if err.getSeverity() >= libsbml.LIBSBML_SEV_ERROR:
+            raise SBMLError(f"{where}: not valid SBML (line {err.getLine()}): "
+                            f"{err.getMessage().strip()}")
+    if doc.getModel() is None:
+        raise SBMLError(f"{where}: the document contains no <model>")
+    for i in range(doc.getNumPlugins() if doc.getLevel() >= 3 else 0):
+        pkg = doc.getPlugin(i).getPackageName()
+        if not doc.isPackageEnabled(pkg) or pkg in _HARMLESS_PACKAGES:
+            continue
+        if pkg == "comp":
+            raise SBMLError(f"{where}: uses hierarchical model composition (comp package); "
+                            "flatten it first, e.g. with libsbml's CompFlatteningConverter")
+        if doc.getPackageRequired(pkg):
+            raise SBMLError(f"{where}: requires the SBML package {pkg!r}, which is not "
+                            "supported; only SBML core models can be loaded")
+    return doc
+
+
+# ----- evaluation environment ------------------------------------------------------------
+@dataclass(frozen=True)
+class _Sym:
+    """How one SBML symbol gets its value: ``kind`` is param, state, const, derived (a
+    constant fixed at t=0), rule (assignment rule) or reaction (its rate)."""
+
+    kind: str
+    index: int = -1
+    value: float = 0.0
+
+
+class _Env:
+    """Values of SBML symbols at ``(t, y, p)``, computed on demand and cached.
+
+    With ``initial=True`` it is the environment at t=0: states take their initial values.
+    """
+
+    def __init__(self, prog: _Program, t, y, p, initial: bool = False):
+        self.prog, self.t, self.y, self.p, self.initial = prog, t, y, p, initial
+        self.read_params = False
+        self._cache: dict[str, object] = {}
+        self._active: list[str] = []
+        self._at_start: _Env | None = None
+
+    def __getitem__(self, name: str):
+        if name in self._cache:
+            return self._cache[name]
+        if name in self._active:
+            loop = " -> ".join(self._active[self._active.index(name):] + [name])
+            raise SBMLError(f"circular dependency among rules or initial assignments: {loop}")
+        self._active.append(name)
+        try:
+            value = self.prog.evaluate(name, self)
+        finally:
+            self._active.pop()
+        self._cache[name] = value
+        return value
+
+    def at_start(self) -> _Env:
+        """The environment at t=0 with the same parameters (for constants set at t=0)."""
+        if self.initial:
+            return self
+        if self._at_start is None:
+            self._at_start = _Env(self.prog, 0.0, None, self.p, initial=True)
+        return self._at_start
+
+
+class _Program:
+    """Compiled symbols of one SBML model."""
+
+    def __init__(self):
+        self.syms: dict[str, _Sym] = {}
+        self.exprs: dict[str, Expr] = {}  # rule, derived and reaction math
+        self.init_exprs: dict[str, Expr] = {}  # initial value of each state
+        self.states: list[str] = []
+        self.derivs: list[Expr] = []
+
+    def evaluate(self, name: str, env: _Env):
+        sym = self.syms[name]
+        if sym.kind == "param":
+            env.read_params = True
+            return env.p[sym.index]
+        if sym.kind == "const":
+            return sym.value
+        if sym.kind == "state":
+            return self.init_exprs[name](env) if env.initial else env.y[sym.index]
+        if sym.kind == "derived":
+            start = env.at_start()
+            value = start[name] if start is not env else self.exprs[name](env)
+            env.read_params |= start.read_params
+            return value
+        return self.exprs[name](env)  # rule, reaction
+
+    def rhs(self, t, y, p, u=None):
+        env = _Env(self, t, y, p)
+        return _stack([d(env) for d in self.derivs])
+
+    def initial(self, p):
+        env = _Env(self, 0.0, None, p, initial=True)
+        return _stack([env[s] for s in self.states])
+
+    def observable(self, name: str) -> Callable:
+        return lambda t, y, p: _Env(self, t, y, p)[name]
+
+
+def _stack(values):
+    if not values:
+        return jnp.zeros(0)
+    return jnp.stack([jnp.asarray(v, dtype=jnp.float64) for v in values])
+
+
+# ----- building ---------------------------------------------------------------------------
+def _label(kind: str, el) -> str:
+    ident = el.getId() if el.isSetId() else ""
+    return f"{kind} {ident!r}" if ident else kind
+
+
+class _Builder:
+    """Translates one libsbml Model into a scalebridge Model."""
+
+    def __init__(self, m, where: str):
+        self.m, self.where = m, where
+        self.prog = _Program()
+        self.params: list[Parameter] = []
+        self.observables: list[str] = []
+        self.assign: dict[str, object] = {}
+        self.rate: dict[str, object] = {}
+        self.ia = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
+        self._rates: list[tuple[object, dict[str, Expr]]] = []
+        self.math = MathCompiler(self._functions(), self._resolve)
+
+    def build(self, text: str, stem: str) -> Model:
+        self._rules()
+        self._compartments()
+        self._species()
+        self._parameters()
+        self._reactions()
+        self._compile_rules()
+        self._derivatives()
+        events = self._events()
+        initial = self._initial()
+        self._check_traces()
+        prog = self.prog
+        name = self.m.getId() or self.m.getName() or stem
+        return Model(
+            states=prog.states, parameters=self.params, rhs=prog.rhs, initial=initial,
+            observables={n: prog.observable(n) for n in self.observables}, events=events,
+            stiff=True, name=name, source=("sbml", text),
+        )
+
+    # ----- symbols ------------------------------------------------------------------------
+    def _functions(self):
+        out = {}
+        for fd in self.m.getListOfFunctionDefinitions():
+            lam = fd.getMath()
+            if lam is None or not lam.isLambda() or fd.getBody() is None:
+                raise SBMLError(f"function definition {fd.getId()!r}: has no lambda; give "
+                                "it <lambda> math with arguments and a body")
+            args = tuple(fd.getArgument(i).getName() for i in range(fd.getNumArguments()))
+            out[fd.getId()] = (args, fd.getBody())
+        return out
+
+    def _resolve(self, name: str, where: str) -> Expr:
+        if name not in self.prog.syms:
+            raise SBMLError(f"{where}: refers to {name!r}, which the model does not define")
+        return lambda env: env[name]
+
+    def _rules(self):
+        for i, rule in enumerate(self.m.getListOfRules()):
+            if rule.isAlgebraic():
+                raise SBMLError(f"algebraic rule #{i + 1} (0 = {formula(rule.getMath())}): "
+                                "algebraic rules (DAEs) are not supported; rewrite it as an "
+                                "assignment or rate rule")
+            target = self.assign if rule.isAssignment() else self.rate
+            target[rule.getVariable()] = rule.getMath()
+
+    def _add_state(self, name: str, init: Expr):
+        self.prog.syms[name] = _Sym("state", len(self.prog.states))
+        self.prog.states.append(name)
+        self.prog.init_exprs[name] = init
+
+    def _add_param(self, name: str, value: float):
+        self.prog.syms[name] = _Sym("param", len(self.params))
+        self.params.append(Parameter(name, value))
+
+    def _variable(self, kind: str, el, value: float | None, constant: bool):
+        """Register a compartment or parameter by its rules and constancy."""
+        sid, where = el.getId(), _label(kind, el)
+        if sid in self.assign:
+            self.prog.syms[sid] = _Sym("rule")
+            self.observables.append(sid)
+        elif sid in self.rate or not constant:
+            self._add_state(sid, self._start_value(sid, where, value))
+        elif sid in self.ia:
+            self.prog.syms[sid] = _Sym("derived")
+            self.observables.append(sid)
+        elif value is None:
+            raise SBMLError(f"{where}: has no value; set its value or give it an initial "
+                            "assignment")
+        else:
+            self._add_param(sid, value)
+
+    def _start_value(self, sid: str, where: str, value: float | None) -> Expr:
+        if sid in self.ia:
+            return self._later(sid, "initial")
+        if value is None:
+            raise SBMLError(f"{where}: has no initial value; set it or give it an initial "
+                            "assignment")
+        return lambda env: value
+
+    def _later(self, sid: str, what: str) -> Expr:
+        """A placeholder compiled in :meth:`_compile_rules`, once every symbol is known."""
+        return lambda env: self.prog.exprs[f"{what}:{sid}"](env)
+
+    def _compartments(self):
+        for c in self.m.getListOfCompartments():
+            size = c.getSize() if c.isSetSize() else 1.0
+            self._variable("compartment", c, size, c.getConstant())
+
+    def _parameters(self):
+        for p in self.m.getListOfParameters():
+            value = p.getValue() if p.isSetValue() else None
+            self._variable("parameter", p, value, p.getConstant())
+
+    def _species(self):
+        for s in self.m.getListOfSpecies():
+            sid = s.getId()
+            if sid in self.assign:
+                self.prog.syms[sid] = _Sym("rule")
+                self.observables.append(sid)
+                continue
+            init = self._later(sid, "initial") if sid in self.ia else self._species_init(s)
+            if s.getConstant() and sid not in self.rate:
+                self.prog.syms[sid] = _Sym("derived")
+                self.prog.exprs[sid] = init
+                self.observables.append(sid)
+            else:
+                self._add_state(sid, init)
+
+    def _species_init(self, s) -> Expr:
+        """Initial concentration (amount where hasOnlySubstanceUnits) from the attributes."""
+        where, comp = _label("species", s), s.getCompartment()
+        volume = lambda env: env[comp]  # noqa: E731
+        amounts = s.getHasOnlySubstanceUnits()
+        if s.isSetInitialConcentration():
+            c = s.getInitialConcentration()
+            return (lambda env: c * volume(env)) if amounts else (lambda env: c)
+        if s.isSetInitialAmount():
+            a = s.getInitialAmount()
+            return (lambda env: a) if amounts else (lambda env: a / volume(env))
+        raise SBMLError(f"{where}: has no initial amount or concentration; set one or give it "
+                        "an initial assignment")
+
+    def _reactions(self):
+        for r in self.m.getListOfReactions():
+            where = _label("reaction", r)
+            if r.isSetFast() and r.getFast():
+                raise SBMLError(f"{where}: is a fast reaction; fast reactions (quasi-steady "
+                                "state) are not supported; set fast='false'")
+            kl = r.getKineticLaw()
+            if kl is None or kl.getMath() is None:
+                raise SBMLError(f"{where}: has no kinetic law; give it a rate expression")
+            local = {}
+            locals_ = kl.getListOfLocalParameters() if self.m.getLevel() >= 3 \
+                else kl.getListOfParameters()
+            for lp in locals_:
+                name = self._local_name(r.getId(), lp.getId())
+                self._add_param(name, lp.getValue())
+                local[lp.getId()] = (lambda n: lambda env: env[n])(name)
+            self.prog.syms[r.getId()] = _Sym("reaction")
+            self._rates.append((r, local))
+            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]:
+                self._species_reference(sr, where)
+
+    def _local_name(self, rid: str, pid: str) -> str:
+        name = f"{rid}_{pid}"
+        while name in self.prog.syms or name in {p.name for p in self.params}:
+            name = name.replace("_", "__", 1) if "_" in name else f"{name}_"
+        return name
+
+    def _species_reference(self, sr, where: str):
+        sid = sr.getId() if sr.isSetId() else ""
+        variable = sid and (sid in self.assign or sid in self.rate or sid in self.ia)
+        if (hasattr(sr, "isSetStoichiometryMath") and sr.isSetStoichiometryMath()) or variable:
+            raise SBMLError(f"{where}: the stoichiometry of {sr.getSpecies()!r} is variable; "
+                            "only constant stoichiometries are supported")
+        if sid:
+            self.prog.syms[sid] = _Sym("const", value=_stoichiometry(sr))
+
+    # ----- math ---------------------------------------------------------------------------
+    def _compile_rules(self):
+        prog, math = self.prog, self.math
+        for sid, ast in self.assign.items():
+            self._require(sid, f"assignment rule for {sid!r}")
+            prog.exprs[sid] = math.compile(ast, f"assignment rule for {sid!r}")
+        for sid, ast in self.ia.items():
+            self._require(sid, f"initial assignment to {sid!r}")
+            key = sid if prog.syms[sid].kind == "derived" else f"initial:{sid}"
+            if prog.syms[sid].kind not in ("derived", "state"):
+                raise SBMLError(f"initial assignment to {sid!r}: the symbol is set by an "
+                                "assignment rule or is not a variable; remove one of them")
+            prog.exprs[key] = math.compile(ast, f"initial assignment to {sid!r}")
+        for sid in self.rate:
+            self._require(sid, f"rate rule for {sid!r}")
+        for r, local in self._rates:
+            where = f"kinetic law of reaction {r.getId()!r}"
+            prog.exprs[r.getId()] = math.compile(r.getKineticLaw().getMath(), where, local)
+
+    def _require(self, sid: str, where: str):
+        if sid not in self.prog.syms:
+            raise SBMLError(f"{where}: {sid!r} is no species, compartment or parameter of the "
+                            "model")
+
+    def _derivatives(self):
+        flows = self._flows()
+        for name in self.prog.states:
+            if name in self.rate:
+                expr = self.math.compile(self.rate[name], f"rate rule for {name!r}")
+            elif self.m.getSpecies(name) is not None:
+                expr = self._species_derivative(self.m.getSpecies(name), flows.get(name, []))
+            else:
+                expr = _ZERO
+            self.prog.derivs.append(expr)
+
+    def _flows(self) -> dict[str, list[tuple[str, float]]]:
+        """Per species, the (reaction id, signed stoichiometry) pairs that change it."""
+        out: dict[str, list[tuple[str, float]]] = {}
+        for r in self.m.getListOfReactions():
+            for sign, refs in ((-1.0, r.getListOfReactants()), (1.0, r.getListOfProducts())):
+                for sr in refs:
+                    out.setdefault(sr.getSpecies(), []).append(
+                        (r.getId(), sign * _stoichiometry(sr)))
+        return out
+
+    def _species_derivative(self, s, flows) -> Expr:
+        if s.getBoundaryCondition() or not flows:
+            return _ZERO
+        sid, comp = s.getId(), s.getCompartment()
+        factor_id = s.getConversionFactor() or self.m.getConversionFactor()
+        factor = self._resolve(factor_id, _label("species", s)) if factor_id else None
+
+        def amount_rate(env):
+            total = sum(n * env[rid] for rid, n in flows)
+            return total * factor(env) if factor else total
+
+        if s.getHasOnlySubstanceUnits():
+            return amount_rate
+        if self.prog.syms[comp].kind == "rule":
+            raise SBMLError(f"species {sid!r}: its compartment {comp!r} is set by an assignment "
+                            "rule; species concentrations in such compartments are not "
+                            "supported (use a rate rule for the compartment size)")
+        growth = self.math.compile(self.rate[comp], f"rate rule for {comp!r}") \
+            if comp in self.rate else None
+
+        def conc_rate(env):
+            v = env[comp]
+            d = amount_rate(env) / v
+            return d - env[sid] * growth(env) / v if growth else d
+
+        return conc_rate
+
+    # ----- events -------------------------------------------------------------------------
+    def _events(self) -> list[Event]:
+        out = []
+        for i, e in enumerate(self.m.getListOfEvents()):
+            label = _label("event", e) if e.isSetId() else f"event #{i + 1}"
+            time = self._event_time(e, label)
+            if time is None or e.getNumEventAssignments() == 0:
+                continue
+            out.append(Event(times=(time,), affect=self._affect(e, label),
+                             name=e.getId() or f"event{i + 1}"))
+        return out
+
+    def _event_time(self, e, label: str) -> float | None:
+        """The firing time of a ``time >= T`` trigger; None if it never fires."""
+        if e.isSetDelay():
+            raise SBMLError(f"{label}: has a delay; delayed events are not supported")
+        if e.isSetPriority():
+            raise SBMLError(f"{label}: has a priority; event priorities are not supported")
+        trig = e.getTrigger()
+        ast = trig.getMath() if trig is not None else None
+        if ast is None:
+            raise SBMLError(f"{label}: has no trigger math")
+        self._trigger_names(ast, label)
+        bound, strict = _time_bound(ast)
+        if bound is None:
+            raise SBMLError(f"{label}: trigger {formula(ast)!r} is not of the form time >= T; "
+                            "only time-triggered events are supported")
+        if names_in(bound):
+            raise SBMLError(f"{label}: trigger time depends on {names_in(bound)[0]!r}; only "
+                            "fixed numbers are supported (write the time into the trigger)")
+        t = float(self.math.compile(bound, f"trigger of {label}")(None))
+        initial_value = trig.getInitialValue() if self.m.getLevel() >= 3 else True
+        if t < 0 or (t == 0 and not strict):  # already true at t=0
+            return None if initial_value else 0.0
+        return t
+
+    def _trigger_names(self, ast, label: str):
+        for name in names_in(ast):
+            kind = self.prog.syms[name].kind if name in self.prog.syms else "undefined"
+            if kind in ("state", "rule", "reaction"):
+                what = {"state": "state", "rule": "assignment-rule variable",
+                        "reaction": "reaction rate"}[kind]
+                raise SBMLError(f"{label}: trigger depends on {what} {name}; only "
+                                "time-triggered events (time >= T) are supported")
+
+    def _affect(self, e, label: str) -> Callable:
+        prog, targets = self.prog, []
+        for ea in e.getListOfEventAssignments():
+            var = ea.getVariable()
+            if var not in prog.syms or prog.syms[var].kind != "state":
+                raise SBMLError(f"{label}: assigns to {var!r}, which is not a variable species, "
+                                "parameter or compartment (constant=false, no assignment rule)")
+            expr = self.math.compile(ea.getMath(), f"{label}, assignment to {var!r}")
+            targets.append((prog.syms[var].index, expr))
+        assigned = {i for i, _ in targets}
+        rescale = self._rescaled(e, assigned)
+
+        def affect(t, y, p):
+            env = _Env(prog, t, y, p)
+            values = [(i, f(env)) for i, f in targets]
+            new = y
+            for i, v in values:
+                new = new.at[i].set(v)
+            for ci, si in rescale:  # keep species amounts when the volume changes
+                new = new.at[si].set(new[si] * y[ci] / new[ci])
+            return new, p
+
+        return affect
+
+    def _rescaled(self, e, assigned) -> list[tuple[int, int]]:
+        out = []
+        syms = self.prog.syms
+        for ea in e.getListOfEventAssignments():
+            comp = self.m.getCompartment(ea.getVariable())
+            if comp is None:
+                continue
+            for s in self.m.getListOfSpecies():
+                sym = syms.get(s.getId())
+                if (s.getCompartment() == comp.getId() and sym and sym.kind == "state"
+                        and not s.getHasOnlySubstanceUnits() and sym.index not in assigned):
+                    out.append((syms[comp.getId()].index, sym.index))
+        return out
+
+    # ----- initial state and checks -------------------------------------------------------
+    def _initial(self):
+        prog = self.prog
+        p0 = jnp.asarray([p.value for p in self.params], dtype=jnp.float64)
+        env = _Env(prog, 0.0, None, p0, initial=True)
+        y0 = _stack([env[s] for s in prog.states])
+        if env.read_params:
+            return prog.initial
+        return tuple(float(v) for v in np.asarray(y0))
+
+    def _check_traces(self):
+        """Trace rhs and observables once so SBML errors surface here, unwrapped."""
+        prog = self.prog
+        p = jax.ShapeDtypeStruct((len(self.params),), jnp.float64)
+        y = jax.ShapeDtypeStruct((len(prog.states),), jnp.float64)
+        t = jax.ShapeDtypeStruct((), jnp.float64)
+        jax.eval_shape(prog.rhs, t, y, p)
+        for name in self.observables:
+            jax.eval_shape(prog.observable(name), t, y, p)
+
+
+def _stoichiometry(sr) -> float:
+    value = sr.getStoichiometry()
+    return 1.0 if value is None or np.isnan(value) else float(value)
+
+
+def _time_bound(ast):
+    """For ``time >= T`` / ``time > T`` / ``T <= time`` / ``T < time``: (T's AST, strict)."""
+    A = libsbml
+    t = ast.getType()
+    if ast.getNumChildren() != 2:
+        return None, False
+    left, right = ast.getChild(0), ast.getChild(1)
+    is_time = lambda node: node.getType() == A.AST_NAME_TIME  # noqa: E731
+    if t in (A.AST_RELATIONAL_GEQ, A.AST_RELATIONAL_GT) and is_time(left):
+        bound = right
+    elif t in (A.AST_RELATIONAL_LEQ, A.AST_RELATIONAL_LT) and is_time(right):
+        bound = left
+    else:
+        return None, False
+    if _has_time(bound):
+        return None, False
+    return bound, t in (A.AST_RELATIONAL_GT, A.AST_RELATIONAL_LT)
+
+
+def _has_time(ast) -> bool:
+    if ast.getType() == libsbml.AST_NAME_TIME:
+        return True
+    return any(_has_time(ast.getChild(i)) for i in range(ast.getNumChildren()))

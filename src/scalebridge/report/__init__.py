@@ -1,0 +1,5 @@
+"""Figures of results."""
+
+from .plots import plot_solution
+
+__all__ = ["plot_solution"]

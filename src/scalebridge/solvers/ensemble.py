@@ -1,0 +1,178 @@
+"""Adaptive Rosenbrock integration of many members at once, as one ``lax.while_loop``.
+
+Each member carries its own time, step size, segment, step count and status, so it steps
+with its own adaptive step control and lands exactly on output times, input jump times and
+segment (event) boundaries. Two drivers:
+
+- ``lockstep``: ``jax.vmap`` of a per-member loop; every member iterates until the slowest
+  is done (finished members idle).
+- ``refill`` (default): a fixed number of slots works through a queue of members; when a
+  member finishes, its slot writes the outputs and loads the next member, so slots idle only
+  at the very end of the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .rosenbrock import Tableau, rosenbrock_step
+
+RUNNING, DONE, MAX_STEPS, FAILED = 0, 1, 2, 3
+
+
+class MemberState(NamedTuple):
+    t: jax.Array
+    y: jax.Array
+    p: jax.Array
+    h: jax.Array
+    seg: jax.Array
+    out: jax.Array
+    n_steps: jax.Array
+    status: jax.Array
+
+
+class Problem(NamedTuple):
+    """What every member shares. ``f(t, y, p)``; ``bounds``: segment boundaries (events act at
+    inner ones: ``events[k](t, y, p)`` at ``bounds[k + 1]``, ``events0`` at ``bounds[0]``);
+    ``ts``: output times; ``stops``: further times to land on (input jumps)."""
+
+    f: Callable
+    tab: Tableau
+    bounds: jax.Array
+    ts: jax.Array
+    stops: jax.Array
+    events0: Callable | None
+    events: Sequence[Callable | None]
+    rtol: jax.Array
+    atol: jax.Array
+    max_steps: int
+
+
+def _rms(x):
+    return jnp.sqrt(jnp.mean(x * x))
+
+
+def init_member(pb: Problem, p, y0) -> MemberState:
+    t0 = pb.bounds[0]
+    y = y0
+    if pb.events0 is not None:
+        y, p = pb.events0(t0, y, p)
+    out = jnp.where((pb.ts == t0)[:, None], y[None, :], 0.0)
+    # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part)
+    f0 = pb.f(t0, y, p)
+    sc = pb.atol + pb.rtol * jnp.abs(y)
+    d0, d1 = _rms(y / sc), _rms(f0 / sc)
+    h0 = jnp.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / d1, 1e-6)
+    span = pb.bounds[-1] - t0
+    h0 = jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6), 1e-10 * span, span)
+    return MemberState(t0, y, p, h0, jnp.asarray(0), out, jnp.asarray(0), jnp.asarray(RUNNING))
+
+
+def attempt(pb: Problem, st: MemberState) -> MemberState:
+    """One step attempt (accepted or rejected) of a running member; others are unchanged."""
+    n_seg = pb.bounds.shape[0] - 1
+    running = st.status == RUNNING
+    t, y, p = st.t, st.y, st.p
+    te = pb.bounds[jnp.minimum(st.seg + 1, n_seg)]
+    cand = jnp.concatenate([pb.ts, pb.stops])
+    target = jnp.minimum(jnp.min(jnp.where(cand > t, cand, jnp.inf)), te)
+    land = t + 1.01 * st.h >= target
+    h = jnp.where(land, target - t, st.h)
+    h = jnp.where(running & (h > 0), h, 1.0)  # keep idle members' arithmetic harmless
+    y_new, err_vec, _ = rosenbrock_step(pb.tab, pb.f, t, y, p, h)
+    sc = pb.atol + pb.rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
+    err = _rms(err_vec / sc)
+    finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(y_new))
+    ok = finite & (err <= 1.0)
+    q = pb.tab.order
+    fac = jnp.where(finite, jnp.clip(0.9 * jnp.maximum(err, 1e-10) ** (-1.0 / q), 0.2, 6.0), 0.2)
+    h_next = jnp.where(ok & land, jnp.maximum(h * fac, st.h), h * jnp.where(ok, fac, jnp.minimum(fac, 1.0)))
+    t_new = jnp.where(land, target, t + h)
+    # accepted: advance, record outputs at t_new, fire events at a segment end
+    t1 = jnp.where(ok, t_new, t)
+    y1 = jnp.where(ok, y_new, y)
+    out = jnp.where(ok & land & (pb.ts == t_new)[:, None], y_new[None, :], st.out)
+    at_end = ok & land & (t_new == te)
+    p1, seg = p, st.seg
+    if n_seg > 1:
+        branches = [(lambda tt, yy, pp, e=e: e(tt, yy, pp) if e is not None else (yy, pp))
+                    for e in pb.events]
+        ye, pe = jax.lax.switch(jnp.clip(st.seg, 0, n_seg - 2), branches, t_new, y1, p)
+        fire = at_end & (st.seg < n_seg - 1)
+        y1 = jnp.where(fire, ye, y1)
+        p1 = jnp.where(fire, pe, p)
+        out = jnp.where(fire & (pb.ts == t_new)[:, None], y1[None, :], out)
+        seg = jnp.where(fire, st.seg + 1, st.seg)
+    done = at_end & (st.seg >= n_seg - 1)
+    n_steps = st.n_steps + 1
+    tiny = h_next < 1e-14 * jnp.maximum(jnp.abs(t1), 1.0)
+    status = jnp.where(done, DONE, jnp.where(n_steps >= pb.max_steps, MAX_STEPS,
+                                             jnp.where(tiny, FAILED, RUNNING)))
+    new = MemberState(t1, y1, p1, h_next, seg, out, n_steps, status)
+    return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, st)
+
+
+def _finish(st: MemberState):
+    ok = (st.status == DONE) & jnp.all(jnp.isfinite(st.out))
+    return st.out, ok, st.n_steps
+
+
+def solve_lockstep(pb: Problem, ps, y0s):
+    """``jax.vmap`` of one while loop per member. Returns ``(ys, ok, n_steps)``."""
+
+    def one(p, y0):
+        st = jax.lax.while_loop(lambda s: s.status == RUNNING, lambda s: attempt(pb, s),
+                                init_member(pb, p, y0))
+        return _finish(st)
+
+    return jax.vmap(one)(ps, y0s)
+
+
+def solve_refill(pb: Problem, ps, y0s, slots: int):
+    """A queue of members worked through by ``slots`` lanes. Returns ``(ys, ok, n_steps)``."""
+    n = ps.shape[0]
+    slots = max(1, min(int(slots), n))
+    n_out, n_y = pb.ts.shape[0], y0s.shape[1]
+    init = jax.vmap(lambda p, y0: init_member(pb, p, y0))
+    step = jax.vmap(lambda s: attempt(pb, s))
+    member = jnp.arange(slots)
+    st = init(ps[member], y0s[member])
+    ys = jnp.zeros((n, n_out, n_y), y0s.dtype)
+    ok = jnp.zeros((n,), bool)
+    nsteps = jnp.zeros((n,), jnp.int32)
+
+    def cond(c):
+        return jnp.any(c[1])
+
+    def body(c):
+        st, active, member, nxt, ys, ok, nsteps = c
+        st = step(st)
+        finished = active & (st.status != RUNNING)
+
+        def retire(args):
+            st, active, member, nxt, ys, ok, nsteps = args
+            out, good, k = _finish(st)
+            idx = jnp.where(finished, member, n)  # n: out of range, dropped
+            ys = ys.at[idx].set(out, mode="drop")
+            ok = ok.at[idx].set(good, mode="drop")
+            nsteps = nsteps.at[idx].set(k.astype(jnp.int32), mode="drop")
+            new_member = nxt + jnp.cumsum(finished) - 1
+            refill = finished & (new_member < n)
+            member = jnp.where(refill, new_member, member)
+            fresh = init(ps[jnp.minimum(member, n - 1)], y0s[jnp.minimum(member, n - 1)])
+            st = jax.tree.map(
+                lambda a, b: jnp.where(refill.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+                fresh, st)
+            active = jnp.where(finished, refill, active)
+            return st, active, member, nxt + jnp.sum(finished), ys, ok, nsteps
+
+        return jax.lax.cond(jnp.any(finished), retire, lambda a: a,
+                            (st, active, member, nxt, ys, ok, nsteps))
+
+    c = (st, jnp.ones((slots,), bool), member, jnp.asarray(slots), ys, ok, nsteps)
+    c = jax.lax.while_loop(cond, body, c)
+    return c[4], c[5], c[6]

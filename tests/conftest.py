@@ -1,0 +1,33 @@
+"""Shared fixtures: small models with exact solutions."""
+
+import jax.numpy as jnp
+import pytest
+
+import scalebridge as sb
+
+
+@pytest.fixture
+def decay():
+    """dy/dt = -k y, y(0) = y0: exact solution y0 exp(-k t)."""
+    return sb.Model(
+        name="decay",
+        states=["y"],
+        parameters={"k": 0.5, "y0": 2.0},
+        rhs=lambda t, y, p, u: -p[0] * y,
+        initial=lambda p: jnp.stack([p[1]]),
+        observables={"twice": lambda t, y, p: 2 * y[0]},
+        stiff=False,
+    )
+
+
+@pytest.fixture
+def oscillator():
+    """Harmonic oscillator x'' = -w^2 x: x = cos(w t), v = -w sin(w t)."""
+    return sb.Model(
+        name="oscillator",
+        states=["x", "v"],
+        parameters={"w": 2.0},
+        rhs=lambda t, y, p, u: jnp.stack([y[1], -p[0] ** 2 * y[0]]),
+        initial=[1.0, 0.0],
+        stiff=False,
+    )
