@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from .ensemble import ensemble
 from .models import models
 from .simulate import simulate
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command("models")(models)
 app.command("simulate")(simulate)
+app.command("ensemble")(ensemble)
 
 
 def main(argv: list[str] | None = None) -> int:

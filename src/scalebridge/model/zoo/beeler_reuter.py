@@ -71,7 +71,7 @@ def _rhs(t, y, p, u):
     dv = (u[0] - i_k1 - i_x1 - i_na - i_s) / p[4]
     dca = -1e-4 * i_s + 0.07 * (1e-4 - ca)  # Beeler & Reuter (1977) eq. 7, in mmol/L
     gates = y[2:]
-    dg = [a * (1.0 - g) - b * g for (a, b), g in zip(rates(v), gates)]
+    dg = [a * (1.0 - g) - b * g for (a, b), g in zip(rates(v), gates, strict=True)]
     return jnp.stack([dv, dca, *dg])
 
 
