@@ -189,3 +189,48 @@ def test_bad_model_definitions():
         sb.Parameter("k", 1.0, scale="ln")
     with pytest.raises(ModelError, match="lower bound 2.0 exceeds upper 1.0"):
         sb.Parameter("k", 1.5, lower=2.0, upper=1.0)
+
+
+def _threshold_dosing(decay):
+    """y' = -k y; whenever y falls through 1, add 1: a sawtooth of period ln(2)/k."""
+    dose = sb.Event(lambda t, y, p: (y + 1.0, p), trigger=lambda t, y, p: 1.0 - y[0],
+                    name="top_up")
+    return decay.replace(events=(dose,))
+
+
+def test_state_triggered_event_sawtooth(decay):
+    m = _threshold_dosing(decay)
+    period = np.log(2.0) / 0.5
+    ts = np.array([0.5, 1.0, 1.5, 2.0, 4.0, 6.0, 6.5])
+    sol = sb.simulate(m, ts, rtol=1e-10, atol=1e-12)
+    exact = 2.0 * np.exp(-0.5 * np.mod(ts, period))
+    np.testing.assert_allclose(sol["y"], exact, rtol=1e-7)
+    assert np.all(np.asarray(sol["y"]) >= 1.0 - 1e-9)
+
+
+def test_state_triggered_event_gradient(decay):
+    m = _threshold_dosing(decay)
+    ts = np.array([1.0, 3.0, 5.0])
+
+    def last(k):
+        return sb.simulate(m, ts, params=jnp.stack([k, 2.0]), rtol=1e-11, atol=1e-12)["y"][-1]
+
+    k0, h = 0.5, 1e-5
+    fd = (last(k0 + h) - last(k0 - h)) / (2 * h)
+    np.testing.assert_allclose(jax.grad(last)(k0), fd, rtol=1e-4)
+    # exact: y(T) = 2 exp(-k (T mod ln2/k)) = 2 exp(-(k T - n ln 2)), so dy/dk = -T y
+    np.testing.assert_allclose(fd, -5.0 * last(k0), rtol=1e-5)
+
+
+def test_state_events_in_ensemble(decay):
+    m = _threshold_dosing(decay)
+    ens = sb.simulate_ensemble(m, {"k": [0.5, 1.0]}, np.array([1.0, 2.0]), rtol=1e-10,
+                               atol=1e-12)
+    for i, k in enumerate([0.5, 1.0]):
+        exact = 2.0 * np.exp(-k * np.mod(np.array([1.0, 2.0]), np.log(2.0) / k))
+        np.testing.assert_allclose(ens.states[i, :, 0], exact, rtol=1e-7)
+
+
+def test_event_needs_times_or_trigger():
+    with pytest.raises(ModelError, match="either times or a trigger"):
+        sb.Event(lambda t, y, p: (y, p))

@@ -17,6 +17,7 @@ from .model import (
     Prior,
     PulseTrain,
     bolus,
+    load_sbml,
     set_parameter,
 )
 from .simulate import simulate, simulate_ensemble
@@ -25,7 +26,7 @@ from .solution import EnsembleSolution, Solution
 __version__ = "0.1.0"
 
 __all__ = [
-    "errors", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter", "PulseTrain",
+    "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter", "PulseTrain",
     "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
     "EnsembleSolution", "save", "load", "__version__",
 ]

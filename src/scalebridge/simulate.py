@@ -78,41 +78,148 @@ def _default_solver(model: Model):
 
 
 def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
-           solver, max_steps: int, adjoint):
-    """Integrate over all segments. Returns states at ``ts`` and a success flag."""
-    term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
+           solver, max_steps: int, adjoint, max_events: int = 1000):
+    """Integrate over all segments. Returns states and observables at ``ts`` and a success
+    flag."""
+    term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args[0]))
     # step_ts: land on every output time, so outputs carry the solver's own accuracy rather
     # than that of its (lower-order) dense interpolation
     controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts, jump_ts=jump_ts)
+    kw = dict(solver=solver, stepsize_controller=controller, max_steps=max_steps,
+              adjoint=adjoint, throw=False)
+    state_events = tuple(e for e in model.events if e.trigger is not None)
     y, pc = y0, p
     for i in plan.fire[0]:
         y, pc = model.events[i].affect(bounds[0], y, pc)
-    pieces, ok = [], jnp.asarray(True)
+    armed = jnp.stack([e.trigger(bounds[0], y, pc) <= 0 for e in state_events]) \
+        if state_events else None
+    ys_parts, ps_parts, ok = [], [], jnp.asarray(True)
     for k, (lo, hi) in enumerate(plan.slices):
-        saveat = diffrax.SaveAt(ts=ts[lo:hi], t1=True) if hi > lo else diffrax.SaveAt(t1=True)
-        sol = diffrax.diffeqsolve(
-            term, solver, bounds[k], bounds[k + 1], None, y, args=pc, saveat=saveat,
-            stepsize_controller=controller, max_steps=max_steps, throw=False, adjoint=adjoint,
-        )
-        ok = ok & (sol.result == diffrax.RESULTS.successful)
-        if hi > lo:
-            pieces.append(sol.ys[:-1])
-        y = sol.ys[-1]
+        a, b = bounds[k], bounds[k + 1]
+        if state_events:
+            ys_k, ps_k, y, pc, armed, ok_k = _segment_with_triggers(
+                term, kw, state_events, a, b, ts[lo:hi], y, pc, armed, rtol, atol, max_events)
+        else:
+            sol = diffrax.diffeqsolve(term, t0=a, t1=b, dt0=None, y0=y, args=(pc, None),
+                                      saveat=_outputs_and_end(ts[lo:hi], b), **kw)
+            ok_k = sol.result == diffrax.RESULTS.successful
+            ys_k, y = sol.ys[0][:hi - lo], sol.ys[1][0]
+            ps_k = jnp.broadcast_to(pc, (hi - lo, pc.size))
+        ok = ok & ok_k
+        ys_parts.append(ys_k)
+        ps_parts.append(ps_k)
         for i in plan.fire[k + 1]:
-            y, pc = model.events[i].affect(bounds[k + 1], y, pc)
-    ys = jnp.concatenate(pieces, axis=0)
+            y, pc = model.events[i].affect(b, y, pc)
+    ys, ps = jnp.concatenate(ys_parts), jnp.concatenate(ps_parts)
     if plan.n_at_end:  # events at the final time: report the state after them
         ys = ys.at[-plan.n_at_end:].set(y)
+        ps = ps.at[-plan.n_at_end:].set(pc)
     ok = ok & jnp.all(jnp.isfinite(ys))
-    obs = jax.vmap(model.observe, in_axes=(0, 0, None))(ts, ys, p)
+    obs = jax.vmap(model.observe)(ts, ys, ps)
     return ys, obs, ok
+
+
+def _outputs_and_end(ts, t1):
+    """Save at the output times and, separately, the state where the solve stops. (With
+    no output times, a dummy save at ``t1`` keeps the layout; callers slice it away.)"""
+    ts = ts if ts.shape[0] else jnp.reshape(t1, (1,))
+    return diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)])
+
+
+def _segment_with_triggers(term, kw, events, a, b, ts, y, p, armed, rtol, atol, max_events):
+    """Integrate ``[a, b]`` with state-triggered events: stop at each zero crossing (root
+    found), apply the event, restart. An armed event watches its trigger ``g`` rising
+    through zero; after firing it watches ``-g`` instead, which re-arms it once ``g`` is
+    negative again (a crossing that only re-arms applies nothing)."""
+    import optimistix as optx
+
+    n = ts.shape[0]
+    cond = [lambda t, y, args, i=i, **_: jnp.where(args[1][i], 1.0, -1.0)
+            * events[i].trigger(t, y, args[0]) for i in range(len(events))]
+    event = diffrax.Event(cond, root_finder=optx.Newton(rtol=rtol, atol=atol * 1e-2),
+                          direction=True)
+
+    def body(carry):
+        t, y, p, armed, out_y, out_p, ok, _, count = carry
+        sol = diffrax.diffeqsolve(term, t0=t, t1=b, dt0=None, y0=y, args=(p, armed),
+                                  saveat=_outputs_and_end(jnp.clip(ts, t, b), b), event=event,
+                                  **kw)
+        stopped = sol.result == diffrax.RESULTS.event_occurred
+        ok = ok & ((sol.result == diffrax.RESULTS.successful) | stopped)
+        ys_out, t_stop, y_stop = sol.ys[0][:n], sol.ts[1][0], sol.ys[1][0]
+        mask = jnp.stack(sol.event_mask) & stopped
+        keep = (ts >= t) & jnp.where(stopped, ts < t_stop, ts <= b)
+        out_y = jnp.where(keep[:, None], ys_out, out_y)
+        out_p = jnp.where(keep[:, None], p, out_p)
+        fired = mask & armed
+        for i, e in enumerate(events):
+            y_new, p_new = e.affect(t_stop, y_stop, p)
+            y_stop = jnp.where(fired[i], y_new, y_stop)
+            p = jnp.where(fired[i], p_new, p)
+        # a fired event stays armed if its affect made the trigger false again; a crossing
+        # of a disarmed event re-arms it
+        g = jnp.stack([e.trigger(t_stop, y_stop, p) for e in events])
+        armed = jnp.where(fired, g < 0, armed | mask)
+        at_stop = (stopped & (ts == t_stop))[:, None]
+        out_y = jnp.where(at_stop, y_stop, out_y)
+        out_p = jnp.where(at_stop, p, out_p)
+        return t_stop, y_stop, p, armed, out_y, out_p, ok, ~stopped, count + 1
+
+    init = (jnp.asarray(a, float), y, p, armed, jnp.full((n, y.size), jnp.nan),
+            jnp.full((n, p.size), jnp.nan), jnp.asarray(True), jnp.asarray(False), 0)
+    t, y, p, armed, out_y, out_p, ok, done, _ = eqx.internal.while_loop(
+        lambda c: ~c[7] & c[6] & (c[8] < max_events), body, init,
+        max_steps=max_events, kind="checkpointed")
+    return out_y, out_p, y, p, armed, ok & done
 
 
 _solve_jit = eqx.filter_jit(_solve)
 
 
+def _compose_events(model: Model, which: tuple[int, ...]):
+    if not which:
+        return None
+
+    def fire(t, y, p):
+        for i in which:
+            y, p = model.events[i].affect(t, y, p)
+        return y, p
+
+    return fire
+
+
+def _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver,
+                               max_steps):
+    """The ensemble with a :mod:`scalebridge.solvers` Rosenbrock method (own control loop)."""
+    from .solvers.ensemble import Problem, solve_lockstep, solve_refill
+
+    pb = Problem(
+        f=lambda t, y, p: model.vector_field(t, y, p), tab=solver.tableau, bounds=bounds, ts=ts,
+        stops=jnp.zeros(0) if jump_ts is None else jump_ts,
+        events0=_compose_events(model, plan.fire[0]),
+        events=[_compose_events(model, f) for f in plan.fire[1:]],
+        rtol=rtol, atol=atol, max_steps=max_steps)
+    if solver.driver == "lockstep":
+        ys, ps_out, ok, _ = solve_lockstep(pb, ps, y0s)
+    else:
+        ys, ps_out, ok, _ = solve_refill(pb, ps, y0s, solver.slots or 16)
+    obs = jax.vmap(jax.vmap(model.observe))(jnp.broadcast_to(ts, ys.shape[:2]), ys, ps_out)
+    ys = jnp.where(ok[:, None, None], ys, jnp.nan)
+    obs = jnp.where(ok[:, None, None], obs, jnp.nan)
+    return ys, obs, ok
+
+
 def _solve_ensemble(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver, max_steps,
                     adjoint):
+    from .solvers import AbstractRosenbrock
+
+    if isinstance(solver, AbstractRosenbrock):
+        if any(e.trigger is not None for e in model.events):
+            raise InputError(f"{type(solver).__name__} does not support state-triggered "
+                             "events; pass a diffrax solver, e.g. solver=diffrax.Kvaerno5()")
+        return _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol,
+                                          solver, max_steps)
+
     def one(p, y0):
         ys, obs, ok = _solve(model, plan, bounds, ts, jump_ts, p, y0, rtol, atol, solver,
                              max_steps, adjoint)
@@ -198,6 +305,16 @@ def simulate(
     return Solution(jnp.asarray(ts), ys, obs, model.state_names, model.observable_names)
 
 
+def _default_ensemble_solver(model: Model):
+    from .solvers import Rodas5
+
+    if not model.stiff:
+        return diffrax.Tsit5()
+    if any(e.trigger is not None for e in model.events):
+        return diffrax.Kvaerno5()
+    return Rodas5()
+
+
 def _param_matrix(model: Model, param_sets) -> jax.Array:
     base = np.asarray(model.parameter_values())
     if isinstance(param_sets, Mapping) or hasattr(param_sets, "columns"):
@@ -226,7 +343,7 @@ def simulate_ensemble(
     *,
     y0=None,
     t0: float = 0.0,
-    solver: diffrax.AbstractSolver | None = None,
+    solver=None,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     max_steps: int = 100_000,
@@ -241,6 +358,10 @@ def simulate_ensemble(
     ``batch_size`` (all at once by default; the last batch is padded, so one compilation
     serves all); ``progress(done, total)`` is called after each batch. A failing member is
     flagged in ``success`` and holds NaN; it never sinks the batch.
+
+    ``solver``: a :mod:`scalebridge.solvers` method (default for stiff models:
+    :class:`scalebridge.solvers.Rodas5`, each member with its own adaptive steps) or a diffrax
+    solver (``jax.vmap`` of ``diffrax.diffeqsolve``; default Tsit5 for non-stiff models).
     """
     if not isinstance(model, Model):
         raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
@@ -259,7 +380,8 @@ def simulate_ensemble(
     bounds, plan = _plan(model, ts, float(t0))
     jump = jnp.asarray(model.jump_times(float(t0), float(ts[-1])))
     bs = n if batch_size is None else max(1, min(int(batch_size), n))
-    static = (solver or _default_solver(model), int(max_steps), diffrax.DirectAdjoint())
+    static = (solver or _default_ensemble_solver(model), int(max_steps),
+              diffrax.DirectAdjoint())
     ys_all, obs_all, ok_all = [], [], []
     for start in range(0, n, bs):
         pb, yb = ps[start:start + bs], y0s[start:start + bs]

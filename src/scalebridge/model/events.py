@@ -10,17 +10,25 @@ import numpy as np
 from ..errors import ModelError
 
 
-class Event(eqx.Module):
-    """At each time in ``times``, replace ``(y, p)`` by ``affect(t, y, p)``.
+def _times(ts) -> tuple[float, ...]:
+    return tuple(float(t) for t in np.atleast_1d(np.asarray(ts, dtype=float)))
 
-    ``affect`` returns the new state vector and parameter vector (same shapes). Outputs at an
-    event time report the state just after the event, as SBML simulators do. Several events
-    at the same time are applied in the order the model lists them.
+
+class Event(eqx.Module):
+    """A discrete change ``(y, p) -> affect(t, y, p)`` of states or parameters.
+
+    Time-triggered: give ``times``; the event fires at each of them. State-triggered: give
+    ``trigger(t, y, p) -> float``; the event fires when the trigger crosses zero upwards
+    (from negative to positive, as an SBML trigger turns from false to true), at the
+    crossing time found by root finding, and re-arms only after the trigger has gone
+    negative again. ``affect`` returns the new state and parameter vectors. Outputs at an
+    event time report the state just after the event, as SBML simulators do. Events at the
+    same time are applied in the order the model lists them.
     """
 
-    times: tuple[float, ...] = eqx.field(static=True, converter=lambda ts: tuple(
-        float(t) for t in np.atleast_1d(np.asarray(ts, dtype=float))))
     affect: Callable = eqx.field(static=True)
+    times: tuple[float, ...] = eqx.field(static=True, default=(), converter=_times)
+    trigger: Callable | None = eqx.field(static=True, default=None)
     name: str = eqx.field(static=True, default="event")
 
     def __check_init__(self):
@@ -28,6 +36,10 @@ class Event(eqx.Module):
             raise ModelError(f"event {self.name!r}: affect must be a function (t, y, p) -> (y, p)")
         if any(not np.isfinite(t) for t in self.times):
             raise ModelError(f"event {self.name!r}: event times must be finite")
+        if (self.trigger is None) == (not self.times):
+            raise ModelError(f"event {self.name!r}: give either times or a trigger function")
+        if self.trigger is not None and not callable(self.trigger):
+            raise ModelError(f"event {self.name!r}: trigger must be a function (t, y, p) -> float")
 
 
 def bolus(state_index: int, amount: float, times, name: str = "dose") -> Event:
@@ -36,7 +48,7 @@ def bolus(state_index: int, amount: float, times, name: str = "dose") -> Event:
     def affect(t, y, p):
         return y.at[state_index].add(amount), p
 
-    return Event(times=times, affect=affect, name=name)
+    return Event(affect, times=times, name=name)
 
 
 def set_parameter(param_index: int, value: float, time: float, name: str = "step") -> Event:
@@ -45,4 +57,4 @@ def set_parameter(param_index: int, value: float, time: float, name: str = "step
     def affect(t, y, p):
         return y, p.at[param_index].set(value)
 
-    return Event(times=(time,), affect=affect, name=name)
+    return Event(affect, times=(time,), name=name)

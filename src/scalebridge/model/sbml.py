@@ -222,6 +222,9 @@ class _Builder:
         self.rate: dict[str, object] = {}
         self.ia = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
         self._rates: list[tuple[object, dict[str, Expr]]] = []
+        every = m.getListOfAllElements()
+        self._ids = {el.getId() for el in (every.get(i) for i in range(every.getSize()))
+                     if el.isSetId()}
         self.math = MathCompiler(self._functions(), self._resolve)
 
     def build(self, text: str, stem: str) -> Model:
@@ -305,7 +308,8 @@ class _Builder:
 
     def _later(self, sid: str, what: str) -> Expr:
         """A placeholder compiled in :meth:`_compile_rules`, once every symbol is known."""
-        return lambda env: self.prog.exprs[f"{what}:{sid}"](env)
+        exprs, key = self.prog.exprs, f"{what}:{sid}"
+        return lambda env: exprs[key](env)
 
     def _compartments(self):
         for c in self.m.getListOfCompartments():
@@ -324,12 +328,13 @@ class _Builder:
                 self.prog.syms[sid] = _Sym("rule")
                 self.observables.append(sid)
                 continue
-            init = self._later(sid, "initial") if sid in self.ia else self._species_init(s)
             if s.getConstant() and sid not in self.rate:
                 self.prog.syms[sid] = _Sym("derived")
-                self.prog.exprs[sid] = init
+                if sid not in self.ia:  # else compiled with the initial assignments
+                    self.prog.exprs[sid] = self._species_init(s)
                 self.observables.append(sid)
             else:
+                init = self._later(sid, "initial") if sid in self.ia else self._species_init(s)
                 self._add_state(sid, init)
 
     def _species_init(self, s) -> Expr:
@@ -369,14 +374,14 @@ class _Builder:
 
     def _local_name(self, rid: str, pid: str) -> str:
         name = f"{rid}_{pid}"
-        while name in self.prog.syms or name in {p.name for p in self.params}:
+        while name in self._ids or name in self.prog.syms:
             name = name.replace("_", "__", 1) if "_" in name else f"{name}_"
         return name
 
     def _species_reference(self, sr, where: str):
         sid = sr.getId() if sr.isSetId() else ""
         variable = sid and (sid in self.assign or sid in self.rate or sid in self.ia)
-        if (hasattr(sr, "isSetStoichiometryMath") and sr.isSetStoichiometryMath()) or variable:
+        if sr.isSetStoichiometryMath() or variable:
             raise SBMLError(f"{where}: the stoichiometry of {sr.getSpecies()!r} is variable; "
                             "only constant stoichiometries are supported")
         if sid:
@@ -390,10 +395,10 @@ class _Builder:
             prog.exprs[sid] = math.compile(ast, f"assignment rule for {sid!r}")
         for sid, ast in self.ia.items():
             self._require(sid, f"initial assignment to {sid!r}")
-            key = sid if prog.syms[sid].kind == "derived" else f"initial:{sid}"
             if prog.syms[sid].kind not in ("derived", "state"):
                 raise SBMLError(f"initial assignment to {sid!r}: the symbol is set by an "
                                 "assignment rule or is not a variable; remove one of them")
+            key = sid if prog.syms[sid].kind == "derived" else f"initial:{sid}"
             prog.exprs[key] = math.compile(ast, f"initial assignment to {sid!r}")
         for sid in self.rate:
             self._require(sid, f"rate rule for {sid!r}")

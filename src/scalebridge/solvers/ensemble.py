@@ -31,14 +31,16 @@ class MemberState(NamedTuple):
     h: jax.Array
     seg: jax.Array
     out: jax.Array
+    out_p: jax.Array
     n_steps: jax.Array
     status: jax.Array
 
 
 class Problem(NamedTuple):
-    """What every member shares. ``f(t, y, p)``; ``bounds``: segment boundaries (events act at
-    inner ones: ``events[k](t, y, p)`` at ``bounds[k + 1]``, ``events0`` at ``bounds[0]``);
-    ``ts``: output times; ``stops``: further times to land on (input jumps)."""
+    """What every member shares. ``f(t, y, p)``; ``bounds``: segment boundaries; events
+    ``events0(t, y, p) -> (y, p)`` act at ``bounds[0]`` and ``events[k]`` at ``bounds[k + 1]``
+    (``None``: no event); ``ts``: output times (an output at an event time reports the state
+    after it); ``stops``: further times to land on (input jumps)."""
 
     f: Callable
     tab: Tableau
@@ -61,7 +63,9 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     y = y0
     if pb.events0 is not None:
         y, p = pb.events0(t0, y, p)
-    out = jnp.where((pb.ts == t0)[:, None], y[None, :], 0.0)
+    at0 = (pb.ts == t0)[:, None]
+    out = jnp.where(at0, y[None, :], 0.0)
+    out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
     # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part)
     f0 = pb.f(t0, y, p)
     sc = pb.atol + pb.rtol * jnp.abs(y)
@@ -69,7 +73,8 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     h0 = jnp.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / d1, 1e-6)
     span = pb.bounds[-1] - t0
     h0 = jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6), 1e-10 * span, span)
-    return MemberState(t0, y, p, h0, jnp.asarray(0), out, jnp.asarray(0), jnp.asarray(RUNNING))
+    return MemberState(t0, y, p, h0, jnp.asarray(0), out, out_p, jnp.asarray(0),
+                       jnp.asarray(RUNNING))
 
 
 def attempt(pb: Problem, st: MemberState) -> MemberState:
@@ -83,46 +88,52 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     land = t + 1.01 * st.h >= target
     h = jnp.where(land, target - t, st.h)
     h = jnp.where(running & (h > 0), h, 1.0)  # keep idle members' arithmetic harmless
-    y_new, err_vec, _ = rosenbrock_step(pb.tab, pb.f, t, y, p, h)
+    # a step ending at an input jump sees the input just before it
+    jump = land & jnp.any(pb.stops == target)
+    t_cap = jnp.where(jump, jnp.nextafter(target, -jnp.inf), jnp.inf)
+    y_new, err_vec, _ = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap)
     sc = pb.atol + pb.rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
     err = _rms(err_vec / sc)
     finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(y_new))
     ok = finite & (err <= 1.0)
     q = pb.tab.order
     fac = jnp.where(finite, jnp.clip(0.9 * jnp.maximum(err, 1e-10) ** (-1.0 / q), 0.2, 6.0), 0.2)
-    h_next = jnp.where(ok & land, jnp.maximum(h * fac, st.h), h * jnp.where(ok, fac, jnp.minimum(fac, 1.0)))
+    # after an accepted step cut short to land on a stop, go on with the step size before it
+    h_next = jnp.where(ok & land, jnp.maximum(h * fac, st.h),
+                       h * jnp.where(ok, fac, jnp.minimum(fac, 1.0)))
     t_new = jnp.where(land, target, t + h)
     # accepted: advance, record outputs at t_new, fire events at a segment end
     t1 = jnp.where(ok, t_new, t)
     y1 = jnp.where(ok, y_new, y)
-    out = jnp.where(ok & land & (pb.ts == t_new)[:, None], y_new[None, :], st.out)
+    hit = (ok & land & (pb.ts == t_new))[:, None]
     at_end = ok & land & (t_new == te)
-    p1, seg = p, st.seg
-    if n_seg > 1:
+    p1 = p
+    if any(e is not None for e in pb.events):
         branches = [(lambda tt, yy, pp, e=e: e(tt, yy, pp) if e is not None else (yy, pp))
                     for e in pb.events]
-        ye, pe = jax.lax.switch(jnp.clip(st.seg, 0, n_seg - 2), branches, t_new, y1, p)
-        fire = at_end & (st.seg < n_seg - 1)
-        y1 = jnp.where(fire, ye, y1)
-        p1 = jnp.where(fire, pe, p)
-        out = jnp.where(fire & (pb.ts == t_new)[:, None], y1[None, :], out)
-        seg = jnp.where(fire, st.seg + 1, st.seg)
+        ye, pe = jax.lax.switch(jnp.clip(st.seg, 0, n_seg - 1), branches, t_new, y1, p)
+        y1 = jnp.where(at_end, ye, y1)
+        p1 = jnp.where(at_end, pe, p)
+    out = jnp.where(hit, y1[None, :], st.out)
+    out_p = jnp.where(hit, p1[None, :], st.out_p)
     done = at_end & (st.seg >= n_seg - 1)
+    seg = jnp.where(at_end, st.seg + 1, st.seg)
     n_steps = st.n_steps + 1
     tiny = h_next < 1e-14 * jnp.maximum(jnp.abs(t1), 1.0)
     status = jnp.where(done, DONE, jnp.where(n_steps >= pb.max_steps, MAX_STEPS,
                                              jnp.where(tiny, FAILED, RUNNING)))
-    new = MemberState(t1, y1, p1, h_next, seg, out, n_steps, status)
+    new = MemberState(t1, y1, p1, h_next, seg, out, out_p, n_steps, status)
     return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, st)
 
 
 def _finish(st: MemberState):
     ok = (st.status == DONE) & jnp.all(jnp.isfinite(st.out))
-    return st.out, ok, st.n_steps
+    return st.out, st.out_p, ok, st.n_steps
 
 
 def solve_lockstep(pb: Problem, ps, y0s):
-    """``jax.vmap`` of one while loop per member. Returns ``(ys, ok, n_steps)``."""
+    """``jax.vmap`` of one while loop per member. Returns ``(ys, ps_out, ok, n_steps)``:
+    states and parameters at the output times, success flags and step attempts."""
 
     def one(p, y0):
         st = jax.lax.while_loop(lambda s: s.status == RUNNING, lambda s: attempt(pb, s),
@@ -133,7 +144,8 @@ def solve_lockstep(pb: Problem, ps, y0s):
 
 
 def solve_refill(pb: Problem, ps, y0s, slots: int):
-    """A queue of members worked through by ``slots`` lanes. Returns ``(ys, ok, n_steps)``."""
+    """A queue of members worked through by ``slots`` lanes; returns as
+    :func:`solve_lockstep`."""
     n = ps.shape[0]
     slots = max(1, min(int(slots), n))
     n_out, n_y = pb.ts.shape[0], y0s.shape[1]
@@ -142,6 +154,7 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
     member = jnp.arange(slots)
     st = init(ps[member], y0s[member])
     ys = jnp.zeros((n, n_out, n_y), y0s.dtype)
+    pso = jnp.zeros((n, n_out, ps.shape[1]), ps.dtype)
     ok = jnp.zeros((n,), bool)
     nsteps = jnp.zeros((n,), jnp.int32)
 
@@ -149,15 +162,16 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
         return jnp.any(c[1])
 
     def body(c):
-        st, active, member, nxt, ys, ok, nsteps = c
+        st, active, member, nxt, ys, pso, ok, nsteps = c
         st = step(st)
         finished = active & (st.status != RUNNING)
 
         def retire(args):
-            st, active, member, nxt, ys, ok, nsteps = args
-            out, good, k = _finish(st)
+            st, active, member, nxt, ys, pso, ok, nsteps = args
+            out, out_p, good, k = _finish(st)
             idx = jnp.where(finished, member, n)  # n: out of range, dropped
             ys = ys.at[idx].set(out, mode="drop")
+            pso = pso.at[idx].set(out_p, mode="drop")
             ok = ok.at[idx].set(good, mode="drop")
             nsteps = nsteps.at[idx].set(k.astype(jnp.int32), mode="drop")
             new_member = nxt + jnp.cumsum(finished) - 1
@@ -168,11 +182,11 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
                 lambda a, b: jnp.where(refill.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
                 fresh, st)
             active = jnp.where(finished, refill, active)
-            return st, active, member, nxt + jnp.sum(finished), ys, ok, nsteps
+            return st, active, member, nxt + jnp.sum(finished), ys, pso, ok, nsteps
 
         return jax.lax.cond(jnp.any(finished), retire, lambda a: a,
-                            (st, active, member, nxt, ys, ok, nsteps))
+                            (st, active, member, nxt, ys, pso, ok, nsteps))
 
-    c = (st, jnp.ones((slots,), bool), member, jnp.asarray(slots), ys, ok, nsteps)
+    c = (st, jnp.ones((slots,), bool), member, jnp.asarray(slots), ys, pso, ok, nsteps)
     c = jax.lax.while_loop(cond, body, c)
-    return c[4], c[5], c[6]
+    return c[4], c[5], c[6], c[7]

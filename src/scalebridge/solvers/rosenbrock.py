@@ -94,7 +94,7 @@ RODAS4 = Tableau(
         -0.1073529058151375 -9.594562251023355 -20.47028614809616 0 0 0
         7.496443313967647 -10.24680431464352 -33.99990352819905 11.70890893206160 0 0
         8.083246795921522 -7.981132988064893 -31.52159432874371 16.31930543123136 -6.058818238834054 0
-    """),
+    """),  # noqa: E501
     c=(0.0, 0.386, 0.21, 0.63, 1.0, 1.0),
     d=(0.25, -0.1043, 0.1035, -0.0362, 0.0, 0.0),
     order=4,
@@ -133,8 +133,11 @@ def _matvec(M, v):
     return jnp.sum(M * v[None, :], axis=1)
 
 
-def rosenbrock_step(tab: Tableau, f, t, y, p, h):
-    """One step of size ``h`` from ``(t, y)``: returns ``(y_new, error_estimate, f(t, y))``."""
+def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None):
+    """One step of size ``h`` from ``(t, y)``: returns ``(y_new, error_estimate, f(t, y))``.
+
+    ``t_cap``: stage times are clipped to it (a step ending at an input jump is evaluated
+    just before the jump)."""
     n = y.shape[0]
 
     def fz(z):
@@ -153,7 +156,8 @@ def rosenbrock_step(tab: Tableau, f, t, y, p, h):
             for j in range(i):
                 if tab.A[i][j] != 0.0:
                     yi = yi + tab.A[i][j] * us[j]
-            fi = f(t + tab.c[i] * h, yi, p)
+            ti = t + tab.c[i] * h
+            fi = f(ti if t_cap is None else jnp.minimum(ti, t_cap), yi, p)
         rhs = fi
         for j in range(i):
             if tab.C[i][j] != 0.0:

@@ -1,0 +1,371 @@
+"""SBML import: benchmark models and feature models against libroadrunner, and bad inputs."""
+
+from pathlib import Path
+
+import libsbml
+import numpy as np
+import pytest
+
+import scalebridge as sb
+from scalebridge.errors import SBMLError
+from scalebridge.model.sbml import load_sbml
+
+DATA = Path(__file__).parent / "data"
+RTOL, ATOL = 1e-12, 1e-14
+
+
+def roadrunner_run(text, selections, t_end, n, rtol=RTOL, atol=ATOL):
+    """libroadrunner (CVODE) time course of ``selections`` on ``linspace(0, t_end, n)``."""
+    roadrunner = pytest.importorskip("roadrunner")
+    rr = roadrunner.RoadRunner(text)
+    rr.integrator.relative_tolerance = rtol
+    rr.integrator.absolute_tolerance = atol
+    rr.integrator.setValue("maximum_num_steps", 1_000_000)
+    rr.timeCourseSelections = ["time", *selections]
+    return np.asarray(rr.simulate(0.0, t_end, n))[:, 1:]
+
+
+def relative_deviation(ours, ref):
+    """Max |ours - ref| per column, relative to the column's largest |ref|."""
+    scale = np.maximum(np.max(np.abs(ref), axis=0), 1e-300)
+    return np.max(np.abs(np.asarray(ours) - ref), axis=0) / scale
+
+
+# ----- benchmark models: end of the measurement time span (PEtab measurement tables) -----
+# Crauste amplifies integration errors: CVODE at rtol 1e-12 is 2.3e-5 away from a converged
+# solution (ours is 7e-10 away), so its reference runs CVODE at rtol 1e-14 (5e-7 away).
+BENCHMARKS = [
+    ("Boehm_JProteomeRes2014", 240.0, RTOL, ATOL),
+    ("Crauste_CellSystems2017", 28.0, 1e-14, 1e-16),
+    ("Bertozzi_PNAS2020", 10.0, RTOL, ATOL),
+]
+
+
+@pytest.mark.parametrize(("name", "t_end", "ref_rtol", "ref_atol"), BENCHMARKS)
+def test_benchmark_model_matches_roadrunner(name, t_end, ref_rtol, ref_atol):
+    path = DATA / f"{name}.xml"
+    model = load_sbml(path)
+    assert model.stiff and model.source[0] == "sbml"
+    times = np.linspace(0.0, t_end, 49)
+    sol = sb.simulate(model, times, rtol=RTOL, atol=ATOL, max_steps=1_000_000)
+    ref = roadrunner_run(path.read_text(), [f"[{s}]" for s in model.state_names], t_end, 49,
+                         ref_rtol, ref_atol)
+    assert np.all(relative_deviation(sol.states, ref) < 1e-5)
+
+
+def test_benchmark_structure():
+    boehm = load_sbml(DATA / "Boehm_JProteomeRes2014.xml")
+    assert callable(boehm.initial)  # STAT5A(0) = 207.6 * ratio
+    assert "BaF3_Epo" in boehm.observable_names  # assignment rule of a parameter
+    assert {"cyt", "nuc", "k_phos", "ratio"} <= set(boehm.parameter_names)
+    bertozzi = load_sbml(DATA / "Bertozzi_PNAS2020.xml")
+    assert "beta_N" in bertozzi.observable_names  # constant set by an initial assignment
+    rebuilt = load_sbml(bertozzi.source[1])  # from the stored text
+    assert rebuilt.state_names == bertozzi.state_names
+    y0 = bertozzi.initial_state(bertozzi.param_array({"I0_": 7.0, "N_": 100.0}))
+    assert np.allclose(np.asarray(y0), [7.0, 0.0, 93.0])  # I_, R_, S_
+
+
+# ----- a feature model written out in SBML -------------------------------------------------
+FEATURES = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2">
+ <model id="features">
+  <listOfFunctionDefinitions>
+   <functionDefinition id="mass_action"><math xmlns="http://www.w3.org/1998/Math/MathML">
+    <lambda><bvar><ci>k</ci></bvar><bvar><ci>x</ci></bvar>
+     <apply><times/><ci>k</ci><ci>x</ci></apply></lambda></math></functionDefinition>
+  </listOfFunctionDefinitions>
+  <listOfCompartments><compartment id="C" size="2.5" constant="true"/></listOfCompartments>
+  <listOfSpecies>
+   <species id="A" compartment="C" initialAmount="5" hasOnlySubstanceUnits="false"
+            boundaryCondition="false" constant="false"/>
+   <species id="B" compartment="C" initialAmount="1" hasOnlySubstanceUnits="true"
+            boundaryCondition="false" constant="false"/>
+   <species id="X" compartment="C" initialConcentration="1" hasOnlySubstanceUnits="false"
+            boundaryCondition="false" constant="false"/>
+   <species id="Y" compartment="C" initialConcentration="0" hasOnlySubstanceUnits="false"
+            boundaryCondition="false" constant="false"/>
+   <species id="Z" compartment="C" initialConcentration="0.7" hasOnlySubstanceUnits="false"
+            boundaryCondition="true" constant="true"/>
+  </listOfSpecies>
+  <listOfParameters>
+   <parameter id="k1" value="0.3" constant="true"/>
+   <parameter id="k" value="99" constant="true"/>
+   <parameter id="kx" value="0.5" constant="true"/>
+   <parameter id="scale" value="3" constant="true"/>
+   <parameter id="tot2" constant="false"/>
+   <parameter id="total" constant="false"/>
+  </listOfParameters>
+  <listOfInitialAssignments>
+   <initialAssignment symbol="A"><math xmlns="http://www.w3.org/1998/Math/MathML">
+    <apply><times/><ci>scale</ci><cn>0.5</cn></apply></math></initialAssignment>
+  </listOfInitialAssignments>
+  <listOfRules>
+   <assignmentRule variable="tot2"><math xmlns="http://www.w3.org/1998/Math/MathML">
+    <apply><times/><cn>2</cn><ci>total</ci></apply></math></assignmentRule>
+   <assignmentRule variable="total"><math xmlns="http://www.w3.org/1998/Math/MathML">
+    <apply><plus/><apply><times/><ci>A</ci><ci>C</ci></apply><ci>B</ci></apply></math>
+   </assignmentRule>
+   <assignmentRule variable="Y"><math xmlns="http://www.w3.org/1998/Math/MathML">
+    <apply><times/><cn>2</cn><ci>A</ci><ci>Z</ci></apply></math></assignmentRule>
+   <rateRule variable="X"><math xmlns="http://www.w3.org/1998/Math/MathML">
+    <apply><times/><apply><minus/><ci>kx</ci></apply><ci>X</ci></apply></math></rateRule>
+  </listOfRules>
+  <listOfReactions>
+   <reaction id="R1" reversible="false">
+    <listOfReactants><speciesReference species="A" stoichiometry="1" constant="true"/>
+    </listOfReactants>
+    <listOfProducts><speciesReference species="B" stoichiometry="2" constant="true"/>
+    </listOfProducts>
+    <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML">
+     <apply><times/><ci>C</ci><apply><ci>mass_action</ci><ci>k1</ci><ci>A</ci></apply></apply>
+    </math></kineticLaw>
+   </reaction>
+   <reaction id="R2" reversible="false">
+    <listOfReactants><speciesReference species="B" stoichiometry="1" constant="true"/>
+    </listOfReactants>
+    <kineticLaw>
+     <math xmlns="http://www.w3.org/1998/Math/MathML">
+      <apply><times/><ci>k</ci><ci>B</ci>
+       <piecewise>
+        <piece><cn>1</cn><apply><lt/><csymbol encoding="text"
+         definitionURL="http://www.sbml.org/sbml/symbols/time">t</csymbol><cn>2</cn></apply>
+        </piece>
+        <otherwise><cn>0.5</cn></otherwise>
+       </piecewise></apply></math>
+     <listOfLocalParameters><localParameter id="k" value="0.2"/></listOfLocalParameters>
+    </kineticLaw>
+   </reaction>
+  </listOfReactions>
+  <listOfEvents>
+   <event id="E1" useValuesFromTriggerTime="true">
+    <trigger initialValue="false" persistent="true"><math xmlns="http://www.w3.org/1998/Math/MathML">
+     <apply><geq/><csymbol encoding="text" definitionURL="http://www.sbml.org/sbml/symbols/time">t
+     </csymbol><cn>3</cn></apply></math></trigger>
+    <listOfEventAssignments>
+     <eventAssignment variable="A"><math xmlns="http://www.w3.org/1998/Math/MathML">
+      <apply><plus/><ci>A</ci><cn>1</cn></apply></math></eventAssignment>
+    </listOfEventAssignments>
+   </event>
+  </listOfEvents>
+ </model>
+</sbml>
+"""
+
+
+def test_feature_model_structure():
+    model = load_sbml(FEATURES)
+    assert model.state_names == ("A", "B", "X")  # Y is set by a rule, Z is constant
+    assert model.parameter_names == ("C", "k1", "k", "kx", "scale", "R2_k")
+    assert set(model.observable_names) == {"Y", "Z", "tot2", "total"}
+    assert callable(model.initial)
+    p = model.param_array({"scale": 4.0})
+    assert np.allclose(np.asarray(model.initial_state(p)), [2.0, 1.0, 1.0])  # A = scale / 2
+
+
+def test_feature_model_matches_roadrunner():
+    """Concentrations and amounts in a 2.5-volume compartment, a rate rule, chained rules,
+    an initial assignment, a function definition, piecewise, a local parameter, an event."""
+    model = load_sbml(FEATURES)
+    times = np.linspace(0.0, 6.0, 61)
+    sol = sb.simulate(model, times, rtol=RTOL, atol=ATOL)
+    # B has only substance units: the state is its amount ("B" in roadrunner, not "[B]")
+    names = {"A": "[A]", "B": "B", "X": "[X]", "Y": "[Y]", "Z": "[Z]", "total": "total",
+             "tot2": "tot2"}
+    ref = roadrunner_run(FEATURES, list(names.values()), 6.0, 61)
+    ours = np.stack([np.asarray(sol[n]) for n in names], axis=1)
+    assert np.all(relative_deviation(ours, ref) < 1e-8)
+    a = np.asarray(sol["A"])
+    assert times[30] == 3.0 and a[30] > a[29] + 0.9  # the event at t = 3 adds 1 to [A]
+
+
+# ----- built with libsbml: growing compartment, volume event and the MathML functions ------
+MATH = {
+    "f_log": "log(2, x + 1)", "f_log10": "log10(x + 1)", "f_ln": "ln(x + 1)",
+    "f_root": "root(3, x + 1)", "f_sqrt": "sqrt(x + 1)", "f_pow": "pow(x, 2.5)",
+    "f_abs": "abs(x - 1)", "f_round": "floor(3 * x) + ceil(3 * x) + factorial(3)",
+    "f_trig": "sin(x) + cos(x) + tan(x / 3) + sec(x / 3) + csc(x + 0.5) + cot(x + 0.5)",
+    "f_atrig": "asin(x / 10) + acos(x / 10) + atan(x) + asec(x + 1.5) + acsc(x + 1.5)"
+               " + acot(x + 0.5)",
+    "f_hyp": "sinh(x) + cosh(x) + tanh(x) + sech(x) + csch(x + 0.5) + coth(x + 0.5)",
+    "f_ahyp": "asinh(x) + acosh(x + 1) + atanh(x / 10) + asech(1 / (x + 1.5))"
+              " + acsch(x + 0.5) + acoth(x + 1.5)",
+    "f_minmax": "max(x, 1, 0.5) + min(x, 1, 0.5)", "f_const": "exponentiale + pi",
+    "f_logic": "piecewise(1, (x > 0.55 && x < 1.45) || !(x >= 0.25), 2)",
+    "f_xor": "piecewise(1, xor(x > 1.05, x > 0.55), 0)",
+    "f_eq": "piecewise(1, x == 0, 2, x != 0, 3)", "f_avogadro": "avogadro / 1e23",
+    "f_arith": "(x + 1) / 3 - -x", "f_time": "time * 2",
+}
+
+
+def _add_reaction(m, rid, rate, reactant=None, product=None):
+    r = m.createReaction()
+    r.setId(rid)
+    r.setReversible(False)
+    for sid, make in ((reactant, r.createReactant), (product, r.createProduct)):
+        if sid:
+            sr = make()
+            sr.setSpecies(sid)
+            sr.setStoichiometry(1.0)
+            sr.setConstant(True)
+    r.createKineticLaw().setMath(libsbml.parseL3Formula(rate))
+    return r
+
+
+def _add_parameter(m, pid, value=None, constant=True):
+    p = m.createParameter()
+    p.setId(pid)
+    p.setConstant(constant)
+    if value is not None:
+        p.setValue(value)
+
+
+def _add_event(m, eid, trigger, assignments):
+    e = m.createEvent()
+    e.setId(eid)
+    e.setUseValuesFromTriggerTime(True)
+    t = e.createTrigger()
+    t.setInitialValue(False)
+    t.setPersistent(True)
+    t.setMath(libsbml.parseL3Formula(trigger))
+    for var, formula in assignments:
+        ea = e.createEventAssignment()
+        ea.setVariable(var)
+        ea.setMath(libsbml.parseL3Formula(formula))
+    return e
+
+
+def _document(level=3, version=2):
+    """A model with a compartment V, a species S in it and a parameter k."""
+    doc = libsbml.SBMLDocument(level, version)
+    m = doc.createModel()
+    m.setId("built")
+    c = m.createCompartment()
+    c.setId("V")
+    c.setSize(2.0)
+    c.setConstant(False)
+    s = m.createSpecies()
+    s.setId("S")
+    s.setCompartment("V")
+    s.setInitialConcentration(1.0)
+    s.setHasOnlySubstanceUnits(False)
+    s.setBoundaryCondition(False)
+    s.setConstant(False)
+    _add_parameter(m, "k", 0.3)
+    return doc, m
+
+
+def _growth_model():
+    doc, m = _document()
+    _add_parameter(m, "g", 0.1)
+    _add_parameter(m, "kp", 0.4)
+    _add_parameter(m, "x", 0.0, constant=False)
+    m.createRateRule().setVariable("V")
+    m.getRateRule("V").setMath(libsbml.parseL3Formula("g * V"))
+    m.createRateRule().setVariable("x")
+    m.getRateRule("x").setMath(libsbml.parseL3Formula("1"))
+    _add_reaction(m, "prod", "kp", product="S")
+    _add_reaction(m, "deg", "k * S * V", reactant="S")
+    _add_event(m, "double_volume", "time >= 1.5", [("V", "2 * V")])
+    for name, formula in MATH.items():
+        _add_parameter(m, name, constant=False)
+        rule = m.createAssignmentRule()
+        rule.setVariable(name)
+        rule.setMath(libsbml.parseL3Formula(formula))
+    return libsbml.writeSBMLToString(doc)
+
+
+def test_growing_compartment_and_math_match_roadrunner():
+    text = _growth_model()
+    model = load_sbml(text)
+    assert model.state_names == ("V", "S", "x")
+    times = np.linspace(0.0, 3.0, 31)
+    sol = sb.simulate(model, times, rtol=RTOL, atol=ATOL)
+    names = ["S", "V", "x", *MATH]
+    ref = roadrunner_run(text, ["[S]", "V", "x", *MATH], 3.0, 31)
+    ours = np.stack([np.asarray(sol[n]) for n in names], axis=1)
+    dev = np.max(np.abs(ours - ref) / np.maximum(1.0, np.abs(ref)), axis=0)
+    assert np.all(dev < 1e-9), dict(zip(names, dev, strict=True))
+
+
+def test_initial_assignment_and_parameters_against_exact_solution():
+    doc, m = _document()
+    m.getCompartment("V").setConstant(True)
+    ia = m.createInitialAssignment()
+    ia.setSymbol("S")
+    ia.setMath(libsbml.parseL3Formula("2 * k"))
+    _add_reaction(m, "deg", "k * S * V", reactant="S")
+    model = load_sbml(libsbml.writeSBMLToString(doc))
+    times = np.linspace(0.0, 4.0, 9)
+    sol = sb.simulate(model, times, params={"k": 0.5}, rtol=1e-10, atol=1e-12)
+    assert np.allclose(np.asarray(sol["S"]), 1.0 * np.exp(-0.5 * times), rtol=1e-8)
+
+
+def test_load_from_path_and_text_agree(tmp_path):
+    path = tmp_path / "features.xml"
+    path.write_text(FEATURES)
+    a, b = load_sbml(path), load_sbml(str(path))
+    assert a.name == b.name == "features"
+    assert a.source == ("sbml", FEATURES)
+
+
+# ----- what raises -----------------------------------------------------------------------
+def test_missing_file_names_the_path(tmp_path):
+    missing = tmp_path / "nope.xml"
+    with pytest.raises(SBMLError, match="nope.xml.*does not exist"):
+        load_sbml(missing)
+
+
+def test_malformed_xml(tmp_path):
+    path = tmp_path / "broken.xml"
+    path.write_text('<?xml version="1.0"?>\n<sbml level="3" version="2"><model id="m">')
+    with pytest.raises(SBMLError, match="broken.xml: not valid SBML"):
+        load_sbml(path)
+
+
+def _with(edit, level=3, version=2):
+    doc, m = _document(level, version)
+    m.getCompartment("V").setConstant(True)
+    edit(m)
+    return libsbml.writeSBMLToString(doc)
+
+
+def test_algebraic_rule_raises():
+    def edit(m):
+        _add_parameter(m, "a", 1.0, constant=False)
+        m.createAlgebraicRule().setMath(libsbml.parseL3Formula("a - S"))
+
+    with pytest.raises(SBMLError, match="algebraic rule #1 .*not supported"):
+        load_sbml(_with(edit))
+
+
+def test_state_triggered_event_raises():
+    with pytest.raises(SBMLError, match="event 'E1': trigger depends on state S"):
+        load_sbml(_with(lambda m: _add_event(m, "E1", "S < 0.5", [("S", "1")])))
+
+
+def test_parameter_dependent_trigger_time_raises():
+    with pytest.raises(SBMLError, match="event 'E1': trigger time depends on 'k'"):
+        load_sbml(_with(lambda m: _add_event(m, "E1", "time >= k", [("S", "1")])))
+
+
+def test_delay_raises():
+    with pytest.raises(SBMLError, match="reaction 'R'.*delay"):
+        load_sbml(_with(lambda m: _add_reaction(m, "R", "k * delay(S, 1)", reactant="S")))
+
+
+def test_delayed_event_raises():
+    def edit(m):
+        e = _add_event(m, "E1", "time >= 1", [("S", "1")])
+        e.createDelay().setMath(libsbml.parseL3Formula("2"))
+
+    with pytest.raises(SBMLError, match="event 'E1': has a delay"):
+        load_sbml(_with(edit))
+
+
+def test_fast_reaction_raises():
+    def edit(m):
+        _add_reaction(m, "R", "k * S", reactant="S").setFast(True)
+
+    with pytest.raises(SBMLError, match="reaction 'R': is a fast reaction"):
+        load_sbml(_with(edit, version=1))
