@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import jax.numpy as jnp
 import libsbml
 import numpy as np
 import pytest
@@ -309,6 +310,111 @@ def test_load_from_path_and_text_agree(tmp_path):
     assert a.source == ("sbml", FEATURES)
 
 
+# ----- events with state triggers: S' = -k S with k = 0.3, S(0) = 2 ------------------------
+def _decay(*events, params=()):
+    """The decaying species S (volume 2) with events ``(id, trigger, assignments,
+    initialValue)`` and extra constant parameters ``(id, value)``."""
+    def edit(m):
+        m.getSpecies("S").setInitialConcentration(2.0)
+        _add_reaction(m, "deg", "k * S * V", reactant="S")
+        for pid, value in params:
+            _add_parameter(m, pid, value)
+        for eid, trigger, assignments, initial_value in events:
+            _add_event(m, eid, trigger, assignments).getTrigger().setInitialValue(initial_value)
+
+    return _with(edit)
+
+
+def _check(text, times, exact, params=None, model=None):
+    """[S] against the exact solution and libroadrunner; returns both deviations.
+
+    atol 1e-12, not ATOL: the event root finder stops only once |g| < atol / 100, which
+    rounding of g = 1 - S (~1e-16) cannot reach with atol 1e-14."""
+    sol = sb.simulate(model or load_sbml(text), times, params=params, rtol=RTOL, atol=1e-12)
+    ours = np.asarray(sol["S"])[:, None]
+    dev_exact = relative_deviation(ours, exact[:, None])[0]
+    assert dev_exact < 1e-6, dev_exact
+    if params:
+        return dev_exact, None
+    dev_rr = relative_deviation(ours, roadrunner_run(text, ["[S]"], times[-1], len(times)))[0]
+    assert dev_rr < 1e-6, dev_rr
+    return dev_exact, dev_rr
+
+
+def test_state_triggered_event_sawtooth():
+    """Topped up by 1 whenever S falls below 1: a sawtooth of period ln(2) / k."""
+    text = _decay(("E1", "S < 1", [("S", "S + 1")], False))
+    times = np.linspace(0.0, 10.0, 101)
+    _check(text, times, 2.0 * np.exp(-0.3 * np.mod(times, np.log(2.0) / 0.3)))
+
+
+def test_and_trigger_of_time_and_species():
+    """From t = 3 on, S is topped up by 1 whenever it is below 1.5: first at t = 3 (S has
+    been below 1.5 since t = 0.96), then each time it falls through 1.5 from 2.5."""
+    text = _decay(("E1", "and(time >= 3, S < 1.5)", [("S", "S + 1")], False))
+    times = np.linspace(0.0, 8.0, 71)
+    s3 = 2.0 * np.exp(-0.9) + 1.0
+    t1 = 3.0 + np.log(s3 / 1.5) / 0.3
+    exact = np.where(times < 3.0, 2.0 * np.exp(-0.3 * times),
+                     np.where(times < t1, s3 * np.exp(-0.3 * (times - 3.0)),
+                              2.5 * np.exp(-0.3 * np.mod(times - t1, np.log(2.5 / 1.5) / 0.3))))
+    _check(text, times, exact)
+
+
+def test_trigger_time_from_a_parameter():
+    """``time >= ton`` with a parameter ton: a dose whose time is a model parameter."""
+    text = _decay(("E1", "time >= ton", [("S", "S + 1")], False), params=[("ton", 1.7)])
+    model = load_sbml(text)
+    assert "ton" in model.parameter_names
+    times = np.linspace(0.0, 4.0, 41)
+
+    def exact(ton):
+        return np.where(times < ton, 2.0 * np.exp(-0.3 * times),
+                        2.0 * np.exp(-0.3 * times) + np.exp(-0.3 * (times - ton)))
+
+    _check(text, times, exact(1.7), model=model)
+    _check(text, times, exact(2.55), params={"ton": 2.55}, model=model)
+
+
+@pytest.mark.parametrize("initial_value", [False, True])
+def test_trigger_true_at_start_respects_initial_value(initial_value):
+    """``S > 1.5`` holds at t = 0: with initialValue false the event fires there (S: 2 -> 3),
+    with initialValue true it waits for the trigger to turn false and true again (never)."""
+    text = _decay(("E1", "S > 1.5", [("S", "S + 1")], initial_value))
+    model = load_sbml(text)
+    assert [e.name for e in model.events] == ["E1"] if initial_value else ["E1_at_t0", "E1"]
+    times = np.linspace(0.0, 4.0, 41)
+    _check(text, times, (2.0 if initial_value else 3.0) * np.exp(-0.3 * times), model=model)
+
+
+TRIGGERS = {  # trigger -> its truth as a function of (t, S)
+    "or(S < 1, and(time > 7, not(S > 1.2)))": lambda t, s: s < 1 or (t > 7 and s <= 1.2),
+    "xor(S < 1, time > 5)": lambda t, s: (s < 1) != (t > 5),
+    "implies(time < 5, S <= 1)": lambda t, s: t >= 5 or s <= 1,
+    "1.2 > S > 0.5": lambda t, s: 0.5 < s < 1.2,
+    "low(S, 1) || time >= 2 * k": lambda t, s: s < 1 or t >= 0.6,
+    "true": lambda t, s: True,
+    "false": lambda t, s: False,
+}
+
+
+@pytest.mark.parametrize("trigger", list(TRIGGERS))
+def test_trigger_function_sign_is_the_trigger_truth(trigger):
+    def edit(m):
+        fd = m.createFunctionDefinition()
+        fd.setId("low")
+        fd.setMath(libsbml.parseL3Formula("lambda(x, c, x < c)"))
+        _add_event(m, "E1", trigger, [("S", "1")]).getTrigger().setInitialValue(True)
+
+    model = load_sbml(_with(edit))
+    (event,) = model.events
+    p = model.param_array(None)
+    for t in (0.3, 0.7, 6.3, 8.1):
+        for s in (0.3, 0.9, 1.1, 1.7):
+            g = float(event.trigger(t, jnp.array([s]), p))
+            assert (g > 0) == TRIGGERS[trigger](t, s), (t, s, g)
+
+
 # ----- what raises -----------------------------------------------------------------------
 def test_missing_file_names_the_path(tmp_path):
     missing = tmp_path / "nope.xml"
@@ -339,14 +445,11 @@ def test_algebraic_rule_raises():
         load_sbml(_with(edit))
 
 
-def test_state_triggered_event_raises():
-    with pytest.raises(SBMLError, match="event 'E1': trigger depends on state S"):
-        load_sbml(_with(lambda m: _add_event(m, "E1", "S < 0.5", [("S", "1")])))
-
-
-def test_parameter_dependent_trigger_time_raises():
-    with pytest.raises(SBMLError, match="event 'E1': trigger time depends on 'k'"):
-        load_sbml(_with(lambda m: _add_event(m, "E1", "time >= k", [("S", "1")])))
+@pytest.mark.parametrize("trigger", ["S == 1", "S != 1", "piecewise(true, S < 1, false)"])
+def test_unsupported_trigger_form_raises(trigger):
+    with pytest.raises(SBMLError, match="trigger of event 'E1': the trigger form .* is not "
+                                        "supported"):
+        load_sbml(_with(lambda m: _add_event(m, "E1", trigger, [("S", "1")])))
 
 
 def test_delay_raises():

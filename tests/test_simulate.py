@@ -234,3 +234,23 @@ def test_state_events_in_ensemble(decay):
 def test_event_needs_times_or_trigger():
     with pytest.raises(ModelError, match="either times or a trigger"):
         sb.Event(lambda t, y, p: (y, p))
+
+
+def test_state_event_large_threshold_tight_tolerance():
+    # threshold at 1e5 (nM-scale models): the root finder must stop on the time step
+    m = sb.Model(states=["y"], parameters={"k": 0.5}, initial=[2e5], stiff=False,
+                 rhs=lambda t, y, p, u: -p[0] * y,
+                 events=[sb.Event(lambda t, y, p: (y + 1e5, p),
+                                  trigger=lambda t, y, p: 1e5 - y[0])])
+    ts = np.array([1.0, 2.0, 3.0])
+    sol = sb.simulate(m, ts, rtol=1e-12, atol=1e-14)
+    exact = 2e5 * np.exp(-0.5 * np.mod(ts, np.log(2.0) / 0.5))
+    np.testing.assert_allclose(sol["y"], exact, rtol=1e-8)
+
+
+def test_state_event_whose_affect_keeps_trigger_true_fires_once(decay):
+    # the affect changes a parameter the trigger does not see: one firing, not a cascade
+    flip = sb.Event(lambda t, y, p: (y, p.at[0].add(1.0)), trigger=lambda t, y, p: 1.0 - y[0])
+    sol = sb.simulate(decay.replace(events=(flip,)), np.array([3.0]), rtol=1e-10, atol=1e-12)
+    t_cross = np.log(2.0) / 0.5
+    np.testing.assert_allclose(sol["y"], [np.exp(-1.5 * (3.0 - t_cross))], rtol=1e-7)

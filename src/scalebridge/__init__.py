@@ -26,7 +26,7 @@ from .solution import EnsembleSolution, Solution
 __version__ = "0.1.0"
 
 __all__ = [
-    "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter", "PulseTrain",
-    "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
+    "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter",
+    "PulseTrain", "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
     "EnsembleSolution", "save", "load", "__version__",
 ]

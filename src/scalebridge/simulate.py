@@ -134,9 +134,12 @@ def _segment_with_triggers(term, kw, events, a, b, ts, y, p, armed, rtol, atol, 
     import optimistix as optx
 
     n = ts.shape[0]
+    # Newton stops when both the step in t and |g| are small; |g| is divided by the size of
+    # the state at the segment start, so that a threshold of 1e5 (nM) can be met to rounding
+    g_scale = 1.0 + jnp.max(jnp.abs(y))
     cond = [lambda t, y, args, i=i, **_: jnp.where(args[1][i], 1.0, -1.0)
-            * events[i].trigger(t, y, args[0]) for i in range(len(events))]
-    event = diffrax.Event(cond, root_finder=optx.Newton(rtol=rtol, atol=atol * 1e-2),
+            * events[i].trigger(t, y, args[0]) / g_scale for i in range(len(events))]
+    event = diffrax.Event(cond, root_finder=optx.Newton(rtol=1e-12, atol=1e-12),
                           direction=True)
 
     def body(carry):
@@ -152,14 +155,17 @@ def _segment_with_triggers(term, kw, events, a, b, ts, y, p, armed, rtol, atol, 
         out_y = jnp.where(keep[:, None], ys_out, out_y)
         out_p = jnp.where(keep[:, None], p, out_p)
         fired = mask & armed
+        g_before = jnp.stack([e.trigger(t_stop, y_stop, p) for e in events])
         for i, e in enumerate(events):
             y_new, p_new = e.affect(t_stop, y_stop, p)
             y_stop = jnp.where(fired[i], y_new, y_stop)
             p = jnp.where(fired[i], p_new, p)
-        # a fired event stays armed if its affect made the trigger false again; a crossing
-        # of a disarmed event re-arms it
+        # a fired event stays armed only if its affect made the trigger clearly false (a
+        # root found a hair before the crossing must not fire twice); a crossing of a
+        # disarmed event re-arms it
         g = jnp.stack([e.trigger(t_stop, y_stop, p) for e in events])
-        armed = jnp.where(fired, g < 0, armed | mask)
+        false_again = (g < 0) & (g < g_before - 1e-12 * (1.0 + jnp.abs(g_before)))
+        armed = jnp.where(fired, false_again, armed | mask)
         at_stop = (stopped & (ts == t_stop))[:, None]
         out_y = jnp.where(at_stop, y_stop, out_y)
         out_p = jnp.where(at_stop, p, out_p)

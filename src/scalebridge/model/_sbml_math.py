@@ -79,6 +79,14 @@ _CONSTANTS = {
     _A.AST_CONSTANT_FALSE: False,
 }
 
+# relations as trigger functions: sign * (left - right) is positive where they hold
+_RISING = {
+    _A.AST_RELATIONAL_GT: 1.0,
+    _A.AST_RELATIONAL_GEQ: 1.0,
+    _A.AST_RELATIONAL_LT: -1.0,
+    _A.AST_RELATIONAL_LEQ: -1.0,
+}
+
 #: Avogadro's number as libroadrunner uses it (the SBML L3V1 value).
 AVOGADRO = 6.02214179e23
 
@@ -86,6 +94,16 @@ AVOGADRO = 6.02214179e23
 def _truth(x):
     x = jnp.asarray(x)
     return x if x.dtype == jnp.bool_ else x != 0
+
+
+def _float(x):
+    return jnp.asarray(x, dtype=jnp.float64)
+
+
+def _xor(a, b):
+    """Trigger function of ``xor`` from those of its arguments: (a and not b) or (b and not
+    a)."""
+    return jnp.maximum(jnp.minimum(a, -b), jnp.minimum(-a, b))
 
 
 def _fold(fn, xs):
@@ -203,7 +221,60 @@ class MathCompiler:
 
         return f
 
-    def _call(self, ast, kids, where, local, stack) -> Expr:
+    # ----- triggers ---------------------------------------------------------------------
+    def trigger(self, ast, where: str) -> Expr:
+        """Compile a boolean trigger into a continuous ``g(env)`` whose sign is its truth
+        (positive: true), so that the trigger turns true where ``g`` crosses zero upwards.
+
+        ``a > b``, ``a >= b`` give ``a - b``; ``a < b``, ``a <= b`` give ``b - a`` (chained
+        relations: the minimum over adjacent pairs); ``and`` / ``or`` the minimum / maximum
+        of their arguments; ``not x`` gives ``-g_x``; ``xor`` and ``implies`` are built from
+        these; ``true`` / ``false`` give +1 / -1; function definitions are inlined. Other
+        forms (``==``, ``!=``, piecewise, numbers, names) raise :class:`SBMLError`.
+        """
+        if ast is None:
+            raise SBMLError(f"{where}: has no math; give it a MathML expression")
+        return self._rising(ast, where, {}, ())
+
+    def _rising(self, ast, where, local, stack) -> Expr:
+        t = ast.getType()
+        kids = [ast.getChild(i) for i in range(ast.getNumChildren())]
+        n = len(kids)
+        if t in (_A.AST_CONSTANT_TRUE, _A.AST_CONSTANT_FALSE):
+            value = 1.0 if t == _A.AST_CONSTANT_TRUE else -1.0
+            return lambda env: value
+        if t in _RISING and n >= 2:
+            args = [self._node(k, where, local, stack) for k in kids]
+            sign = _RISING[t]
+            pairs = [(lambda env, a=a, b=b: sign * (_float(a(env)) - _float(b(env))))
+                     for a, b in zip(args, args[1:], strict=False)]
+            return _nary(jnp.minimum, pairs)
+        if t == _A.AST_FUNCTION:
+            return self._call(ast, kids, where, local, stack, self._rising)
+        logical = (_A.AST_LOGICAL_AND, _A.AST_LOGICAL_OR, _A.AST_LOGICAL_NOT,
+                   _A.AST_LOGICAL_IMPLIES, _A.AST_LOGICAL_XOR)
+        gs = [self._rising(k, where, local, stack) for k in kids] if t in logical else []
+        if t in (_A.AST_LOGICAL_AND, _A.AST_LOGICAL_OR):
+            if not gs:  # and() is true, or() false
+                value = 1.0 if t == _A.AST_LOGICAL_AND else -1.0
+                return lambda env: value
+            return _nary(jnp.minimum if t == _A.AST_LOGICAL_AND else jnp.maximum, gs)
+        if t == _A.AST_LOGICAL_NOT and n == 1:
+            (g,) = gs
+            return lambda env: -g(env)
+        if t == _A.AST_LOGICAL_IMPLIES and n == 2:
+            a, b = gs
+            return lambda env: jnp.maximum(-a(env), b(env))
+        if t == _A.AST_LOGICAL_XOR and n >= 1:
+            return lambda env: _fold(_xor, [g(env) for g in gs])
+        raise SBMLError(f"{where}: the trigger form {formula(ast)!r} is not supported; "
+                        "write the trigger with <, <=, >, >= combined by and, or, not, xor, "
+                        "implies (== and != never cross a threshold)")
+
+    def _call(self, ast, kids, where, local, stack, walk=None) -> Expr:
+        """Inline a function definition: its body compiled by ``walk`` (default: as math)
+        with the arguments bound to the compiled argument expressions."""
+        walk = walk or self._node
         name = ast.getName()
         if name not in self.functions:
             raise SBMLError(f"{where}: calls {name!r}, which is no function definition of "
@@ -218,7 +289,7 @@ class MathCompiler:
         bound = dict(local)
         bound.update(zip(params, (self._node(k, where, local, stack) for k in kids),
                          strict=True))
-        return self._node(body, f"function definition {name!r}", bound, (*stack, name))
+        return walk(body, f"function definition {name!r}", bound, (*stack, name))
 
 
 def _nary(fn, args) -> Expr:

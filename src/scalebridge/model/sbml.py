@@ -22,15 +22,32 @@ Mapping (matching what libroadrunner reports with ``[id]`` selections for concen
 - **Initial state**: SBML time starts at 0; initial assignments and assignment rules are
   evaluated at ``t = 0``. The Model's ``initial`` is a function of the parameter vector when
   any initial value depends on a parameter, a tuple of numbers otherwise.
-- **Events** whose trigger is ``time >= T`` (or ``time > T``, ``T <= time``, ``T < time``)
-  with a number ``T`` become :class:`~scalebridge.model.events.Event` objects; all
-  assignments of an event are evaluated before any is applied. Persistence and
-  ``useValuesFromTriggerTime`` make no difference for such delay-free time triggers.
+- **Events**: a trigger ``time >= T`` (or ``time > T``, ``T <= time``, ``T < time``) with a
+  number ``T`` fires exactly at ``T`` (:class:`~scalebridge.model.events.Event` with
+  ``times``). Any other trigger becomes a state-triggered Event whose trigger function ``g``
+  is positive where the trigger holds: ``a > b`` and ``a >= b`` give ``a - b``, ``a < b`` and
+  ``a <= b`` give ``b - a`` (chained relations: the minimum over adjacent pairs), ``and`` /
+  ``or`` the minimum / maximum of their arguments, ``not x`` gives ``-g_x``, ``xor`` and
+  ``implies`` are composed from these, ``true`` / ``false`` give +1 / -1, and function
+  definitions are inlined. The event fires where ``g`` crosses zero upwards, at the
+  root-found time, and fires again only after the trigger has been false (``time >= k``
+  with a parameter ``k`` is such an event, so ``k`` can be estimated). With
+  ``initialValue="false"`` an event whose trigger holds at t=0 fires at t=0 (an extra
+  Event ``<id>_at_t0`` at time 0 that applies the assignments only where ``g > 0``); with
+  ``initialValue="true"`` (and in SBML Level 2) the trigger must turn false first. Since
+  ``g = 0`` counts as false, ``>=`` behaves like ``>``: the two differ only at the instant
+  of equality, except that a trigger sitting exactly on its threshold at t=0 (e.g.
+  ``time >= k`` with ``k = 0``) is taken as false there and fires as soon as it is strictly
+  true (just after t=0) whatever its ``initialValue``. The root finder needs ``g`` to be
+  continuous in time: a relation whose operands jump while the model runs (``piecewise``,
+  ``floor`` of time or states) makes the simulation fail. All assignments of an event are
+  evaluated before any is applied; persistence and ``useValuesFromTriggerTime`` make no
+  difference without delays.
 
 Raised as :class:`~scalebridge.errors.SBMLError`, naming the element: unreadable files,
-algebraic rules, ``delay()``, ``rateOf()``, fast reactions, events with other triggers,
-delays or priorities, variable stoichiometry, hierarchical models (comp) and other required
-packages.
+algebraic rules, ``delay()``, ``rateOf()``, fast reactions, event triggers with ``==``,
+``!=`` or other non-relational forms (piecewise, numbers), event delays or priorities,
+variable stoichiometry, hierarchical models (comp) and other required packages.
 """
 
 from __future__ import annotations
@@ -222,6 +239,7 @@ class _Builder:
         self.rate: dict[str, object] = {}
         self.ia = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
         self._rates: list[tuple[object, dict[str, Expr]]] = []
+        self._triggers: list[Callable] = []
         every = m.getListOfAllElements()
         self._ids = {el.getId() for el in (every.get(i) for i in range(every.getSize()))
                      if el.isSetId()}
@@ -464,15 +482,25 @@ class _Builder:
         out = []
         for i, e in enumerate(self.m.getListOfEvents()):
             label = _label("event", e) if e.isSetId() else f"event #{i + 1}"
-            time = self._event_time(e, label)
-            if time is None or e.getNumEventAssignments() == 0:
+            name = e.getId() or f"event{i + 1}"
+            ast, initial_value = self._trigger_math(e, label)
+            if e.getNumEventAssignments() == 0:
                 continue
-            out.append(Event(times=(time,), affect=self._affect(e, label),
-                             name=e.getId() or f"event{i + 1}"))
+            fixed, time = self._fixed_time(ast, initial_value, label)
+            if fixed:
+                if time is not None:
+                    out.append(Event(self._affect(e, label), times=(time,), name=name))
+                continue
+            trigger = self._trigger(ast, label)
+            affect = self._affect(e, label)
+            if not initial_value:  # fires at t=0 if the trigger holds there
+                out.append(Event(_if_triggered(trigger, affect), times=(0.0,),
+                                 name=f"{name}_at_t0"))
+            out.append(Event(affect, trigger=trigger, name=name))
         return out
 
-    def _event_time(self, e, label: str) -> float | None:
-        """The firing time of a ``time >= T`` trigger; None if it never fires."""
+    def _trigger_math(self, e, label: str):
+        """The trigger's AST and initialValue (Level 2: true); delays, priorities raise."""
         if e.isSetDelay():
             raise SBMLError(f"{label}: has a delay; delayed events are not supported")
         if e.isSetPriority():
@@ -481,28 +509,35 @@ class _Builder:
         ast = trig.getMath() if trig is not None else None
         if ast is None:
             raise SBMLError(f"{label}: has no trigger math")
-        self._trigger_names(ast, label)
-        bound, strict = _time_bound(ast)
-        if bound is None:
-            raise SBMLError(f"{label}: trigger {formula(ast)!r} is not of the form time >= T; "
-                            "only time-triggered events are supported")
-        if names_in(bound):
-            raise SBMLError(f"{label}: trigger time depends on {names_in(bound)[0]!r}; only "
-                            "fixed numbers are supported (write the time into the trigger)")
-        t = float(self.math.compile(bound, f"trigger of {label}")(None))
-        initial_value = trig.getInitialValue() if self.m.getLevel() >= 3 else True
-        if t < 0 or (t == 0 and not strict):  # already true at t=0
-            return None if initial_value else 0.0
-        return t
+        return ast, trig.getInitialValue() if self.m.getLevel() >= 3 else True
 
-    def _trigger_names(self, ast, label: str):
-        for name in names_in(ast):
-            kind = self.prog.syms[name].kind if name in self.prog.syms else "undefined"
-            if kind in ("state", "rule", "reaction"):
-                what = {"state": "state", "rule": "assignment-rule variable",
-                        "reaction": "reaction rate"}[kind]
-                raise SBMLError(f"{label}: trigger depends on {what} {name}; only "
-                                "time-triggered events (time >= T) are supported")
+    def _fixed_time(self, ast, initial_value: bool, label: str) -> tuple[bool, float | None]:
+        """For a ``time >= T`` trigger with a number ``T``: (True, its firing time or None if
+        it never fires); (False, None) for any other trigger."""
+        bound, strict = _time_bound(ast)
+        if bound is None or names_in(bound):
+            return False, None
+        t = float(self.math.compile(bound, f"trigger of {label}")(None))
+        if t < 0 or (t == 0 and not strict):  # already true at t=0
+            return True, (None if initial_value else 0.0)
+        return True, t
+
+    def _trigger(self, ast, label: str) -> Callable:
+        """The trigger function ``g(t, y, p)``, positive where the trigger holds."""
+        where = f"trigger of {label}"
+        try:
+            g = self.math.trigger(ast, where)
+        except SBMLError as err:  # an error inside a function definition: name the event
+            if label in str(err):
+                raise
+            raise SBMLError(f"{where}: {err}") from None
+        prog = self.prog
+
+        def trigger(t, y, p):
+            return jnp.asarray(g(_Env(prog, t, y, p)), dtype=jnp.float64)
+
+        self._triggers.append(trigger)
+        return trigger
 
     def _affect(self, e, label: str) -> Callable:
         prog, targets = self.prog, []
@@ -561,6 +596,19 @@ class _Builder:
         jax.eval_shape(prog.rhs, t, y, p)
         for name in self.observables:
             jax.eval_shape(prog.observable(name), t, y, p)
+        for trigger in self._triggers:
+            jax.eval_shape(trigger, t, y, p)
+
+
+def _if_triggered(trigger: Callable, affect: Callable) -> Callable:
+    """``affect`` applied only where ``trigger > 0`` (for an event that may fire at t=0)."""
+
+    def fire(t, y, p):
+        on = trigger(t, y, p) > 0
+        y_new, p_new = affect(t, y, p)
+        return jnp.where(on, y_new, y), jnp.where(on, p_new, p)
+
+    return fire
 
 
 def _stoichiometry(sr) -> float:

@@ -10,30 +10,34 @@ from collections.abc import Callable
 
 from ...errors import InputError
 from ..model import Model
-from .aliev_panfilov import aliev_panfilov
-from .beeler_reuter import beeler_reuter
-from .fitzhugh_nagumo import fitzhugh_nagumo
-from .glucose_insulin import glucose_insulin
-from .hodgkin_huxley import hodgkin_huxley
-from .lorenz import lorenz
-from .lotka_volterra import lotka_volterra
-from .pk_two_compartment import pk_two_compartment
-from .seir import seir
-from .sir import sir
-from .yeast_glycolysis import yeast_glycolysis
+from . import (
+    aliev_panfilov,
+    beeler_reuter,
+    fitzhugh_nagumo,
+    glucose_insulin,
+    hodgkin_huxley,
+    lorenz,
+    lotka_volterra,
+    pk_two_compartment,
+    seir,
+    sir,
+    yeast_glycolysis,
+)
 
+# name -> factory; each factory lives in the module of the same name (whose keyword
+# arguments, e.g. the stimulus or the dosing schedule, can change the defaults)
 ZOO: dict[str, Callable[[], Model]] = {
-    "lotka_volterra": lotka_volterra,
-    "fitzhugh_nagumo": fitzhugh_nagumo,
-    "hodgkin_huxley": hodgkin_huxley,
-    "aliev_panfilov": aliev_panfilov,
-    "beeler_reuter": beeler_reuter,
-    "yeast_glycolysis": yeast_glycolysis,
-    "sir": sir,
-    "seir": seir,
-    "glucose_insulin": glucose_insulin,
-    "pk_two_compartment": pk_two_compartment,
-    "lorenz": lorenz,
+    "lotka_volterra": lotka_volterra.lotka_volterra,
+    "fitzhugh_nagumo": fitzhugh_nagumo.fitzhugh_nagumo,
+    "hodgkin_huxley": hodgkin_huxley.hodgkin_huxley,
+    "aliev_panfilov": aliev_panfilov.aliev_panfilov,
+    "beeler_reuter": beeler_reuter.beeler_reuter,
+    "yeast_glycolysis": yeast_glycolysis.yeast_glycolysis,
+    "sir": sir.sir,
+    "seir": seir.seir,
+    "glucose_insulin": glucose_insulin.glucose_insulin,
+    "pk_two_compartment": pk_two_compartment.pk_two_compartment,
+    "lorenz": lorenz.lorenz,
 }
 
 
@@ -56,4 +60,4 @@ def load_zoo(name: str) -> Model:
     return factory()
 
 
-__all__ = ["ZOO", "zoo_names", "load_zoo", *ZOO]
+__all__ = ["ZOO", "zoo_names", "load_zoo"]

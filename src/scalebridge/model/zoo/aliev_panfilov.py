@@ -35,6 +35,14 @@ def _rhs(t, y, p, u):
     return jnp.stack([du, dv])
 
 
+def _potential_mv(t, y, p):
+    return 100.0 * y[0] - 80.0  # Aliev & Panfilov (1996)
+
+
+def _time_ms(t, y, p):
+    return MS_PER_TIME_UNIT * t
+
+
 def aliev_panfilov(
     amplitude: float = 1.0, duration: float = 0.5, period: float = 100.0, start: float = 1.0
 ) -> Model:
@@ -53,10 +61,7 @@ def aliev_panfilov(
         parameters=params,
         rhs=_rhs,
         initial=[0.0, 0.0],  # the resting state
-        observables={
-            "V": lambda t, y, p: 100.0 * y[0] - 80.0,  # mV, Aliev & Panfilov (1996)
-            "t_ms": lambda t, y, p: MS_PER_TIME_UNIT * t,
-        },
+        observables={"V": _potential_mv, "t_ms": _time_ms},
         inputs=[PulseTrain("I_stim", amplitude, duration, period, start)],
         stiff=False,
         citation=CITATION,

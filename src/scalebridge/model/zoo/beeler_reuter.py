@@ -10,9 +10,10 @@ Time in ms, currents in uA/cm^2, capacitance 1 uF/cm^2. ``I_stim`` is the applie
 Every rate has the paper's general form (Table 1)
 ``(C1 exp(C2 (V + C3)) + C4 (V + C5)) / (exp(C6 (V + C3)) + C7)``.
 Two expressions have a removable singularity, alpha_m at V = -47 mV and the second term of
-I_K1 at V = -23 mV; they are written with a NaN-free ``x / (exp(x) - 1)``. Note: the CellML
-and Myokit versions write the denominator of beta_x1 as ``exp(-0.04 (V + 333)) + 1``; here
-it follows Table 1, ``exp(-0.04 (V + 20)) + 1`` (as in Luo & Rudy 1991).
+I_K1 at V = -23 mV; they are written with a NaN-free ``x / (exp(x) - 1)``. Note: some
+implementations (e.g. Myokit's example model) write the denominator of beta_x1 as
+``exp(-0.04 (V + 333)) + 1``; here it follows the general form with Table 1's C3 = 20,
+``exp(-0.04 (V + 20)) + 1``, as Luo & Rudy (1991) also use.
 """
 
 from __future__ import annotations
@@ -75,6 +76,24 @@ def _rhs(t, y, p, u):
     return jnp.stack([dv, dca, *dg])
 
 
+def _i_k1(t, y, p):
+    return currents(y, p)[0]
+
+
+def _i_x1(t, y, p):
+    return currents(y, p)[1]
+
+
+def _i_na(t, y, p):
+    return currents(y, p)[2]
+
+
+def _i_s(t, y, p):
+    return currents(y, p)[3]
+
+
+_OBSERVABLES = {"I_K1": _i_k1, "I_x1": _i_x1, "I_Na": _i_na, "I_s": _i_s}
+
 # Resting state of these equations without stimulus (the steady state reached from the
 # initial values of Beeler & Reuter (1977), V = -84.6 mV and [Ca]_i = 2e-7 mol/L), rounded.
 _REST = {
@@ -100,15 +119,13 @@ def beeler_reuter(
         Parameter("g_s", 0.09, lower=0.0, unit="mS/cm^2"),
         Parameter("C_m", 1.0, lower=0.0, unit="uF/cm^2"),
     ]
-    names = ("I_K1", "I_x1", "I_Na", "I_s")
-    obs = {n: (lambda t, y, p, i=i: currents(y, p)[i]) for i, n in enumerate(names)}
     return Model(
         name="beeler_reuter",
         states=list(_REST),
         parameters=params,
         rhs=_rhs,
         initial=list(_REST.values()),
-        observables=obs,
+        observables=_OBSERVABLES,
         inputs=[PulseTrain("I_stim", amplitude, duration, period, start)],
         stiff=True,
         citation=CITATION,

@@ -47,6 +47,14 @@ def _rhs(t, y, p, u):
     ])
 
 
+def _insulin_plasma(t, y, p):
+    return y[0] / p[0]  # mU/l
+
+
+def _glucose(t, y, p):
+    return y[2] / (10.0 * p[2])  # mg/dl
+
+
 def glucose_insulin() -> Model:
     """The Sturis et al. (1991) model under a constant glucose infusion of 216 mg/min."""
     values = {  # Li, Kuang & Mason (2006) Table 1 (Sturis et al. 1991; Tolic et al. 2000)
@@ -68,10 +76,7 @@ def glucose_insulin() -> Model:
         # Yazdani et al. (2020) PLoS Comput Biol 16:e1007575: plasma insulin 12 mU/l,
         # remote insulin 4 mU/l, glucose 110 mg/dl (11000 mg in Vg = 10 l), empty delay.
         initial=[36.0, 44.0, 11000.0, 0.0, 0.0, 0.0],
-        observables={
-            "insulin_plasma": lambda t, y, p: y[0] / p[0],  # mU/l
-            "glucose": lambda t, y, p: y[2] / (10.0 * p[2]),  # mg/dl
-        },
+        observables={"insulin_plasma": _insulin_plasma, "glucose": _glucose},
         stiff=False,
         citation=CITATION,
         source=("zoo", "glucose_insulin"),

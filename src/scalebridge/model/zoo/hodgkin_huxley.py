@@ -58,6 +58,14 @@ def _rhs(t, y, p, u):
     return jnp.stack([dv, am * (1 - m) - bm * m, ah * (1 - h) - bh * h, an * (1 - n) - bn * n])
 
 
+def _i_na(t, y, p):
+    return p[1] * y[1] ** 3 * y[2] * (y[0] - p[4])
+
+
+def _i_k(t, y, p):
+    return p[2] * y[3] ** 4 * (y[0] - p[5])
+
+
 def _initial(p):
     m, h, n = steady_gates(jnp.asarray(V_REST))
     return jnp.stack([jnp.asarray(V_REST), m, h, n])
@@ -81,19 +89,13 @@ def hodgkin_huxley(
         Parameter("E_L", -54.387, unit="mV"),
     ]
 
-    def i_na(t, y, p):
-        return p[1] * y[1] ** 3 * y[2] * (y[0] - p[4])
-
-    def i_k(t, y, p):
-        return p[2] * y[3] ** 4 * (y[0] - p[5])
-
     return Model(
         name="hodgkin_huxley",
         states=["V", "m", "h", "n"],
         parameters=params,
         rhs=_rhs,
         initial=_initial,  # rest: V = -65 mV, gates at their steady state
-        observables={"I_Na": i_na, "I_K": i_k},
+        observables={"I_Na": _i_na, "I_K": _i_k},
         inputs=[PulseTrain("I_stim", amplitude, duration, period, start)],
         stiff=False,
         citation=CITATION,

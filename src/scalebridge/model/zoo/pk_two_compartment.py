@@ -12,6 +12,8 @@ the depot (``route="oral"``) or the central compartment (``route="iv"``)::
     d central/dt    =  ka depot - (CL + Q)/V1 central + Q/V2 peripheral
     d peripheral/dt =  Q/V1 central - Q/V2 peripheral
     d eliminated/dt =  CL/V1 central
+
+Observables: ``C`` = central / V1 (plasma concentration, mg/l) and ``C_peripheral``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ def _rhs(t, y, p, u):
     cleared = cl / v1 * central
     distributed = q / v1 * central - q / v2 * peripheral
     return jnp.stack([-absorbed, absorbed - cleared - distributed, distributed, cleared])
+
+
+def _conc_central(t, y, p):
+    return y[1] / p[2]  # mg/l
+
+
+def _conc_peripheral(t, y, p):
+    return y[2] / p[4]
 
 
 def pk_two_compartment(
@@ -65,10 +75,7 @@ def pk_two_compartment(
         parameters=params,
         rhs=_rhs,
         initial=[0.0, 0.0, 0.0, 0.0],  # drug-free before the first dose
-        observables={
-            "C": lambda t, y, p: y[1] / p[2],  # plasma (central) concentration, mg/l
-            "C_peripheral": lambda t, y, p: y[2] / p[4],
-        },
+        observables={"C": _conc_central, "C_peripheral": _conc_peripheral},
         events=[bolus(target, float(dose), times, name=f"{route}_dose")],
         stiff=False,
         citation=CITATION,

@@ -27,6 +27,10 @@ def _rhs(t, y, p, u):
     return jnp.stack([-infection, infection - sigma * e, sigma * e - gamma * i, gamma * i])
 
 
+def _r_eff(t, y, p):
+    return p[0] * y[0] / p[2]
+
+
 def seir() -> Model:
     """SEIR in fractions with R0 = beta/gamma = 2.5 (illustrative values)."""
     params = [
@@ -40,7 +44,7 @@ def seir() -> Model:
         parameters=params,
         rhs=_rhs,
         initial=[0.999, 0.0, 0.001, 0.0],  # 0.1% initially infectious
-        observables={"R_eff": lambda t, y, p: p[0] * y[0] / p[2]},
+        observables={"R_eff": _r_eff},
         stiff=False,
         citation=CITATION,
         source=("zoo", "seir"),

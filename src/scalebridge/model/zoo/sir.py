@@ -29,6 +29,10 @@ def _rhs(t, y, p, u):
     return jnp.stack([-infection, infection - gamma * i, gamma * i])
 
 
+def _r_eff(t, y, p):
+    return p[0] * y[0] / p[1]
+
+
 def sir() -> Model:
     """SIR in fractions, R0 = beta/gamma = 3 (illustrative; the 1927 paper is general)."""
     params = [
@@ -41,7 +45,7 @@ def sir() -> Model:
         parameters=params,
         rhs=_rhs,
         initial=[0.99, 0.01, 0.0],  # 1% initially infected
-        observables={"R_eff": lambda t, y, p: p[0] * y[0] / p[1]},
+        observables={"R_eff": _r_eff},
         stiff=False,
         citation=CITATION,
         source=("zoo", "sir"),
