@@ -254,3 +254,21 @@ def test_state_event_whose_affect_keeps_trigger_true_fires_once(decay):
     sol = sb.simulate(decay.replace(events=(flip,)), np.array([3.0]), rtol=1e-10, atol=1e-12)
     t_cross = np.log(2.0) / 0.5
     np.testing.assert_allclose(sol["y"], [np.exp(-1.5 * (3.0 - t_cross))], rtol=1e-7)
+
+
+def test_ensemble_only_solver_is_refused_by_simulate(decay):
+    from scalebridge.solvers import Rodas5
+
+    with pytest.raises(InputError, match="ensemble solver"):
+        sb.simulate(decay, T, solver=Rodas5())
+
+
+def test_equal_models_share_one_compilation():
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: compiles.append(name) if "backend_compile" in name else None)
+    ts = np.linspace(0.0, 24.0, 7)
+    sb.simulate(sb.load_zoo("pk_two_compartment"), ts, params={"CL": 5.0})
+    n = len(compiles)
+    sb.simulate(sb.load_zoo("pk_two_compartment"), ts, params={"CL": 2.0})
+    assert n > 0 and len(compiles) == n

@@ -20,6 +20,7 @@ from .model import (
     load_sbml,
     set_parameter,
 )
+from .model.zoo import load_zoo, zoo_names
 from .simulate import simulate, simulate_ensemble
 from .solution import EnsembleSolution, Solution
 
@@ -28,5 +29,5 @@ __version__ = "0.1.0"
 __all__ = [
     "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter",
     "PulseTrain", "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
-    "EnsembleSolution", "save", "load", "__version__",
+    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "__version__",
 ]

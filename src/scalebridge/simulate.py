@@ -288,6 +288,11 @@ def simulate(
     """
     if not isinstance(model, Model):
         raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
+    from .solvers import AbstractRosenbrock
+
+    if isinstance(solver, AbstractRosenbrock):
+        raise InputError(f"{type(solver).__name__} is an ensemble solver without gradients; use "
+                         "it with simulate_ensemble, or pass a diffrax solver to simulate")
     ts = _check_times(times, float(t0))
     p = model.param_array(params)
     y = _y0(model, p, y0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import equinox as eqx
 import numpy as np
@@ -42,19 +43,34 @@ class Event(eqx.Module):
             raise ModelError(f"event {self.name!r}: trigger must be a function (t, y, p) -> float")
 
 
+@dataclass(frozen=True)
+class _AddToState:
+    """affect: add ``amount`` to state ``index`` (equal by value, so equal models share one
+    compiled simulation)."""
+
+    index: int
+    amount: float
+
+    def __call__(self, t, y, p):
+        return y.at[self.index].add(self.amount), p
+
+
+@dataclass(frozen=True)
+class _SetParameter:
+    """affect: set parameter ``index`` to ``value``."""
+
+    index: int
+    value: float
+
+    def __call__(self, t, y, p):
+        return y, p.at[self.index].set(self.value)
+
+
 def bolus(state_index: int, amount: float, times, name: str = "dose") -> Event:
     """A dosing event that adds ``amount`` to one state at each of ``times``."""
-
-    def affect(t, y, p):
-        return y.at[state_index].add(amount), p
-
-    return Event(affect, times=times, name=name)
+    return Event(_AddToState(int(state_index), float(amount)), times=times, name=name)
 
 
 def set_parameter(param_index: int, value: float, time: float, name: str = "step") -> Event:
     """An event that sets one parameter to ``value`` from ``time`` on."""
-
-    def affect(t, y, p):
-        return y, p.at[param_index].set(value)
-
-    return Event(affect, times=(time,), name=name)
+    return Event(_SetParameter(int(param_index), float(value)), times=(time,), name=name)
