@@ -21,7 +21,8 @@ def _names(kind: str, names) -> tuple[str, ...]:
     for n in names:
         if not isinstance(n, str) or not n:
             raise ModelError(f"{kind} names must be non-empty strings, got {n!r}")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})
     if dupes:
         raise ModelError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
     return names
