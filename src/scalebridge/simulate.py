@@ -20,6 +20,7 @@ import numpy as np
 from .errors import InputError, SimulationError
 from .model.model import Model
 from .solution import EnsembleSolution, Solution
+from .solvers.segment import AbstractSegmentSolver
 
 
 class _Plan(eqx.Module):
@@ -96,7 +97,10 @@ def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
     ys_parts, ps_parts, ok = [], [], jnp.asarray(True)
     for k, (lo, hi) in enumerate(plan.slices):
         a, b = bounds[k], bounds[k + 1]
-        if state_events:
+        if isinstance(solver, AbstractSegmentSolver):
+            ys_k, y, ok_k = solver.integrate(model, a, b, ts[lo:hi], y, pc)
+            ps_k = jnp.broadcast_to(pc, (hi - lo, pc.size))
+        elif state_events:
             ys_k, ps_k, y, pc, armed, ok_k = _segment_with_triggers(
                 term, kw, state_events, a, b, ts[lo:hi], y, pc, armed, rtol, atol, max_events)
         else:
@@ -270,7 +274,7 @@ def simulate(
     params=None,
     y0=None,
     t0: float = 0.0,
-    solver: diffrax.AbstractSolver | None = None,
+    solver=None,
     rtol: float = 1e-8,
     atol: float = 1e-10,
     max_steps: int = 100_000,
@@ -280,7 +284,9 @@ def simulate(
 
     ``params``: ``None`` (nominal values), ``{name: value}`` or a full vector. ``y0``:
     ``None`` (the model's initial state), ``{state: value}`` or a full vector.
-    ``solver``: a diffrax solver; by default Kvaerno5 for stiff models, Tsit5 otherwise.
+    ``solver``: a diffrax solver (by default Kvaerno5 for stiff models, Tsit5 otherwise),
+    or one of scalebridge's own fixed-step solvers (e.g. operator splitting for tissue
+    models, :class:`~scalebridge.solvers.segment.AbstractSegmentSolver`).
     ``adjoint``: how derivatives are taken, e.g. ``diffrax.ForwardMode()`` for
     ``jax.jacfwd`` with respect to few parameters (default: reverse-mode checkpointing).
 
@@ -293,6 +299,10 @@ def simulate(
     if isinstance(solver, AbstractRosenbrock):
         raise InputError(f"{type(solver).__name__} is an ensemble solver without gradients; use "
                          "it with simulate_ensemble, or pass a diffrax solver to simulate")
+    if isinstance(solver, AbstractSegmentSolver) and any(e.trigger is not None
+                                                         for e in model.events):
+        raise InputError(f"{type(solver).__name__} does not handle state-triggered events; "
+                         "use a diffrax solver for this model")
     ts = _check_times(times, float(t0))
     p = model.param_array(params)
     y = _y0(model, p, y0)

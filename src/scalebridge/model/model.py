@@ -39,6 +39,9 @@ class Model(eqx.Module):
     - ``inputs``: time-dependent signals (:mod:`scalebridge.model.inputs`).
     - ``events``: time-triggered changes of states or parameters.
     - ``stiff``: whether a stiff solver is the default (``False`` selects Tsit5).
+    - ``gates``: states whose equations are linear in themselves (Hodgkin-Huxley gating
+      variables, ``dg/dt = a(V) (1 - g) - b(V) g``), which Rush-Larsen integrators update
+      exactly over a step.
 
     The model is an equinox Module (a pytree) whose functions and specifications are static,
     so it passes through ``jax.jit``, ``jax.vmap`` and ``jax.grad`` unchanged; parameter
@@ -54,6 +57,7 @@ class Model(eqx.Module):
     inputs: tuple[AbstractInput, ...]
     events: tuple[Event, ...]
     stiff: bool = eqx.field(static=True)
+    gates: tuple[str, ...] = eqx.field(static=True)
     citation: str = eqx.field(static=True)
     source: tuple[str, str] | None = eqx.field(static=True)
 
@@ -68,6 +72,7 @@ class Model(eqx.Module):
         inputs: Sequence[AbstractInput] = (),
         events: Sequence[Event] = (),
         stiff: bool = True,
+        gates: Sequence[str] = (),
         name: str = "model",
         citation: str = "",
         source: tuple[str, str] | None = None,
@@ -108,6 +113,10 @@ class Model(eqx.Module):
             if not isinstance(e, Event):
                 raise ModelError(f"model {name!r}: events must be Event objects, got {e!r}")
         self.stiff = bool(stiff)
+        self.gates = tuple(gates)
+        unknown = [g for g in self.gates if g not in self.state_names]
+        if unknown:
+            raise ModelError(f"model {name!r}: gates {unknown} are not states")
         self.citation = citation
         self.source = source
         self._check_shapes()

@@ -128,6 +128,7 @@ def beeler_reuter(
         observables=_OBSERVABLES,
         inputs=[PulseTrain("I_stim", amplitude, duration, period, start)],
         stiff=True,
+        gates=("x1", "m", "h", "j", "d", "f"),
         citation=CITATION,
         source=("zoo", "beeler_reuter"),
     )

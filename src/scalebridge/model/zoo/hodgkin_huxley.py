@@ -98,6 +98,7 @@ def hodgkin_huxley(
         observables={"I_Na": _i_na, "I_K": _i_k},
         inputs=[PulseTrain("I_stim", amplitude, duration, period, start)],
         stiff=False,
+        gates=("m", "h", "n"),
         citation=CITATION,
         source=("zoo", "hodgkin_huxley"),
     )
