@@ -57,7 +57,7 @@ def write_archive(path, kind: str, arrays: dict, meta: dict) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
+            np.savez_compressed(fh, **payload)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -9,7 +9,8 @@ from ..errors import InputError
 
 def resolve_model(spec: str):
     """A zoo name, an SBML file (.xml/.sbml) or a saved model (.npz)."""
-    from ..model.zoo import load_zoo
+    from ..model.zoo import ZOO, load_zoo
+    from ..pde.zoo import SPATIAL
 
     path = Path(spec)
     suffix = path.suffix.lower()
@@ -21,7 +22,17 @@ def resolve_model(spec: str):
         from ..io import load
 
         return load(path, kind="model")
+    if spec in SPATIAL and spec not in ZOO:
+        raise InputError(f"{spec!r} is a spatial model; give a grid, e.g. --grid 200 (1D) or "
+                         "--grid 100x100 (2D)")
     return load_zoo(spec)
+
+
+def resolve_spatial(spec: str, grid: str):
+    """A spatial zoo model (:func:`scalebridge.pde.zoo.spatial_setup`) on ``--grid``."""
+    from ..pde.zoo import spatial_setup
+
+    return spatial_setup(spec, grid)
 
 
 def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:

@@ -4,14 +4,19 @@
 a node field (heterogeneous), or an anisotropic tensor given by its components ``(Kxx, Kyy,
 Kxy)`` (numbers or node fields), e.g. from :func:`fibre_tensor`. Face conductivities are
 harmonic means of the node values for the diagonal terms (so a zero-conductivity region
-blocks flux) and arithmetic means for the cross term; the cross-derivative at a face is the
-average of central differences at its two nodes (the standard 9-point stencil).
+blocks flux); the cross-term flux at a face is the average over its two nodes of ``Kxy``
+times the central difference along the face (the standard 9-point stencil), which keeps
+the operator symmetric in the trapezoidal inner product (``W A = (W A)^T``, ``W`` the
+control volumes) for any conductivity field.
 
-Boundaries: ``noflux`` mirrors the field across the boundary node (du/dn = 0; with a
-control volume of half a cell there, the trapezoidal mass is conserved exactly; for a
-tensor with a cross term the condition is still du/dn = 0); ``periodic`` wraps; on a
-``dirichlet`` axis the boundary nodes keep their values (the operator returns 0 there) and
-the boundary values are the initial values.
+Boundaries: ``noflux`` means zero normal flux, ``n . K grad u = 0``: the boundary node owns
+half a control volume and the flux through the boundary face is zero, so the trapezoidal
+mass is conserved exactly (for the diagonal terms this is mirroring the field across the
+boundary node; the cross term's flux is mirrored with the opposite sign, and the
+tangential derivative it needs at a no-flux boundary node is one-sided, since the field
+is not mirror-symmetric there when ``Kxy != 0``); ``periodic`` wraps; on a ``dirichlet``
+axis the boundary nodes keep their values (the operator returns 0 there) and the boundary
+values are the initial values.
 """
 
 from __future__ import annotations
@@ -44,6 +49,17 @@ def _pad(u, grid: Grid):
         pad[axis] = (1, 1)
         u = jnp.pad(u, pad, mode=mode)
     return u
+
+
+def _end(a, axis, i):
+    """``a[..., i, ...]`` with ``i`` indexing ``axis``."""
+    return jnp.take(a, i, axis=axis)
+
+
+def _set_end(a, axis, i, value):
+    index = [slice(None)] * a.ndim
+    index[axis] = i
+    return a.at[tuple(index)].set(value)
 
 
 def _harmonic(a, b):
@@ -118,7 +134,14 @@ class Diffusion:
                 F = _pad(factor, g)
                 flux = flux * 0.5 * (F[tuple(hi)] + F[tuple(lo)])
             if self.cross is not None:
-                flux = flux + self._cross_flux(P, axis, tuple(lo), tuple(hi))
+                cross = self._cross_flux(P, axis, tuple(lo), tuple(hi))
+                if ax.boundary == "noflux":
+                    # zero flux through the boundary: the ghost face carries minus the
+                    # first interior face's flux, so the half cell sees only the latter
+                    # (the diagonal flux is antisymmetric there by the mirror already)
+                    cross = _set_end(cross, axis, 0, -_end(cross, axis, 1))
+                    cross = _set_end(cross, axis, -1, -_end(cross, axis, -2))
+                flux = flux + cross
             out = out + (jnp.diff(flux, axis=axis)) / ax.dx
         out = scale * out
         if self.held is not None:
@@ -130,17 +153,29 @@ class Diffusion:
         g = self.grid
         other = 1 - axis
         C = _pad(jnp.asarray(self.cross), g)
-        kf = 0.5 * (C[hi] + C[lo])
+        oax = g.axes[other]
 
         def d_other(index):
-            a, b = list(index), list(index)
+            a, b, m = list(index), list(index), list(index)
             a[other] = slice(2, None)
             b[other] = slice(0, -2)
-            return (P[tuple(a)] - P[tuple(b)]) / (2 * g.axes[other].dx)
+            d = (P[tuple(a)] - P[tuple(b)]) / (2 * oax.dx)
+            if oax.boundary == "noflux":
+                # the mirrored ghost would make this derivative 0 on the boundary, which
+                # is wrong when the normal flux Kxy u_t + Knn u_n = 0 needs u_n != 0;
+                # use one-sided differences there
+                m[other] = slice(1, -1)
+                u = P[tuple(m)]
+                d = _set_end(d, other, 0, (_end(u, other, 1) - _end(u, other, 0)) / oax.dx)
+                d = _set_end(d, other, -1, (_end(u, other, -1) - _end(u, other, -2)) / oax.dx)
+            return d
 
         lo_full, hi_full = list(lo), list(hi)
         lo_full[other] = hi_full[other] = slice(None)
-        return kf * 0.5 * (d_other(hi_full) + d_other(lo_full))
+        # the mean over the face's two nodes of Kxy times the tangential derivative (rather
+        # than mean Kxy times mean derivative): with a varying Kxy this keeps the operator
+        # symmetric in the trapezoidal inner product, like the continuous one
+        return 0.5 * (C[hi] * d_other(hi_full) + C[lo] * d_other(lo_full))
 
     def stable_dt(self, scale: float) -> float:
         """Largest forward-Euler step for ``u' = scale * div(K grad u)``:
@@ -153,16 +188,18 @@ class Diffusion:
         comparisons), assembled by probing with coloured unit vectors."""
         g = self.grid
         # the stencil reaches one node along each axis (9-point), so nodes whose indices
-        # agree modulo 3 never share a row; a periodic axis not divisible by 3 gets one
-        # colour per index to keep wrap-around couplings apart
-        widths = [3 if (not ax.periodic or ax.n % 3 == 0) else ax.n for ax in g.axes]
-        idx = np.indices(g.shape)
+        # agree modulo 3 never share a row (see _axis_colours for periodic axes)
         colour = np.zeros(g.shape, dtype=int)
-        for a, w in enumerate(widths):
-            colour = colour * w + idx[a] % w
-        n_colours = int(np.prod(widths))
+        n_colours = 1
+        for a, ax in enumerate(g.axes):
+            c, w = _axis_colours(ax)
+            shape = [1] * g.ndim
+            shape[a] = ax.n
+            colour = colour * w + c.reshape(shape)
+            n_colours *= w
         probes = jnp.asarray(np.stack([(colour == c).astype(float) for c in range(n_colours)]))
-        results = np.asarray(jax.vmap(lambda v: self(v, scale))(probes)).reshape(n_colours, -1)
+        apply = jax.jit(jax.vmap(lambda v, s: self(v, s), in_axes=(0, None)))
+        results = np.asarray(apply(probes, scale)).reshape(n_colours, -1)
         flat_colour = colour.ravel()
         rows, cols, vals = [], [], []
         coords = np.indices(g.shape).reshape(g.ndim, -1)
@@ -185,9 +222,26 @@ class Diffusion:
                                                       np.concatenate(cols))), shape=(g.size,) * 2)
 
 
+def _axis_colours(ax) -> tuple[np.ndarray, int]:
+    """Colours of an axis's nodes such that nodes of one colour are at least 3 apart (also
+    across a periodic wrap), and their number: ``i mod 3``, except on a periodic axis
+    whose length is not a multiple of 3, where the last one or two nodes get colours of
+    their own (so at most 5 colours, however long the axis)."""
+    c = np.arange(ax.n) % 3
+    r = ax.n % 3
+    if not ax.periodic or r == 0:
+        return c, 3
+    c[ax.n - r:] = 3 + np.arange(r)
+    return c, 3 + r
+
+
 def gradient(u, grid: Grid):
     """Central-difference gradient of a field (one array per axis), boundaries as in
-    :class:`Diffusion` (zero normal derivative at no-flux boundaries)."""
+    :class:`Diffusion`: zero normal derivative at no-flux boundaries, wrap-around on
+    periodic axes, and second-order one-sided differences at Dirichlet boundary nodes
+    (whose values are held, not mirrored). Exact for linear fields (except the normal
+    derivative on a no-flux boundary, which is zero by the boundary condition)."""
+    u = jnp.asarray(u)
     P = _pad(u, grid)
     out = []
     for axis, ax in enumerate(grid.axes):
@@ -195,5 +249,11 @@ def gradient(u, grid: Grid):
         b = [slice(1, -1)] * grid.ndim
         a[axis] = slice(2, None)
         b[axis] = slice(0, -2)
-        out.append((P[tuple(a)] - P[tuple(b)]) / (2 * ax.dx))
+        d = (P[tuple(a)] - P[tuple(b)]) / (2 * ax.dx)
+        if ax.boundary == "dirichlet":
+            def at(i, axis=axis):
+                return _end(u, axis, i)
+            d = _set_end(d, axis, 0, (-3 * at(0) + 4 * at(1) - at(2)) / (2 * ax.dx))
+            d = _set_end(d, axis, -1, (3 * at(-1) - 4 * at(-2) + at(-3)) / (2 * ax.dx))
+        out.append(d)
     return tuple(out)

@@ -177,7 +177,7 @@ def reaction_diffusion(
             raise InputError(f"cell {cell.name!r} has no input {stimulus_input!r} for the "
                              f"stimuli; its inputs: {list(cell.input_names) or 'none'}")
         stim_input = cell.input_names.index(stimulus_input)
-        masks = np.stack([s.mask(grid) for s in stimuli]).astype(float)
+        masks = np.stack([s.amplitude * s.mask(grid) for s in stimuli]).astype(float)
         pulses = [s.pulse(f"stimulus{k}") for k, s in enumerate(stimuli)]
     rhs = ReactionDiffusionRHS(cell, grid, op, diffusing, d_index, stim_input, masks,
                                nonlinear_diffusion)
