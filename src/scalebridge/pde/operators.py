@@ -62,11 +62,6 @@ def _set_end(a, axis, i, value):
     return a.at[tuple(index)].set(value)
 
 
-def _harmonic(a, b):
-    s = a + b
-    return jnp.where(s > 0, 2 * a * b / jnp.where(s > 0, s, 1.0), 0.0)
-
-
 def _as_field(value, grid: Grid, name: str):
     arr = np.asarray(value, dtype=float)
     if arr.ndim == 0:
@@ -104,6 +99,7 @@ class Diffusion:
             self.cross = None
         self.diag = diag
         self.kmax = float(max(np.max(d) for d in diag))
+        self.faces = tuple(self._face_conductivity(axis, k) for axis, k in enumerate(diag))
         held = np.zeros(grid.shape, dtype=bool)
         for axis, ax in enumerate(grid.axes):
             if ax.boundary == "dirichlet":
@@ -111,6 +107,19 @@ class Diffusion:
                 idx[axis] = [0, -1]
                 held[tuple(idx)] = True
         self.held = held if held.any() else None
+
+    def _face_conductivity(self, axis: int, k: np.ndarray):
+        """Harmonic means of ``k`` on the faces normal to ``axis`` (ghost faces included),
+        computed once; a plain number when ``k`` is uniform (the common case)."""
+        if np.all(k == k.flat[0]):
+            return float(k.flat[0])
+        K = np.asarray(_pad(jnp.asarray(k), self.grid))
+        inner = [slice(1, -1)] * self.grid.ndim
+        lo, hi = list(inner), list(inner)
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        a, b = K[tuple(hi)], K[tuple(lo)]
+        s = a + b
+        return np.where(s > 0, 2 * a * b / np.where(s > 0, s, 1.0), 0.0)
 
     def __call__(self, u, scale=1.0, factor=None):
         """``scale * div(factor K grad u)`` for a field ``u`` of the grid's shape.
@@ -122,14 +131,13 @@ class Diffusion:
         P = _pad(u, g)
         out = jnp.zeros(g.shape, dtype=P.dtype)
         inner = tuple(slice(1, -1) for _ in range(g.ndim))
-        for axis, (ax, k) in enumerate(zip(g.axes, self.diag, strict=True)):
-            K = _pad(jnp.asarray(k), g)
+        for axis, (ax, kf) in enumerate(zip(g.axes, self.faces, strict=True)):
             lo = list(inner)
             hi = list(inner)
             lo[axis] = slice(0, -1)
             hi[axis] = slice(1, None)
             du = P[tuple(hi)] - P[tuple(lo)]
-            flux = _harmonic(K[tuple(hi)], K[tuple(lo)]) * du / ax.dx
+            flux = (kf / ax.dx) * du
             if factor is not None:
                 F = _pad(factor, g)
                 flux = flux * 0.5 * (F[tuple(hi)] + F[tuple(lo)])
