@@ -79,3 +79,12 @@ def test_bad_spatial_arguments_print_one_line(argv, match, capsys, tmp_path, mon
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert match in lines[0]
+
+
+def test_coarse_grid_warns_with_points_per_front(tmp_path, capsys):
+    out = tmp_path / "coarse.npz"
+    code = main(["simulate", "aliev_panfilov", "--grid", "12", "--t-end", "60", "--points",
+                 "31", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0 and out.is_file()
+    assert "warning: the wavefront spans only" in err and "finer --grid" in err

@@ -81,6 +81,7 @@ def simulate(
 def _simulate_grid(name, grid, times, params, init, rtol, atol, max_steps, out, plot,
                    animate, fps):
     """``simulate --grid``: a spatial zoo model, written as fields."""
+    from ..pde.checks import check_wave_resolution
     from ..pde.fields import to_fields, write_fields
     from ..simulate import simulate as run
 
@@ -109,6 +110,10 @@ def _simulate_grid(name, grid, times, params, init, rtol, atol, max_steps, out, 
                                                        strict=True))})
     typer.echo(f"wrote {out} ({len(times)} times x {shape} nodes x {len(ds.data_vars)} fields, "
                f"{time.perf_counter() - start:.1f} s)")
+    points = check_wave_resolution(sol, m, warn=False)
+    if points < 4:
+        typer.echo(f"warning: the wavefront spans only {points:.2g} grid points (10-90% rise); "
+                   "results depend on the grid: use a finer --grid", err=True)
     if plot is not None:
         from ..report.fields import plot_fields
 
