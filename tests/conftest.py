@@ -31,3 +31,13 @@ def oscillator():
         initial=[1.0, 0.0],
         stiff=False,
     )
+
+
+def assert_one_line_error(main, argv, capsys, match):
+    """Run the CLI; it must fail with exactly one ``error: ...`` line containing ``match``."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert match in lines[0]

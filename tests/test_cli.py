@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import assert_one_line_error
 from scalebridge.cli.app import main
 
 
@@ -67,12 +68,7 @@ def test_ensemble_command(tmp_path):
 )
 def test_bad_arguments_print_one_line(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert match in lines[0]
+    assert_one_line_error(main, argv, capsys, match)
 
 
 def test_console_script_exit_code(tmp_path):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import assert_one_line_error
 from scalebridge.cli.app import main
 from scalebridge.pde import read_fields
 
@@ -73,12 +74,7 @@ def test_simulate_without_grid_is_unchanged(tmp_path):
 )
 def test_bad_spatial_arguments_print_one_line(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert match in lines[0]
+    assert_one_line_error(main, argv, capsys, match)
 
 
 def test_coarse_grid_warns_with_points_per_front(tmp_path, capsys):

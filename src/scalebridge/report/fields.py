@@ -63,6 +63,16 @@ def _draw(ax, snap, da, vmin, vmax, cmap):
     return line
 
 
+
+def _label(fig, ax, art, da):
+    """Axis labels, and a colorbar for a 2D field."""
+    ax.set_xlabel("x")
+    if "y" in da.dims:
+        ax.set_ylabel("y")
+        fig.colorbar(art, ax=ax, label=da.name)
+    else:
+        ax.set_ylabel(da.name)
+
 def plot_snapshot(ds, variable=None, time=None, path=None, *, ax=None, vmin=None, vmax=None,
                   cmap="viridis"):
     """The field at the output time nearest ``time`` (default: the last): a line in 1D,
@@ -75,12 +85,7 @@ def plot_snapshot(ds, variable=None, time=None, path=None, *, ax=None, vmin=None
                                                        constrained_layout=True)[0]
     ax = ax or fig.axes[0]
     art = _draw(ax, snap, da, vmin, vmax, cmap)
-    ax.set_xlabel("x")
-    if "y" in da.dims:
-        ax.set_ylabel("y")
-        fig.colorbar(art, ax=ax, label=da.name)
-    else:
-        ax.set_ylabel(da.name)
+    _label(fig, ax, art, da)
     ax.set_title(f"{da.name}, t = {float(snap['time']):.4g}", fontsize=10)
     return _save(fig, path)
 
@@ -194,12 +199,7 @@ def animate_field(ds, variable=None, path=None, *, fps: int = 10, vmin=None, vma
     fig, ax = plt.subplots(figsize=(4.6, 4) if "y" in da.dims else (5.5, 3.5),
                            constrained_layout=True)
     art = _draw(ax, da.isel(time=frames[0]), da, vmin, vmax, cmap)
-    ax.set_xlabel("x")
-    if "y" in da.dims:
-        ax.set_ylabel("y")
-        fig.colorbar(art, ax=ax, label=da.name)
-    else:
-        ax.set_ylabel(da.name)
+    _label(fig, ax, art, da)
     title = ax.set_title("", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     with writer.saving(fig, str(path), dpi):
