@@ -706,3 +706,15 @@ def test_tissue_layout_is_state_major():
     expected = Diffusion(grid).to_sparse(0.5) @ y[:grid.size]
     assert_allclose(dy[:grid.size], expected, rtol=1e-12, atol=1e-12)
     assert_allclose(dy[grid.size:], 0.0)
+
+
+def test_stiff_tissue_needs_an_explicit_solver_choice():
+    import scalebridge as sb
+    from scalebridge import pde
+
+    tissue = pde.monodomain(sb.load_zoo("beeler_reuter"), pde.grid2d(30, 30, 0.3, 0.3),
+                            D=0.001)
+    with pytest.raises(InputError, match="dense 7200 x 7200 Jacobian"):
+        sb.simulate(tissue, np.array([0.0, 1.0]))
+    with pytest.raises(InputError, match="OperatorSplitting"):
+        sb.simulate_ensemble(tissue, {"D": [0.001]}, np.array([0.0, 1.0]))

@@ -74,7 +74,22 @@ def _plan(model: Model, ts: np.ndarray, t0: float):
     return np.asarray(bounds, dtype=float), plan
 
 
+# above this many states a stiff default would form a dense n x n Jacobian (200 MB at 5,000)
+_DENSE_JACOBIAN_LIMIT = 5000
+
+
+def _check_dense_jacobian(model: Model):
+    n = len(model.state_names)
+    if model.stiff and n > _DENSE_JACOBIAN_LIMIT:
+        raise InputError(
+            f"model {model.name!r} is stiff with {n} states: the default stiff solver would form "
+            f"a dense {n} x {n} Jacobian ({8 * n * n / 1e9:.1f} GB). Pass a solver: for tissue "
+            "models scalebridge.pde.OperatorSplitting(dt=...), or diffrax.Tsit5() if explicit "
+            "steps are stable")
+
+
 def _default_solver(model: Model):
+    _check_dense_jacobian(model)
     return diffrax.Kvaerno5() if model.stiff else diffrax.Tsit5()
 
 
@@ -331,6 +346,7 @@ def _default_ensemble_solver(model: Model):
 
     if not model.stiff:
         return diffrax.Tsit5()
+    _check_dense_jacobian(model)
     if any(e.trigger is not None for e in model.events):
         return diffrax.Kvaerno5()
     return Rodas5()

@@ -1,0 +1,6 @@
+"""Parameter estimation: problems (model + data + likelihood) and PEtab formulas."""
+
+from .formula import Formula, parse_formula
+from .problem import ObservableSpec, Problem
+
+__all__ = ["Formula", "parse_formula", "ObservableSpec", "Problem"]

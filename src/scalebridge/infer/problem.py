@@ -1,0 +1,619 @@
+"""Parameter estimation problems: a Model, data, and the likelihood that joins them.
+
+A :class:`Problem` follows the PEtab v1 concepts (and :func:`scalebridge.load_petab` builds
+one from PEtab files), but is plain Python objects, so it can be made directly
+(:meth:`Problem.from_table`):
+
+- a **parameter table** of :class:`~scalebridge.model.parameter.Parameter` specs (id,
+  nominal value, bounds, scale, prior, estimate flag). The estimated ones, in table order
+  (:attr:`Problem.parameter_ids`), form the vector ``x`` an optimiser sees, each on its own
+  scale (lin, log or log10);
+- **conditions**: ``{condition_id: {target: value}}`` where a target is a model parameter,
+  a state (its initial value), or a name used in observable formulas, and a value is a
+  number, the id of a parameter-table parameter, or NaN (keep the model's value; after
+  preequilibration, keep the steady state);
+- **observables**: :class:`ObservableSpec` (formula, noise formula, transformation and
+  noise distribution), whose formulas may read states, model observables, model
+  parameters, parameter-table parameters, condition targets, time ``t`` and the
+  placeholders ``observableParameter{n}_<id>`` / ``noiseParameter{n}_<id>``;
+- **measurements**: a DataFrame with PEtab's columns ``observableId``,
+  ``simulationConditionId``, ``time``, ``measurement`` and optionally
+  ``preequilibrationConditionId``, ``observableParameters``, ``noiseParameters``
+  (``;``-separated numbers or parameter ids that fill the placeholders row by row).
+
+The negative log-likelihood is, summed over measurements ``m`` with simulation ``y`` and
+noise ``s``, with ``h`` the observable transformation (identity, ``log`` or ``log10``):
+normal ``0.5 log(2 pi s^2) + 0.5 ((h(m) - h(y)) / s)^2``, Laplace
+``log(2 s) + |h(m) - h(y)| / s``, plus the Jacobian ``log(m)`` (log) or
+``log(m log(10))`` (log10) of the transformed measurement, as PEtab defines it.
+Simulations use the model's SBML time origin 0; preequilibration runs the model to steady
+state (``|dy/dt| <= atol + rtol |y|``) first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import InputError, ModelError, SimulationError
+from ..model.model import Model
+from ..model.parameter import Parameter, from_scale, to_scale
+from .formula import Formula, parse_formula, time_symbols
+
+__all__ = ["Problem", "ObservableSpec"]
+
+TRANSFORMATIONS = ("lin", "log", "log10")
+DISTRIBUTIONS = ("normal", "laplace")
+RTOL, ATOL = 1e-8, 1e-10
+
+
+@dataclass(frozen=True)
+class ObservableSpec:
+    """One observable of a problem: ``formula`` and ``noise`` are :class:`Formula`s."""
+
+    id: str
+    formula: Formula
+    noise: Formula
+    transformation: str = "lin"
+    distribution: str = "normal"
+
+    def __post_init__(self):
+        if self.transformation not in TRANSFORMATIONS:
+            raise InputError(f"observable {self.id!r}: observableTransformation "
+                             f"{self.transformation!r} is unknown; use lin, log or log10")
+        if self.distribution not in DISTRIBUTIONS:
+            raise InputError(f"observable {self.id!r}: noiseDistribution "
+                             f"{self.distribution!r} is unknown; use normal or laplace")
+
+
+def _is_nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _number(v):
+    """A float if ``v`` is a number (or numeric text), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float | np.integer | np.floating):
+        return float(v)
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return None
+
+
+def _split(cell) -> list:
+    """The ``;``-separated entries of an observableParameters/noiseParameters cell."""
+    if cell is None or _is_nan(cell):
+        return []
+    if isinstance(cell, int | float | np.integer | np.floating):
+        return [float(cell)]
+    text = str(cell).strip()
+    return [s.strip() for s in text.split(";")] if text else []
+
+
+class _Refs:
+    """Values that are either constants or entries of the parameter-table vector ``q``."""
+
+    def __init__(self, shape=()):
+        self.idx = np.full(shape, -1, dtype=np.int64)
+        self.const = np.zeros(shape, dtype=float)
+
+    def set(self, key, ref):
+        kind, v = ref
+        if kind == "q":
+            self.idx[key] = v
+        else:
+            self.idx[key] = -1
+            self.const[key] = v
+
+    def values(self, q):
+        idx = jnp.asarray(self.idx)
+        return jnp.where(idx >= 0, q[jnp.clip(idx, 0)], jnp.asarray(self.const))
+
+
+class Problem:
+    """A parameter estimation problem; see the module docstring.
+
+    ``nll(x)`` / ``nll_and_grad(x)`` / ``chi2(x)`` take ``x``, the estimated parameters on
+    their scales in the order of :attr:`parameter_ids` (``None``: the nominal values).
+    """
+
+    def __init__(self, model: Model, parameters: Sequence[Parameter],
+                 conditions: Mapping[str, Mapping[str, object]],
+                 observables: Sequence[ObservableSpec], measurements, *, name: str = "problem",
+                 rtol: float = RTOL, atol: float = ATOL, max_steps: int = 100_000,
+                 source: str = "measurement table"):
+        import pandas as pd
+
+        if not isinstance(model, Model):
+            raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
+        self.model = model
+        self.name = str(name)
+        self.parameters = tuple(parameters)
+        ids = [p.name for p in self.parameters]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise InputError(f"parameter table lists {', '.join(dupes)} more than once")
+        self.conditions = {str(k): dict(v) for k, v in conditions.items()}
+        self.observables = {o.id: o for o in observables}
+        self.measurements = pd.DataFrame(measurements).reset_index(drop=True)
+        self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
+        self._source = source
+        self._q_index = {n: i for i, n in enumerate(ids)}
+        self._est = np.asarray([i for i, p in enumerate(self.parameters) if p.estimate],
+                               dtype=np.int64)
+        self._build()
+        self._nll_jit = jax.jit(lambda x: self._terms(x)[0])
+        self._chi2_jit = jax.jit(lambda x: self._terms(x)[1])
+
+        def value_and_jac(x):
+            v = self._terms(x)[0]
+            return v, v
+        jac = jax.jacfwd(value_and_jac, has_aux=True)
+        self._vg_jit = jax.jit(lambda x: tuple(reversed(jac(x))))
+
+    # ----- parameters ---------------------------------------------------------------------
+    @property
+    def parameter_ids(self) -> tuple[str, ...]:
+        """Ids of the estimated parameters: the order of the vector ``x``."""
+        return tuple(self.parameters[i].name for i in self._est)
+
+    @property
+    def parameter_scales(self) -> tuple[str, ...]:
+        return tuple(self.parameters[i].scale for i in self._est)
+
+    @property
+    def x_nominal(self) -> np.ndarray:
+        """Nominal values of the estimated parameters, on their scales."""
+        return np.asarray([float(to_scale(self.parameters[i].value, self.parameters[i].scale))
+                           for i in self._est])
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower bounds of ``x`` on the parameters' scales (``-inf`` for log of 0)."""
+        with np.errstate(divide="ignore"):
+            return np.asarray([float(to_scale(self.parameters[i].lower,
+                                              self.parameters[i].scale)) for i in self._est])
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper bounds of ``x`` on the parameters' scales."""
+        return np.asarray([float(to_scale(self.parameters[i].upper, self.parameters[i].scale))
+                           for i in self._est])
+
+    def _x(self, x) -> jax.Array:
+        if x is None:
+            return jnp.asarray(self.x_nominal)
+        if isinstance(x, Mapping):
+            base = self.x_nominal
+            for k, v in x.items():
+                if k not in self.parameter_ids:
+                    raise InputError(f"{k!r} is not an estimated parameter; estimated: "
+                                     f"{', '.join(self.parameter_ids)}")
+                base[self.parameter_ids.index(k)] = float(v)
+            return jnp.asarray(base)
+        arr = jnp.asarray(x, dtype=jnp.float64)
+        if arr.shape != (len(self._est),):
+            raise InputError(f"parameter vector has shape {arr.shape}, expected "
+                             f"({len(self._est)},) for {', '.join(self.parameter_ids)}")
+        return arr
+
+    def _q(self, x):
+        """All parameter-table values (linear) from the scaled estimated vector ``x``."""
+        q = jnp.asarray([p.value for p in self.parameters], dtype=jnp.float64)
+        if len(self._est) == 0:
+            return q
+        lin = jnp.stack([from_scale(x[k], self.parameters[i].scale)
+                         for k, i in enumerate(self._est)])
+        return q.at[jnp.asarray(self._est)].set(lin)
+
+    def _ref(self, value, where: str):
+        """('q', index) or ('c', number) for a table cell."""
+        num = _number(value)
+        if num is not None:
+            return ("c", num)
+        name = str(value).strip()
+        if name in self._q_index:
+            return ("q", self._q_index[name])
+        if name in self.model.parameter_names:
+            return ("c", self.model.parameters[self.model.parameter_index(name)].value)
+        raise InputError(f"{where}: {name!r} is neither a number nor a parameter of the "
+                         "parameter table")
+
+    # ----- static layout ------------------------------------------------------------------
+    def _build(self):
+        m, meas, src = self.model, self.measurements, self._source
+        for col in ("observableId", "simulationConditionId", "time", "measurement"):
+            if col not in meas.columns:
+                raise InputError(f"{src}: required column {col!r} is missing")
+        if len(meas) == 0:
+            raise InputError(f"{src}: no measurements")
+        if "preequilibrationConditionId" not in meas.columns:
+            meas["preequilibrationConditionId"] = ""
+        meas["preequilibrationConditionId"] = [
+            "" if (v is None or _is_nan(v)) else str(v)
+            for v in meas["preequilibrationConditionId"]]
+        meas["simulationConditionId"] = meas["simulationConditionId"].astype(str)
+        meas["observableId"] = meas["observableId"].astype(str)
+        for col in ("time", "measurement"):
+            try:
+                meas[col] = meas[col].astype(float)
+            except (TypeError, ValueError):
+                raise InputError(f"{src}: column {col!r} must hold numbers") from None
+        for r, (obs, t, y) in enumerate(zip(meas["observableId"], meas["time"],
+                                            meas["measurement"], strict=True)):
+            row = f"{src}, row {r + 2}"
+            if obs not in self.observables:
+                raise InputError(f"{row}: observableId {obs!r} is not in the observable "
+                                 f"table; known: {', '.join(self.observables)}")
+            if not math.isfinite(y):
+                raise InputError(f"{row}: measurement is {y}; give a finite number or drop "
+                                 "the row")
+            if not math.isfinite(t) or t < 0:
+                raise InputError(f"{row}: time {t} is not supported; give finite times >= 0 "
+                                 "(steady-state measurements at time inf are not supported)")
+        used = set(meas["simulationConditionId"]) | (set(meas["preequilibrationConditionId"])
+                                                      - {""})
+        missing = sorted(used - set(self.conditions))
+        if missing:
+            raise InputError(f"{src}: conditions {', '.join(missing)} are not in the "
+                             "condition table")
+        for cid, cond in self.conditions.items():
+            for target in cond:
+                if target in m.observable_names:
+                    raise InputError(f"condition {cid!r} sets {target!r}, which the model "
+                                     "computes by an assignment rule; it cannot be overridden")
+
+        # simulations: unique (preequilibration, simulation) pairs
+        pairs = list(dict.fromkeys(zip(meas["preequilibrationConditionId"],
+                                       meas["simulationConditionId"], strict=True)))
+        self._pairs = pairs
+        self._sims = []
+        row_sim = np.empty(len(meas), dtype=np.int64)
+        row_pos = np.empty(len(meas), dtype=np.int64)
+        offset = 0
+        for k, (pre, sim) in enumerate(pairs):
+            mask = ((meas["preequilibrationConditionId"] == pre)
+                    & (meas["simulationConditionId"] == sim)).to_numpy()
+            times = np.unique(meas["time"].to_numpy()[mask])
+            rows = np.nonzero(mask)[0]
+            row_sim[rows] = k
+            row_pos[rows] = offset + np.searchsorted(times, meas["time"].to_numpy()[rows])
+            offset += times.size
+            self._sims.append(dict(
+                times=times, params=self._param_refs(sim),
+                states=self._state_refs(sim),
+                pre_params=self._param_refs(pre) if pre else None,
+                pre_states=self._state_refs(pre) if pre else None))
+        self._row_sim, self._row_pos = row_sim, row_pos
+
+        # observables: per observable the rows and how each symbol gets its value
+        self._groups = []
+        for oid, spec in self.observables.items():
+            rows = np.nonzero((meas["observableId"] == oid).to_numpy())[0]
+            if rows.size == 0:
+                continue
+            obs_p = self._placeholders(rows, "observableParameters",
+                                       f"observableParameter{{}}_{oid}", spec)
+            noise_p = self._placeholders(rows, "noiseParameters",
+                                         f"noiseParameter{{}}_{oid}", spec)
+            holders = {**obs_p, **noise_p}
+            srcs = {}
+            for f in (spec.formula, spec.noise):
+                for s in f.symbols:
+                    if s not in srcs:
+                        srcs[s] = self._source_of(s, rows, holders, oid)
+            self._groups.append(dict(id=oid, rows=rows, spec=spec, sources=srcs,
+                                     m=meas["measurement"].to_numpy()[rows],
+                                     t=meas["time"].to_numpy()[rows]))
+
+    def _param_refs(self, cid: str) -> _Refs:
+        m = self.model
+        refs = _Refs((len(m.parameters),))
+        cond = self.conditions[cid]
+        for i, p in enumerate(m.parameters):
+            v = cond.get(p.name, math.nan)
+            if not _is_nan(v) and v is not None:
+                refs.set(i, self._ref(v, f"condition {cid!r}, column {p.name!r}"))
+            elif p.name in self._q_index:
+                refs.set(i, ("q", self._q_index[p.name]))
+            else:
+                refs.set(i, ("c", p.value))
+        return refs
+
+    def _state_refs(self, cid: str):
+        """[(state index, ref)] of the initial values a condition sets (NaN: not set)."""
+        out = []
+        for target, v in self.conditions[cid].items():
+            if target in self.model.state_names and not _is_nan(v) and v is not None:
+                out.append((self.model.state_index(target),
+                            self._ref(v, f"condition {cid!r}, column {target!r}")))
+        return out
+
+    def _placeholders(self, rows, column: str, pattern: str, spec: ObservableSpec):
+        """{placeholder name: _Refs over rows} for observable/noise parameters."""
+        names = sorted((s for f in (spec.formula, spec.noise) for s in f.symbols
+                        if s.startswith(pattern.split("{}")[0]) and s.endswith(
+                            pattern.split("{}")[1])),
+                       key=lambda s: s)
+        if not names:
+            return {}
+        meas = self.measurements
+        cells = meas[column].to_numpy()[rows] if column in meas.columns else [None] * len(rows)
+        out = {}
+        for name in names:
+            n_text = name[len(pattern.split("{}")[0]):len(name) - len(pattern.split("{}")[1])]
+            if not n_text.isdigit() or int(n_text) < 1:
+                continue
+            n = int(n_text)
+            refs = _Refs((len(rows),))
+            for j, (r, cell) in enumerate(zip(rows, cells, strict=True)):
+                entries = _split(cell)
+                where = f"{self._source}, row {r + 2}, column {column!r}"
+                if len(entries) < n:
+                    raise InputError(f"{where}: observable {spec.id!r} needs {name}, but the "
+                                     f"row gives {len(entries)} value(s)")
+                refs.set(j, self._ref(entries[n - 1], where))
+            out[name] = refs
+        return out
+
+    def _source_of(self, s: str, rows, holders, oid: str):
+        m = self.model
+        if s in holders:
+            return ("rows", holders[s])
+        if s in m.state_names:
+            return ("state", m.state_index(s))
+        if s in m.observable_names:
+            return ("mobs", m.observable_names.index(s))
+        if s in time_symbols():
+            return ("time", None)
+        if s in m.parameter_names:
+            return ("param", m.parameter_index(s))
+        conds = [self._pairs[k][1] for k in self._row_sim[rows]]
+        if any(s in self.conditions[c] for c in conds):
+            refs = _Refs((len(rows),))
+            for j, c in enumerate(conds):
+                v = self.conditions[c].get(s, math.nan)
+                if (v is None or _is_nan(v)) and s in self._q_index:
+                    v = s
+                refs.set(j, self._ref(v, f"condition {c!r}, column {s!r}"))
+            return ("rows", refs)
+        if s in self._q_index:
+            return ("q", self._q_index[s])
+        if s == oid:
+            return ("self", None)
+        raise InputError(f"observable {oid!r}: formula symbol {s!r} is not a state, model "
+                         "observable, model parameter, condition column, parameter-table "
+                         "parameter or placeholder of this observable")
+
+    # ----- simulation ---------------------------------------------------------------------
+    def _simulate_all(self, q):
+        """(params per simulation, states and observables at all simulation times)."""
+        from ..simulate import simulate
+
+        m = self.model
+        ps, ys, obs = [], [], []
+        for sim in self._sims:
+            p = sim["params"].values(q)
+            if sim["pre_params"] is not None:
+                pp = sim["pre_params"].values(q)
+                y0 = self._apply_states(m.initial_state(pp), sim["pre_states"], q)
+                y0 = self._steady_state(pp, y0)
+            else:
+                y0 = m.initial_state(p)
+            y0 = self._apply_states(y0, sim["states"], q)
+            times = sim["times"]
+            if times[-1] > 0:
+                sol = simulate(m, times, params=p, y0=y0, rtol=self.rtol, atol=self.atol,
+                               max_steps=self.max_steps, adjoint=diffrax.ForwardMode())
+                y, o = sol.states, sol.observables
+            else:  # only t = 0
+                y = jnp.broadcast_to(y0, (times.size, y0.size))
+                o = jax.vmap(lambda yy, p=p: m.observe(0.0, yy, p))(y)
+            ps.append(p)
+            ys.append(y)
+            obs.append(o)
+        return ps, jnp.concatenate(ys), jnp.concatenate(obs)
+
+    @staticmethod
+    def _apply_states(y0, refs, q):
+        for i, ref in refs:
+            y0 = y0.at[i].set(q[ref[1]] if ref[0] == "q" else ref[1])
+        return y0
+
+    def _steady_state(self, p, y0):
+        m = self.model
+        term = diffrax.ODETerm(lambda t, y, args: m.vector_field(t, y, args))
+        solver = diffrax.Kvaerno5() if m.stiff else diffrax.Tsit5()
+        sol = diffrax.diffeqsolve(
+            term, solver, 0.0, jnp.inf, None, y0, args=p,
+            stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol,
+                                                      dtmin=None),
+            event=diffrax.Event(diffrax.steady_state_event(rtol=self.rtol * 10,
+                                                           atol=self.atol * 10)),
+            max_steps=self.max_steps, adjoint=diffrax.ForwardMode(), throw=False)
+        import equinox as eqx
+        ok = sol.result == diffrax.RESULTS.event_occurred
+        return eqx.error_if(sol.ys[-1], ~ok, f"problem {self.name!r}: preequilibration did "
+                            "not reach a steady state")
+
+    def _predictions(self, x):
+        """Per observable group: (simulation y, noise sigma) over its rows."""
+        q = self._q(x)
+        ps, ys, obs = self._simulate_all(q)
+        P = jnp.stack(ps)
+        out = []
+        for g in self._groups:
+            rows = g["rows"]
+            pos, simk = self._row_pos[rows], self._row_sim[rows]
+            env = {}
+            for s, (kind, v) in g["sources"].items():
+                if kind == "rows":
+                    env[s] = v.values(q)
+                elif kind == "state":
+                    env[s] = ys[pos, v]
+                elif kind == "mobs":
+                    env[s] = obs[pos, v]
+                elif kind == "time":
+                    env[s] = jnp.asarray(g["t"])
+                elif kind == "param":
+                    env[s] = P[simk, v]
+                elif kind == "q":
+                    env[s] = q[v]
+            y = jnp.broadcast_to(jnp.asarray(g["spec"].formula(env), float), rows.shape)
+            env[g["id"]] = y
+            sd = jnp.broadcast_to(jnp.asarray(g["spec"].noise(env), float), rows.shape)
+            out.append((y, sd))
+        return out
+
+    def _terms(self, x):
+        nll = jnp.asarray(0.0)
+        chi2 = jnp.asarray(0.0)
+        for g, (y, sd) in zip(self._groups, self._predictions(x), strict=True):
+            spec, m = g["spec"], jnp.asarray(g["m"])
+            tr = spec.transformation
+            if tr == "lin":
+                r, jacobian = m - y, 0.0
+            elif tr == "log":
+                r, jacobian = jnp.log(m) - jnp.log(y), jnp.log(m)
+            else:
+                r, jacobian = jnp.log10(m) - jnp.log10(y), jnp.log(m * math.log(10))
+            z = r / sd
+            if spec.distribution == "normal":
+                terms = 0.5 * jnp.log(2 * math.pi * sd**2) + 0.5 * z**2
+            else:
+                terms = jnp.log(2 * sd) + jnp.abs(z)
+            nll = nll + jnp.sum(terms + jacobian)
+            chi2 = chi2 + jnp.sum(z**2)
+        return nll, chi2
+
+    # ----- public evaluation --------------------------------------------------------------
+    def nll(self, params=None) -> float:
+        """Negative log-likelihood at ``params`` (scaled estimated vector; None: nominal)."""
+        return self._checked(self._nll_jit, params)
+
+    def chi2(self, params=None) -> float:
+        """Sum of squared weighted residuals ``((h(m) - h(y)) / s)^2``."""
+        return self._checked(self._chi2_jit, params)
+
+    def nll_and_grad(self, params=None) -> tuple[float, np.ndarray]:
+        """The NLL and its gradient with respect to the scaled estimated parameters
+        (forward-mode sensitivities through the ODE solver; jit-compiled)."""
+        x = self._x(params)
+        try:
+            v, g = self._vg_jit(x)
+        except Exception as exc:  # equinox error_if raises at runtime
+            raise SimulationError(f"problem {self.name!r}: {exc}".splitlines()[0]) from exc
+        return float(v), np.asarray(g)
+
+    def log_prior(self, params=None) -> float:
+        """Sum of the log prior densities of the estimated parameters that have one."""
+        x = self._x(params)
+        total = 0.0
+        for k, i in enumerate(self._est):
+            p = self.parameters[i]
+            if p.prior is not None:
+                total = total + p.prior.logpdf(from_scale(x[k], p.scale), p.scale)
+        return float(total)
+
+    def _checked(self, fn, params) -> float:
+        x = self._x(params)
+        try:
+            return float(fn(x))
+        except Exception as exc:
+            if "simulation of model" in str(exc) or "steady state" in str(exc):
+                raise SimulationError(f"problem {self.name!r}: {exc}".splitlines()[0]) \
+                    from exc
+            raise
+
+    def simulate_conditions(self, params=None) -> dict:
+        """``{(preequilibration id or '', simulation condition id): Solution}`` at the
+        measurement times of each condition."""
+        from ..solution import Solution
+
+        q = self._q(self._x(params))
+        ps, ys, obs = self._simulate_all(q)
+        out, start = {}, 0
+        for pair, sim in zip(self._pairs, self._sims, strict=True):
+            n = sim["times"].size
+            out[pair] = Solution(jnp.asarray(sim["times"]), ys[start:start + n],
+                                 obs[start:start + n], self.model.state_names,
+                                 self.model.observable_names)
+            start += n
+        return out
+
+    def simulations(self, params=None):
+        """The measurement table with a ``simulation`` column (untransformed observable
+        values) and a ``sigma`` column: a PEtab simulation table."""
+        out = self.measurements.copy()
+        sim = np.full(len(out), np.nan)
+        sd = np.full(len(out), np.nan)
+        for g, (y, s) in zip(self._groups, self._predictions(self._x(params)), strict=True):
+            sim[g["rows"]] = np.asarray(y)
+            sd[g["rows"]] = np.asarray(s)
+        out["simulation"] = sim
+        out["sigma"] = sd
+        return out
+
+    # ----- building without PEtab ---------------------------------------------------------
+    @classmethod
+    def from_table(cls, model: Model, data, *, conditions: Mapping | None = None,
+                   noise: str = "normal", name: str | None = None, **kw) -> Problem:
+        """A problem from a DataFrame with columns ``time``, ``observable`` (a state or
+        model observable), ``value``, optional ``sigma`` and ``condition``.
+
+        Model parameters with ``estimate=True`` are estimated on their scales within their
+        bounds. Without a ``sigma`` column one noise level ``sigma_<observable>`` per
+        observable is estimated (log10 scale, bounds 1e-6..1e6, nominal 1).
+        ``conditions``: ``{condition: {parameter or state: value}}`` for the ``condition``
+        column (default: one condition, ``"default"``).
+        """
+        import pandas as pd
+
+        df = pd.DataFrame(data)
+        for col in ("time", "observable", "value"):
+            if col not in df.columns:
+                raise InputError(f"data: required column {col!r} is missing; columns: "
+                                 f"{', '.join(map(str, df.columns))}")
+        names = set(model.state_names) | set(model.observable_names)
+        obs_ids = list(dict.fromkeys(df["observable"].astype(str)))
+        for o in obs_ids:
+            if o not in names:
+                raise InputError(f"data: observable {o!r} is not a state or observable of "
+                                 f"model {model.name!r}")
+        params = [p for p in model.parameters]
+        specs = []
+        for o in obs_ids:
+            if "sigma" in df.columns:
+                noise_f = parse_formula(f"noiseParameter1_{o}", "noise")
+            else:
+                sid = f"sigma_{o}"
+                if sid in model.parameter_names:
+                    raise ModelError(f"model parameter {sid!r} clashes with the noise "
+                                     "parameter of observable {o!r}")
+                params.append(Parameter(sid, 1.0, 1e-6, 1e6, "log10"))
+                noise_f = parse_formula(sid, "noise")
+            specs.append(ObservableSpec(o, parse_formula(o, "observable"), noise_f,
+                                        "lin", noise))
+        cond = df["condition"].astype(str) if "condition" in df.columns else "default"
+        meas = pd.DataFrame({
+            "observableId": df["observable"].astype(str), "simulationConditionId": cond,
+            "time": df["time"], "measurement": df["value"]})
+        if "sigma" in df.columns:
+            meas["noiseParameters"] = df["sigma"].astype(float)
+        conds = {str(k): dict(v) for k, v in (conditions or {}).items()}
+        for c in set(meas["simulationConditionId"]):
+            conds.setdefault(c, {})
+        return cls(model, params, conds, specs, meas, name=name or model.name,
+                   source="data", **kw)
+
+    def __repr__(self):
+        return (f"Problem({self.name!r}, model={self.model.name!r}, "
+                f"estimated={list(self.parameter_ids)}, measurements={len(self.measurements)})")

@@ -1,0 +1,219 @@
+"""PEtab v1 import: ``load_petab(yaml_path) -> Problem``.
+
+Reads the YAML problem file and its tables (tab-separated, read with pandas) and the SBML
+model (:func:`scalebridge.load_sbml`), checks them, and builds a
+:class:`~scalebridge.infer.problem.Problem`. Formulas are parsed with PEtab's grammar and
+compiled to JAX (:mod:`scalebridge.infer.formula`). One problem (one SBML model) per YAML
+file; several measurement, condition or observable files are concatenated.
+
+Not supported (raised as :class:`~scalebridge.errors.InputError`): steady-state
+measurements (time ``inf``), mapping tables, several models, PEtab v2.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from .errors import InputError, ModelError
+from .infer.formula import parse_formula
+from .infer.problem import ObservableSpec, Problem
+from .model.parameter import Parameter, Prior
+
+__all__ = ["load_petab"]
+
+_REQUIRED = {
+    "parameter": ("parameterId", "parameterScale", "lowerBound", "upperBound",
+                  "nominalValue", "estimate"),
+    "condition": ("conditionId",),
+    "observable": ("observableId", "observableFormula", "noiseFormula"),
+    "measurement": ("observableId", "simulationConditionId", "time", "measurement"),
+}
+
+
+def _read_table(path: Path, kind: str):
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"{kind} file {str(path)!r} does not exist")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=object, keep_default_na=False,
+                         na_values=["", "NaN", "nan"])
+    except Exception as exc:
+        raise InputError(f"{path.name}: cannot read the {kind} table: {exc}") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    for col in _REQUIRED[kind]:
+        if col not in df.columns:
+            raise InputError(f"{path.name}: required column {col!r} is missing from the "
+                             f"{kind} table; columns: {', '.join(df.columns)}")
+    return df
+
+
+def _cell(v):
+    """None for empty/NaN cells, else the stripped text."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    s = str(v).strip()
+    return s if s else None
+
+
+def _float(v, where: str, default=None):
+    c = _cell(v)
+    if c is None:
+        if default is not None:
+            return default
+        raise InputError(f"{where}: a number is required")
+    try:
+        return float(c)
+    except ValueError:
+        raise InputError(f"{where}: {c!r} is not a number") from None
+
+
+def _parameters(df, name: str) -> list[Parameter]:
+    out = []
+    for r, row in df.iterrows():
+        where = f"{name}, row {r + 2}"
+        pid = _cell(row["parameterId"])
+        if pid is None:
+            raise InputError(f"{where}: parameterId is empty")
+        scale = _cell(row["parameterScale"]) or "lin"
+        est = _cell(row["estimate"])
+        if est not in ("0", "1"):
+            raise InputError(f"{where}, column 'estimate': {est!r} must be 0 or 1")
+        estimate = est == "1"
+        lower = _float(row["lowerBound"], f"{where}, column 'lowerBound'",
+                       None if estimate else -math.inf)
+        upper = _float(row["upperBound"], f"{where}, column 'upperBound'",
+                       None if estimate else math.inf)
+        nominal = _float(row["nominalValue"], f"{where}, column 'nominalValue'",
+                         None if not estimate else math.nan)
+        if math.isnan(nominal):  # estimated without nominal: midpoint on scale
+            nominal = (lower + upper) / 2 if scale == "lin" else math.sqrt(lower * upper)
+        if scale in ("log", "log10") and lower < 0:
+            raise InputError(f"{where}: parameter {pid!r} is on {scale} scale but its "
+                             f"lowerBound is negative ({lower}); log-scaled parameters need "
+                             "lowerBound >= 0")
+        prior = None
+        ptype = _cell(row.get("objectivePriorType"))
+        if ptype is not None:
+            pars = _cell(row.get("objectivePriorParameters"))
+            try:
+                args = tuple(float(s) for s in (pars or "").split(";"))
+            except ValueError:
+                raise InputError(f"{where}, column 'objectivePriorParameters': {pars!r} "
+                                 "must be two numbers separated by ';'") from None
+            try:
+                prior = Prior(ptype, args)
+            except ModelError as exc:
+                raise InputError(f"{where}: {exc}") from None
+        try:
+            out.append(Parameter(pid, nominal, lower, upper, scale, prior, estimate))
+        except ModelError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    return out
+
+
+def _conditions(df, name: str) -> dict:
+    out = {}
+    cols = [c for c in df.columns if c not in ("conditionId", "conditionName")]
+    for r, row in df.iterrows():
+        cid = _cell(row["conditionId"])
+        if cid is None:
+            raise InputError(f"{name}, row {r + 2}: conditionId is empty")
+        cond = {}
+        for c in cols:
+            v = _cell(row[c])
+            if v is None:
+                cond[c] = math.nan
+            else:
+                try:
+                    cond[c] = float(v)
+                except ValueError:
+                    cond[c] = v
+        out[cid] = cond
+    return out
+
+
+def _observables(df, name: str) -> list[ObservableSpec]:
+    out = []
+    for r, row in df.iterrows():
+        where = f"{name}, row {r + 2}"
+        oid = _cell(row["observableId"])
+        if oid is None:
+            raise InputError(f"{where}: observableId is empty")
+        formula = parse_formula(_cell(row["observableFormula"]) or "",
+                                f"{where}, column 'observableFormula'")
+        noise = parse_formula(_cell(row["noiseFormula"]) or "",
+                              f"{where}, column 'noiseFormula'")
+        tr = _cell(row.get("observableTransformation")) or "lin"
+        dist = _cell(row.get("noiseDistribution")) or "normal"
+        try:
+            out.append(ObservableSpec(oid, formula, noise, tr, dist))
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    return out
+
+
+def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
+    """Build a :class:`~scalebridge.infer.problem.Problem` from a PEtab v1 YAML file.
+
+    Keyword arguments go to :class:`Problem` (``rtol``, ``atol``, ``max_steps``).
+    Raises :class:`~scalebridge.errors.InputError` naming the file, row and column of bad
+    input, and :class:`~scalebridge.errors.SBMLError` for unsupported models.
+    """
+    import pandas as pd
+    import yaml
+
+    from .model.sbml import load_sbml
+
+    path = Path(yaml_path)
+    if not path.is_file():
+        raise InputError(f"PEtab file {str(path)!r} does not exist")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path.name}: not valid YAML: {exc}") from None
+    if not isinstance(spec, dict):
+        raise InputError(f"{path.name}: expected a PEtab problem description (a mapping)")
+    version = str(spec.get("format_version", ""))
+    if version not in ("1", "1.0.0", "1.0"):
+        raise InputError(f"{path.name}: format_version {version!r} is not supported; "
+                         "only PEtab v1 is")
+    problems = spec.get("problems") or []
+    if len(problems) != 1:
+        raise InputError(f"{path.name}: exactly one entry under 'problems' is supported, "
+                         f"found {len(problems)}")
+    sub = problems[0]
+    base = path.parent
+    for key in ("sbml_files", "condition_files", "measurement_files", "observable_files"):
+        if not sub.get(key):
+            raise InputError(f"{path.name}: '{key}' is missing")
+    if "parameter_file" not in spec:
+        raise InputError(f"{path.name}: 'parameter_file' is missing")
+    if len(sub["sbml_files"]) != 1:
+        raise InputError(f"{path.name}: exactly one SBML file is supported")
+    if sub.get("mapping_files"):
+        raise InputError(f"{path.name}: mapping tables are not supported")
+
+    def tables(key, kind):
+        dfs = [_read_table(base / f, kind) for f in sub[key]]
+        return pd.concat(dfs, ignore_index=True), ", ".join(sub[key])
+
+    pfiles = spec["parameter_file"]
+    pfiles = [pfiles] if isinstance(pfiles, str) else list(pfiles)
+    pdf = pd.concat([_read_table(base / f, "parameter") for f in pfiles], ignore_index=True)
+    cdf, cname = tables("condition_files", "condition")
+    odf, oname = tables("observable_files", "observable")
+    mdf, mname = tables("measurement_files", "measurement")
+    model = load_sbml(base / sub["sbml_files"][0])
+    params = _parameters(pdf, ", ".join(pfiles))
+    conditions = _conditions(cdf, cname)
+    observables = _observables(odf, oname)
+    meas = mdf.copy()
+    for col in ("time", "measurement"):
+        for r, v in enumerate(meas[col]):
+            _float(v, f"{mname}, row {r + 2}, column {col!r}", math.nan)
+        meas[col] = meas[col].astype(float)
+    return Problem(model, params, conditions, observables, meas, name=path.stem,
+                   source=mname, **kw)
