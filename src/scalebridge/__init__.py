@@ -21,6 +21,7 @@ from .model import (
     set_parameter,
 )
 from .model.zoo import load_zoo, zoo_names
+from .petab import load_petab
 from .simulate import simulate, simulate_ensemble
 from .solution import EnsembleSolution, Solution
 
@@ -29,5 +30,6 @@ __version__ = "0.1.0"
 __all__ = [
     "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter",
     "PulseTrain", "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
-    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "__version__",
+    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab",
+    "__version__",
 ]

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,12 +151,13 @@ class Problem:
         self._est = np.asarray([i for i, p in enumerate(self.parameters) if p.estimate],
                                dtype=np.int64)
         self._build()
-        self._nll_jit = jax.jit(lambda x: self._terms(x)[0])
-        self._chi2_jit = jax.jit(lambda x: self._terms(x)[1])
+        # one compiled function gives NLL, chi2 and the simulations (one compilation)
+        self._eval_jit = jax.jit(self._terms)
 
         def value_and_jac(x):
             v = self._terms(x)[0]
             return v, v
+
         jac = jax.jacfwd(value_and_jac, has_aux=True)
         self._vg_jit = jax.jit(lambda x: tuple(reversed(jac(x))))
 
@@ -265,8 +267,16 @@ class Problem:
         if missing:
             raise InputError(f"{src}: conditions {', '.join(missing)} are not in the "
                              "condition table")
+        in_formulas = {s for o in self.observables.values()
+                       for f in (o.formula, o.noise) for s in f.symbols}
         for cid, cond in self.conditions.items():
             for target in cond:
+                if not (target in m.parameter_names or target in m.state_names
+                        or target in in_formulas or target in self._q_index
+                        or target in m.observable_names):
+                    raise InputError(f"condition {cid!r} sets {target!r}, which is not a "
+                                     "parameter or state of the model, nor used in an "
+                                     "observable or noise formula")
                 if target in m.observable_names:
                     raise InputError(f"condition {cid!r} sets {target!r}, which the model "
                                      "computes by an assignment rule; it cannot be overridden")
@@ -289,9 +299,9 @@ class Problem:
             offset += times.size
             self._sims.append(dict(
                 times=times, params=self._param_refs(sim),
-                states=self._state_refs(sim),
+                states=self._state_refs(sim, table=not pre),
                 pre_params=self._param_refs(pre) if pre else None,
-                pre_states=self._state_refs(pre) if pre else None))
+                pre_states=self._state_refs(pre, table=True) if pre else None))
         self._row_sim, self._row_pos = row_sim, row_pos
 
         # observables: per observable the rows and how each symbol gets its value
@@ -328,9 +338,15 @@ class Problem:
                 refs.set(i, ("c", p.value))
         return refs
 
-    def _state_refs(self, cid: str):
-        """[(state index, ref)] of the initial values a condition sets (NaN: not set)."""
+    def _state_refs(self, cid: str, table: bool):
+        """[(state index, ref)] of the initial values a condition sets (NaN: not set),
+        after those of parameter-table parameters that the model holds as states
+        (non-constant SBML parameters) when ``table``."""
         out = []
+        if table:
+            for i, name in enumerate(self.model.state_names):
+                if name in self._q_index:
+                    out.append((i, ("q", self._q_index[name])))
         for target, v in self.conditions[cid].items():
             if target in self.model.state_names and not _is_nan(v) and v is not None:
                 out.append((self.model.state_index(target),
@@ -439,7 +455,6 @@ class Problem:
             event=diffrax.Event(diffrax.steady_state_event(rtol=self.rtol * 10,
                                                            atol=self.atol * 10)),
             max_steps=self.max_steps, adjoint=diffrax.ForwardMode(), throw=False)
-        import equinox as eqx
         ok = sol.result == diffrax.RESULTS.event_occurred
         return eqx.error_if(sol.ys[-1], ~ok, f"problem {self.name!r}: preequilibration did "
                             "not reach a steady state")
@@ -474,9 +489,11 @@ class Problem:
         return out
 
     def _terms(self, x):
+        """(NLL, chi2, [(simulation, sigma)] per observable group)."""
         nll = jnp.asarray(0.0)
         chi2 = jnp.asarray(0.0)
-        for g, (y, sd) in zip(self._groups, self._predictions(x), strict=True):
+        preds = self._predictions(x)
+        for g, (y, sd) in zip(self._groups, preds, strict=True):
             spec, m = g["spec"], jnp.asarray(g["m"])
             tr = spec.transformation
             if tr == "lin":
@@ -492,16 +509,16 @@ class Problem:
                 terms = jnp.log(2 * sd) + jnp.abs(z)
             nll = nll + jnp.sum(terms + jacobian)
             chi2 = chi2 + jnp.sum(z**2)
-        return nll, chi2
+        return nll, chi2, preds
 
     # ----- public evaluation --------------------------------------------------------------
     def nll(self, params=None) -> float:
         """Negative log-likelihood at ``params`` (scaled estimated vector; None: nominal)."""
-        return self._checked(self._nll_jit, params)
+        return float(self._checked(params)[0])
 
     def chi2(self, params=None) -> float:
         """Sum of squared weighted residuals ``((h(m) - h(y)) / s)^2``."""
-        return self._checked(self._chi2_jit, params)
+        return float(self._checked(params)[1])
 
     def nll_and_grad(self, params=None) -> tuple[float, np.ndarray]:
         """The NLL and its gradient with respect to the scaled estimated parameters
@@ -523,10 +540,10 @@ class Problem:
                 total = total + p.prior.logpdf(from_scale(x[k], p.scale), p.scale)
         return float(total)
 
-    def _checked(self, fn, params) -> float:
+    def _checked(self, params):
         x = self._x(params)
         try:
-            return float(fn(x))
+            return self._eval_jit(x)
         except Exception as exc:
             if "simulation of model" in str(exc) or "steady state" in str(exc):
                 raise SimulationError(f"problem {self.name!r}: {exc}".splitlines()[0]) \
@@ -555,7 +572,7 @@ class Problem:
         out = self.measurements.copy()
         sim = np.full(len(out), np.nan)
         sd = np.full(len(out), np.nan)
-        for g, (y, s) in zip(self._groups, self._predictions(self._x(params)), strict=True):
+        for g, (y, s) in zip(self._groups, self._checked(params)[2], strict=True):
             sim[g["rows"]] = np.asarray(y)
             sd[g["rows"]] = np.asarray(s)
         out["simulation"] = sim
