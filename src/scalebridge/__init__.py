@@ -7,6 +7,7 @@ from . import (
     _x64,  # noqa: F401  (must come first: the one global JAX switch)
     errors,
 )
+from .infer.fit import FitResult, fit
 from .io import load, save
 from .model import (
     Event,
@@ -30,6 +31,6 @@ __version__ = "0.1.0"
 __all__ = [
     "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter",
     "PulseTrain", "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
-    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab",
+    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab", "fit", "FitResult",
     "__version__",
 ]

@@ -1,0 +1,478 @@
+"""Multi-start local optimisation of a :class:`~scalebridge.infer.problem.Problem`.
+
+``fit(problem, n_starts=20, seed=0, optimizer="trf")`` draws start points from a Latin
+hypercube in the scaled bounds, runs a local optimiser from each and collects the results in a
+:class:`FitResult` (best start, starts converged to it, waterfall plot).
+
+Optimisers (see docs/decisions/0007-local-optimiser.md):
+
+- ``"trf"``: :func:`scipy.optimize.least_squares` (trust-region reflective, bounds) on a
+  residual vector ``r(x)`` with ``0.5 * sum(r**2) + const == nll(x)`` and its Jacobian from
+  :func:`jax.jacfwd` (forward sensitivities through the ODE solver), both jit-compiled once
+  per problem and reused across starts and calls. For normal noise each measurement gives
+  ``z = (h(m) - h(y)) / s`` and ``sqrt(2 log s + C)``, ``C`` = :data:`SIGMA_OFFSET` (real
+  for ``s > exp(-C / 2)``, about 1e-12); for Laplace noise ``sqrt(2 |z|)`` and
+  ``sqrt(2 log s + C)``;
+- ``"lbfgs"``: :func:`scipy.optimize.minimize` (L-BFGS-B, bounds) on
+  :meth:`Problem.nll_and_grad`.
+
+Start points: start ``i`` is row ``i % LHS_BLOCK`` of a Latin hypercube of
+:data:`LHS_BLOCK` points drawn with ``numpy.random.default_rng([seed, i // LHS_BLOCK])``, so
+the start points of a seed do not depend on ``n_starts`` (the first 3 of 20 starts are the
+3 starts of ``n_starts=3``), which makes resuming with more starts consistent.
+
+With ``out=DIR`` the results are written to ``DIR/result.json`` (atomically, after each
+start); a later call with the same directory, problem, seed, optimiser and ``max_iter``
+loads the finished starts and runs only the missing ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import InputError
+from .problem import Problem
+
+__all__ = ["fit", "FitResult", "residual_function", "LHS_BLOCK", "SIGMA_OFFSET"]
+
+LHS_BLOCK = 20
+SIGMA_OFFSET = 2 * math.log(1e12) + 1.0
+CONVERGED_DELTA = 1.92  # chi2(1) 0.95 quantile / 2
+OPTIMIZERS = ("trf", "lbfgs")
+RESULT_FILE = "result.json"
+FORMAT = "scalebridge-fit"
+FORMAT_VERSION = 1
+_BAD_COST = 1e8  # residual value used where the simulation fails during a run
+
+
+# ----- residuals ------------------------------------------------------------------------------
+def _residuals(problem: Problem, x):
+    """Residual vector (JAX) of ``problem`` at scaled ``x``; see the module docstring."""
+    preds = problem._predictions(x)
+    parts = []
+    for g, (y, sd) in zip(problem._groups, preds, strict=True):
+        spec, m = g["spec"], jnp.asarray(g["m"])
+        tr = spec.transformation
+        if tr == "lin":
+            r = m - y
+        elif tr == "log":
+            r = jnp.log(m) - jnp.log(y)
+        else:
+            r = jnp.log10(m) - jnp.log10(y)
+        z = r / sd
+        if spec.distribution == "normal":
+            parts.append(z)
+        else:
+            parts.append(jnp.sqrt(2 * jnp.abs(z)))
+        parts.append(jnp.sqrt(2 * jnp.log(sd) + SIGMA_OFFSET))
+    return jnp.concatenate(parts)
+
+
+def _residual_constant(problem: Problem) -> float:
+    """``const`` with ``nll(x) == 0.5 * sum(r(x)**2) + const`` for every ``x``."""
+    c = 0.0
+    for g in problem._groups:
+        spec, m = g["spec"], np.asarray(g["m"], dtype=float)
+        n = m.size
+        if spec.transformation == "log":
+            c += float(np.sum(np.log(m)))
+        elif spec.transformation == "log10":
+            c += float(np.sum(np.log(m * math.log(10))))
+        if spec.distribution == "normal":
+            c += n * 0.5 * math.log(2 * math.pi)
+        else:
+            c += n * math.log(2.0)
+        c -= n * 0.5 * SIGMA_OFFSET
+    return c
+
+
+@dataclass
+class _Compiled:
+    res: Callable
+    jac: Callable
+    const: float
+    compile_s: float = 0.0
+    compiled: bool = False
+    const_size: int = 0
+
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def residual_function(problem: Problem):
+    """``(residual(x), jacobian(x), const)``: jit-compiled NumPy-returning functions with
+    ``problem.nll(x) == 0.5 * sum(residual(x)**2) + const``; cached per problem."""
+    c = _compiled(problem)
+    return (lambda x: np.asarray(c.res(jnp.asarray(x, dtype=jnp.float64))),
+            lambda x: np.asarray(c.jac(jnp.asarray(x, dtype=jnp.float64))), c.const)
+
+
+def _compiled(problem: Problem) -> _Compiled:
+    c = _CACHE.get(problem)
+    if c is None:
+        def res(x):
+            return _residuals(problem, x)
+
+        c = _Compiled(jax.jit(res), jax.jit(jax.jacfwd(res)), _residual_constant(problem))
+        _CACHE[problem] = c
+    return c
+
+
+# ----- start points ---------------------------------------------------------------------------
+def _lhs(rng, n: int, d: int) -> np.ndarray:
+    """A Latin hypercube of ``n`` points in [0, 1]^d."""
+    u = (np.argsort(rng.random((d, n)), axis=1).T + rng.random((n, d))) / n
+    return u
+
+
+def start_points(problem: Problem, n_starts: int, seed: int = 0) -> np.ndarray:
+    """The ``n_starts`` start points (scaled) of ``seed``; see the module docstring."""
+    lo, hi = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        bad = [p for p, a, b in zip(problem.parameter_ids, lo, hi, strict=True)
+               if not (math.isfinite(a) and math.isfinite(b))]
+        raise InputError(f"multi-start needs finite bounds on the parameter scales; "
+                         f"{', '.join(bad)} have infinite bounds")
+    d = lo.size
+    n_blocks = -(-n_starts // LHS_BLOCK)
+    u = np.concatenate([_lhs(np.random.default_rng([seed, b]), LHS_BLOCK, d)
+                        for b in range(n_blocks)])[:n_starts] if n_starts else np.zeros((0, d))
+    return lo + u * (hi - lo)
+
+
+# ----- results --------------------------------------------------------------------------------
+def _lin_params(problem: Problem, x) -> dict:
+    out = {}
+    for pid, scale, v in zip(problem.parameter_ids, problem.parameter_scales, x, strict=True):
+        v = float(v)
+        out[pid] = math.exp(v) if scale == "log" else 10.0**v if scale == "log10" else v
+    return out
+
+
+def _json_num(v):
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+@dataclass
+class FitResult:
+    """Results of :func:`fit`: ``records`` (one dict per start, by start index) with keys
+    ``index``, ``x0``, ``x`` (scaled), ``params`` (linear, by id), ``nll``, ``success``,
+    ``status``, ``message``, ``iterations``, ``n_evaluations``, ``time_s``."""
+
+    parameter_ids: tuple
+    records: list = field(default_factory=list)
+    optimizer: str = "trf"
+    seed: int = 0
+    compile_s: float = 0.0
+
+    @property
+    def n_starts(self) -> int:
+        return len(self.records)
+
+    @property
+    def successful(self) -> list:
+        return [r for r in self.records
+                if r["success"] and r["nll"] is not None and math.isfinite(r["nll"])]
+
+    @property
+    def failed(self) -> list:
+        """Starts that gave no finite NLL (a failed simulation, an error)."""
+        return [r for r in self.records if r["nll"] is None or not math.isfinite(r["nll"])]
+
+    @property
+    def best(self) -> dict | None:
+        """The record with the lowest NLL (None if every start failed)."""
+        ok = [r for r in self.records if r["nll"] is not None and math.isfinite(r["nll"])]
+        return min(ok, key=lambda r: r["nll"]) if ok else None
+
+    @property
+    def best_nll(self) -> float:
+        b = self.best
+        return b["nll"] if b else math.nan
+
+    @property
+    def best_x(self) -> np.ndarray | None:
+        b = self.best
+        return np.asarray(b["x"]) if b else None
+
+    @property
+    def best_params(self) -> dict:
+        """Linear-scale parameters of the best start, by parameter id."""
+        b = self.best
+        return dict(b["params"]) if b else {}
+
+    @property
+    def n_converged(self) -> int:
+        """Starts whose NLL is within 1.92 of the best."""
+        b = self.best
+        if b is None:
+            return 0
+        return sum(1 for r in self.records if r["nll"] is not None
+                   and math.isfinite(r["nll"]) and r["nll"] <= b["nll"] + CONVERGED_DELTA)
+
+    def to_json(self) -> dict:
+        return {"best_nll": _json_num(self.best_nll), "best_params": self.best_params,
+                "n_starts": self.n_starts, "n_converged": self.n_converged,
+                "optimizer": self.optimizer, "seed": self.seed,
+                "parameter_ids": list(self.parameter_ids),
+                "starts": [_record_json(r) for r in self.records]}
+
+    def waterfall(self, path=None):
+        """Plot the sorted final NLLs (minus the best) of the starts; save to ``path``
+        (if given) and return the matplotlib figure."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        vals = sorted(r["nll"] for r in self.records
+                      if r["nll"] is not None and math.isfinite(r["nll"]))
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        if vals:
+            best = vals[0]
+            d = np.asarray(vals) - best + 1.0
+            ax.plot(np.arange(1, len(vals) + 1), d, "o-", ms=4)
+            ax.axhline(1.0 + CONVERGED_DELTA, color="grey", ls="--", lw=0.8,
+                       label=f"best + {CONVERGED_DELTA}")
+            ax.set_yscale("log")
+            ax.legend(loc="upper left")
+            ax.set_title(f"{self.n_converged}/{self.n_starts} starts converged, "
+                         f"best NLL {best:.4f}")
+        ax.set_xlabel("start (sorted)")
+        ax.set_ylabel("NLL - best NLL + 1")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+        return fig
+
+    def __repr__(self):
+        return (f"FitResult(optimizer={self.optimizer!r}, n_starts={self.n_starts}, "
+                f"best_nll={self.best_nll:.6g}, n_converged={self.n_converged})")
+
+
+def _record_json(r: dict) -> dict:
+    out = dict(r)
+    out["x0"] = [_json_num(float(v)) for v in r["x0"]]
+    out["x"] = [_json_num(float(v)) for v in r["x"]] if r["x"] is not None else None
+    out["nll"] = _json_num(r["nll"])
+    return out
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, allow_nan=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_previous(path: Path, key: dict) -> dict:
+    """{index: record} of a previous run with the same ``key``."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the previous fit results: {exc}") from None
+    if data.get("format") != FORMAT:
+        raise InputError(f"{path} is not a scalebridge fit result")
+    old = data.get("key", {})
+    diff = [k for k in key if old.get(k) != key[k]]
+    if diff:
+        raise InputError(f"{path} holds a fit with a different {', '.join(diff)} "
+                         f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); use another "
+                         "out directory")
+    recs = {}
+    for r in data.get("starts", []):
+        r = dict(r)
+        r["nll"] = math.nan if r.get("nll") is None else float(r["nll"])
+        recs[int(r["index"])] = r
+    return recs
+
+
+# ----- one start ------------------------------------------------------------------------------
+class _Failed(Exception):
+    pass
+
+
+def _run_trf(problem, c: _Compiled, x0, lo, hi, max_iter):
+    from scipy.optimize import least_squares
+
+    n_eval = [0]
+
+    def fun(x):
+        n_eval[0] += 1
+        try:
+            r = np.asarray(c.res(jnp.asarray(x)))
+        except Exception as exc:
+            if n_eval[0] == 1:
+                raise _Failed(f"simulation failed at the start point: {_first_line(exc)}") \
+                    from None
+            r = None
+        if r is None or not np.all(np.isfinite(r)):
+            if n_eval[0] == 1:
+                raise _Failed("residuals are not finite at the start point")
+            return np.full(c.const_size, _BAD_COST)
+        c.const_size = r.size
+        return r
+
+    def jac(x):
+        try:
+            J = np.asarray(c.jac(jnp.asarray(x)))
+        except Exception as exc:
+            raise _Failed(f"Jacobian failed: {_first_line(exc)}") from None
+        if not np.all(np.isfinite(J)):
+            raise _Failed("Jacobian is not finite")
+        return J
+
+    sol = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
+                        max_nfev=max_iter, ftol=1e-10, xtol=1e-10, gtol=1e-8)
+    return dict(x=sol.x, success=bool(sol.status > 0), status=int(sol.status),
+                message=str(sol.message), iterations=int(sol.njev or 0),
+                n_evaluations=int(sol.nfev))
+
+
+def _run_lbfgs(problem, x0, lo, hi, max_iter):
+    from scipy.optimize import minimize
+
+    n_eval = [0]
+
+    def fg(x):
+        n_eval[0] += 1
+        try:
+            v, g = problem.nll_and_grad(x)
+        except Exception as exc:
+            if n_eval[0] == 1:
+                raise _Failed(f"simulation failed at the start point: {_first_line(exc)}") \
+                    from None
+            return 1e20, np.zeros_like(x)
+        if not (math.isfinite(v) and np.all(np.isfinite(g))):
+            if n_eval[0] == 1:
+                raise _Failed("NLL or gradient is not finite at the start point")
+            return 1e20, np.zeros_like(x)
+        return v, g
+
+    sol = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi, strict=True)),
+                   options={"maxiter": max_iter, "ftol": 1e-12, "gtol": 1e-6})
+    return dict(x=sol.x, success=bool(sol.success), status=int(sol.status),
+                message=str(sol.message), iterations=int(sol.nit),
+                n_evaluations=int(sol.nfev))
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _one_start(problem, c, optimizer, index, x0, lo, hi, max_iter) -> dict:
+    t0 = time.perf_counter()
+    rec = dict(index=int(index), x0=[float(v) for v in x0], x=None, params=None,
+               nll=math.nan, success=False, status=-99, message="", iterations=0,
+               n_evaluations=0, time_s=0.0)
+    try:
+        if optimizer == "trf":
+            out = _run_trf(problem, c, x0, lo, hi, max_iter)
+        else:
+            out = _run_lbfgs(problem, x0, lo, hi, max_iter)
+        x = np.asarray(out.pop("x"), dtype=float)
+        nll = problem.nll(x)
+        rec.update(out)
+        rec["x"] = [float(v) for v in x]
+        rec["params"] = _lin_params(problem, x)
+        rec["nll"] = float(nll)
+        if not math.isfinite(nll):
+            rec["success"] = False
+            rec["message"] = f"final NLL is {nll}; {rec['message']}"
+    except _Failed as exc:
+        rec["message"] = str(exc)
+    except Exception as exc:  # a failed simulation must not stop the other starts
+        rec["message"] = f"failed: {_first_line(exc)}"
+    rec["time_s"] = time.perf_counter() - t0
+    return rec
+
+
+# ----- the driver -----------------------------------------------------------------------------
+def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str = "trf",
+        out=None, max_iter: int = 500, progress: Callable | None = None) -> FitResult:
+    """Multi-start local optimisation of ``problem``; see the module docstring.
+
+    ``max_iter``: function evaluations per start (``trf``) or iterations (``lbfgs``).
+    ``progress``: called as ``progress(record)`` after each start that ran (not for starts
+    loaded from ``out``). Returns a :class:`FitResult` of starts ``0 .. n_starts - 1``.
+    """
+    if not isinstance(problem, Problem):
+        raise InputError(f"fit needs a scalebridge Problem, got {type(problem).__name__}")
+    if optimizer not in OPTIMIZERS:
+        raise InputError(f"optimizer {optimizer!r} is unknown; use one of "
+                         f"{', '.join(OPTIMIZERS)}")
+    n_starts, seed, max_iter = int(n_starts), int(seed), int(max_iter)
+    if n_starts < 1:
+        raise InputError(f"n_starts must be >= 1, got {n_starts}")
+    if max_iter < 1:
+        raise InputError(f"max_iter must be >= 1, got {max_iter}")
+    lo, hi = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
+    starts = start_points(problem, n_starts, seed)
+    # least_squares needs strictly feasible start points
+    span = hi - lo
+    starts = np.clip(starts, lo + 1e-10 * span, hi - 1e-10 * span)
+
+    key = dict(problem=problem.name, parameter_ids=list(problem.parameter_ids),
+               lower=[float(v) for v in lo], upper=[float(v) for v in hi], seed=seed,
+               optimizer=optimizer, max_iter=max_iter, lhs_block=LHS_BLOCK)
+    path = Path(out) / RESULT_FILE if out is not None else None
+    done = _load_previous(path, key) if path is not None else {}
+
+    c = _compiled(problem)
+    result = FitResult(tuple(problem.parameter_ids), optimizer=optimizer, seed=seed)
+    if optimizer == "trf" and not c.compiled:
+        t0 = time.perf_counter()
+        try:
+            x = jnp.asarray(starts[0])
+            r = c.res(x)
+            c.const_size = int(np.asarray(r).size)
+            c.jac(x).block_until_ready()
+        except Exception:
+            c.const_size = int(sum(g["rows"].size for g in problem._groups) * 2)
+        c.compile_s = time.perf_counter() - t0
+        c.compiled = True
+    result.compile_s = c.compile_s
+
+    records = dict(done)
+
+    def save():
+        if path is None:
+            return
+        allr = FitResult(result.parameter_ids, [records[k] for k in sorted(records)],
+                         optimizer, seed)
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
+                **allr.to_json()}
+        _write_json(path, data)
+
+    for i in range(n_starts):
+        prev = records.get(i)
+        if prev is not None and np.allclose(prev["x0"], starts[i], rtol=0, atol=1e-12):
+            continue
+        rec = _one_start(problem, c, optimizer, i, starts[i], lo, hi, max_iter)
+        records[i] = rec
+        save()
+        if progress is not None:
+            progress(rec)
+    result.records = [records[i] for i in range(n_starts)]
+    return result

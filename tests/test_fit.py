@@ -1,0 +1,165 @@
+"""Multi-start fitting (scalebridge.infer.fit) on the Boehm PEtab benchmark: exact residual
+formulation, the best NLL, resume from an output directory, failed starts, determinism."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scalebridge.infer.fit as fitmod
+from scalebridge.errors import InputError
+from scalebridge.infer.fit import FitResult, fit, residual_function, start_points
+from scalebridge.petab import load_petab
+
+BOEHM = (Path(__file__).parent / "data" / "petab" / "Boehm_JProteomeRes2014"
+         / "Boehm_JProteomeRes2014.yaml")
+BOEHM_OPT = 138.2220  # published optimum
+
+
+@pytest.fixture(scope="module")
+def boehm():
+    return load_petab(BOEHM)
+
+
+def test_residuals_reproduce_the_nll(boehm):
+    res, jac, const = residual_function(boehm)
+    xs = [boehm.x_nominal, *start_points(boehm, 3, seed=0)]
+    for x in xs:
+        r = res(x)
+        assert np.all(np.isfinite(r))
+        assert 0.5 * np.sum(r**2) + const == pytest.approx(boehm.nll(x), rel=1e-10)
+    J = jac(boehm.x_nominal)
+    assert J.shape == (r.size, len(boehm.parameter_ids))
+    # gradient of 0.5 |r|^2 is J^T r and equals the Problem's NLL gradient
+    _, g = boehm.nll_and_grad(boehm.x_nominal)
+    np.testing.assert_allclose(J.T @ res(boehm.x_nominal), g, rtol=1e-6, atol=1e-8)
+
+
+def test_start_points_latin_hypercube_and_deterministic(boehm):
+    lo, hi = boehm.lower, boehm.upper
+    a = start_points(boehm, 20, seed=0)
+    assert a.shape == (20, 9)
+    assert np.all(a >= lo) and np.all(a <= hi)
+    # one point per stratum in every dimension
+    strata = np.floor((a - lo) / (hi - lo) * 20).astype(int)
+    for k in range(a.shape[1]):
+        assert sorted(strata[:, k]) == list(range(20))
+    np.testing.assert_array_equal(a, start_points(boehm, 20, seed=0))
+    assert not np.allclose(a, start_points(boehm, 20, seed=1))
+    # the starts of a seed do not depend on n_starts (needed for resume)
+    np.testing.assert_array_equal(start_points(boehm, 3, seed=0), a[:3])
+    np.testing.assert_array_equal(start_points(boehm, 25, seed=0)[:20], a)
+
+
+def test_boehm_multistart_trf(boehm, tmp_path):
+    seen = []
+    res = fit(boehm, n_starts=1, seed=0, optimizer="trf", progress=seen.append)
+    assert isinstance(res, FitResult) and len(seen) == 1
+    rec = res.records[0]
+    for key in ("index", "x0", "x", "params", "nll", "success", "status", "message",
+                "iterations", "time_s"):
+        assert key in rec
+    assert rec["success"]
+    # measured: start 0 of seed 0 ends at the local optimum 147.544 (the global 138.2220 is
+    # not reached from the first LHS starts; see docs/decisions/0007-local-optimiser.md)
+    assert res.best_nll <= 147.6
+    assert res.best_nll >= BOEHM_OPT - 1e-3
+    assert res.n_converged == 1
+    assert set(res.best_params) == set(boehm.parameter_ids)
+    x = np.asarray(rec["x"])
+    assert res.best_params["Epo_degradation_BaF3"] == pytest.approx(10 ** x[0])
+    assert boehm.nll(x) == pytest.approx(res.best_nll)
+    res.waterfall(tmp_path / "waterfall.png")
+    assert (tmp_path / "waterfall.png").stat().st_size > 0
+
+
+def test_trf_reaches_published_optimum_from_nearby_start(boehm, monkeypatch):
+    rng = np.random.default_rng(3)
+    x0 = boehm.x_nominal + rng.uniform(-0.3, 0.3, size=9)
+    monkeypatch.setattr(fitmod, "start_points", lambda p, n, seed=0: np.array([x0]))
+    res = fit(boehm, n_starts=1, optimizer="trf", max_iter=200)
+    assert boehm.nll(x0) > BOEHM_OPT + 5
+    assert res.best_nll <= 138.2221
+
+
+def test_lbfgs_runs(boehm):
+    res = fit(boehm, n_starts=1, seed=0, optimizer="lbfgs", max_iter=5)
+    rec = res.records[0]
+    assert rec["iterations"] <= 5 and math.isfinite(rec["nll"])
+    assert rec["nll"] < boehm.nll(np.asarray(rec["x0"]))
+
+
+def test_resume_runs_only_missing_starts(boehm, tmp_path):
+    first = []
+    r2 = fit(boehm, n_starts=2, seed=0, out=tmp_path, max_iter=4, progress=first.append)
+    assert [r["index"] for r in first] == [0, 1]
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["n_starts"] == 2 and len(data["starts"]) == 2
+    assert data["best_nll"] == pytest.approx(r2.best_nll)
+    assert set(data["best_params"]) == set(boehm.parameter_ids)
+    assert data["n_converged"] == r2.n_converged
+
+    second = []
+    r3 = fit(boehm, n_starts=3, seed=0, out=tmp_path, max_iter=4, progress=second.append)
+    assert [r["index"] for r in second] == [2]
+    assert r3.n_starts == 3
+    for a, b in zip(r2.records, r3.records[:2], strict=True):
+        assert a["x0"] == pytest.approx(b["x0"])
+        assert a["x"] == pytest.approx(b["x"])
+        assert a["nll"] == pytest.approx(b["nll"])
+    # the resumed run equals a fresh one
+    fresh = fit(boehm, n_starts=3, seed=0, max_iter=4)
+    assert [r["nll"] for r in fresh.records] == pytest.approx([r["nll"] for r in r3.records])
+    assert len(json.loads((tmp_path / "result.json").read_text())["starts"]) == 3
+    # nothing left to do
+    again = []
+    fit(boehm, n_starts=3, seed=0, out=tmp_path, max_iter=4, progress=again.append)
+    assert again == []
+    # another seed in the same directory is refused, not overwritten
+    with pytest.raises(InputError, match="seed"):
+        fit(boehm, n_starts=1, seed=5, out=tmp_path, max_iter=4)
+
+
+def test_failed_start_is_recorded(boehm, tmp_path, monkeypatch):
+    good = start_points(boehm, 3, seed=0)
+    bad = good.copy()
+    bad[1] = np.nan  # the simulation at this start gives NaN
+    monkeypatch.setattr(fitmod, "start_points", lambda p, n, seed=0: bad[:n])
+    seen = []
+    res = fit(boehm, n_starts=3, out=tmp_path, max_iter=3, progress=seen.append)
+    assert len(seen) == 3
+    assert not res.records[1]["success"] and math.isnan(res.records[1]["nll"])
+    assert res.records[1]["message"]  # why it failed
+    assert res.records[0]["success"] is not None and math.isfinite(res.records[0]["nll"])
+    assert math.isfinite(res.records[2]["nll"])
+    assert [r["index"] for r in res.failed] == [1]
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["starts"][1]["nll"] is None
+
+
+def test_failed_simulation_exception_is_recorded(boehm, monkeypatch):
+    def boom(x):
+        raise RuntimeError("simulation of model exploded")
+
+    c = fitmod._compiled(boehm)
+    monkeypatch.setattr(c, "res", boom)
+    res = fit(boehm, n_starts=2, max_iter=3)
+    assert all(not r["success"] for r in res.records)
+    assert "simulation failed" in res.records[0]["message"]
+    assert math.isnan(res.best_nll) and res.n_converged == 0
+
+
+def test_deterministic_for_a_seed(boehm):
+    a = fit(boehm, n_starts=2, seed=7, max_iter=4)
+    b = fit(boehm, n_starts=2, seed=7, max_iter=4)
+    for ra, rb in zip(a.records, b.records, strict=True):
+        assert ra["x0"] == rb["x0"] and ra["x"] == rb["x"] and ra["nll"] == rb["nll"]
+
+
+def test_bad_arguments(boehm):
+    with pytest.raises(InputError, match="optimizer"):
+        fit(boehm, optimizer="nelder-mead")
+    with pytest.raises(InputError, match="n_starts"):
+        fit(boehm, n_starts=0)
