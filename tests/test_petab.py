@@ -158,42 +158,29 @@ def test_missing_required_column(boehm_copy):
         load_petab(boehm_copy / YAML)
 
 
-def test_unknown_observable_in_measurements(boehm_copy):
-    def rename(df):
-        df.loc[3, "observableId"] = "pSTAT5C_rel"
+def _set_cell(row: int, column: str, value: str):
+    def edit(df):
+        df.loc[row, column] = value
         return df
-    _edit(boehm_copy / MEAS, rename)
-    with pytest.raises(InputError, match=r"row 5: observableId 'pSTAT5C_rel' is not in the "
-                                         r"observable table"):
-        load_petab(boehm_copy / YAML)
+    return edit
 
 
-def test_unparseable_formula(boehm_copy):
-    def spoil(df):
-        df.loc[1, "observableFormula"] = "(100 * pApB +* 2"
-        return df
-    _edit(boehm_copy / OBS, spoil)
-    with pytest.raises(InputError, match=rf"{OBS}, row 3, column 'observableFormula': cannot "
-                                         r"parse formula"):
-        load_petab(boehm_copy / YAML)
-
-
-def test_negative_lower_bound_on_log_scale(boehm_copy):
-    def spoil(df):
-        df.loc[0, "lowerBound"] = "-1"
-        return df
-    _edit(boehm_copy / PARS, spoil)
-    with pytest.raises(InputError, match=r"'Epo_degradation_BaF3' is on log10 scale but its "
-                                         r"lowerBound is negative"):
-        load_petab(boehm_copy / YAML)
-
-
-def test_nan_measurement(boehm_copy):
-    def spoil(df):
-        df.loc[2, "measurement"] = "NaN"
-        return df
-    _edit(boehm_copy / MEAS, spoil)
-    with pytest.raises(InputError, match=rf"{MEAS}, row 4: measurement is nan"):
+@pytest.mark.parametrize(
+    "table, row, column, value, match",
+    [
+        (MEAS, 3, "observableId", "pSTAT5C_rel",
+         r"row 5: observableId 'pSTAT5C_rel' is not in the observable table"),
+        (OBS, 1, "observableFormula", "(100 * pApB +* 2",
+         rf"{OBS}, row 3, column 'observableFormula': cannot parse formula"),
+        (PARS, 0, "lowerBound", "-1",
+         r"'Epo_degradation_BaF3' is on log10 scale but its lowerBound is negative"),
+        (MEAS, 2, "measurement", "NaN", rf"{MEAS}, row 4: measurement is nan"),
+    ],
+    ids=["unknown_observable", "unparseable_formula", "negative_log_bound", "nan_measurement"],
+)
+def test_bad_table_cell(boehm_copy, table, row, column, value, match):
+    _edit(boehm_copy / table, _set_cell(row, column, value))
+    with pytest.raises(InputError, match=match):
         load_petab(boehm_copy / YAML)
 
 

@@ -70,13 +70,20 @@ def _float(v, where: str, default=None):
         raise InputError(f"{where}: {c!r} is not a number") from None
 
 
-def _parameters(df, name: str) -> list[Parameter]:
-    out = []
+def _rows(df, name: str, id_column: str):
+    """Yield ``(where, id, row)`` for each table row; ``where`` names file and line for
+    messages (line 1 is the header), and an empty id is an error."""
     for r, row in df.iterrows():
         where = f"{name}, row {r + 2}"
-        pid = _cell(row["parameterId"])
-        if pid is None:
-            raise InputError(f"{where}: parameterId is empty")
+        rid = _cell(row[id_column])
+        if rid is None:
+            raise InputError(f"{where}: {id_column} is empty")
+        yield where, rid, row
+
+
+def _parameters(df, name: str) -> list[Parameter]:
+    out = []
+    for where, pid, row in _rows(df, name, "parameterId"):
         scale = _cell(row["parameterScale"]) or "lin"
         est = _cell(row["estimate"])
         if est not in ("0", "1"):
@@ -117,10 +124,7 @@ def _parameters(df, name: str) -> list[Parameter]:
 def _conditions(df, name: str) -> dict:
     out = {}
     cols = [c for c in df.columns if c not in ("conditionId", "conditionName")]
-    for r, row in df.iterrows():
-        cid = _cell(row["conditionId"])
-        if cid is None:
-            raise InputError(f"{name}, row {r + 2}: conditionId is empty")
+    for _, cid, row in _rows(df, name, "conditionId"):
         cond = {}
         for c in cols:
             v = _cell(row[c])
@@ -137,11 +141,7 @@ def _conditions(df, name: str) -> dict:
 
 def _observables(df, name: str) -> list[ObservableSpec]:
     out = []
-    for r, row in df.iterrows():
-        where = f"{name}, row {r + 2}"
-        oid = _cell(row["observableId"])
-        if oid is None:
-            raise InputError(f"{where}: observableId is empty")
+    for where, oid, row in _rows(df, name, "observableId"):
         formula = parse_formula(_cell(row["observableFormula"]) or "",
                                 f"{where}, column 'observableFormula'")
         noise = parse_formula(_cell(row["noiseFormula"]) or "",
