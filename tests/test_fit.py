@@ -139,13 +139,16 @@ def test_failed_start_is_recorded(boehm, tmp_path, monkeypatch):
     assert data["starts"][1]["nll"] is None
 
 
-def test_failed_simulation_exception_is_recorded(boehm, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["fides", "trf"])
+def test_failed_simulation_exception_is_recorded(boehm, monkeypatch, optimizer):
     def boom(x):
         raise RuntimeError("simulation of model exploded")
 
-    c = fitmod._compiled(boehm)
-    monkeypatch.setattr(c, "res", boom)
-    res = fit(boehm, n_starts=2, max_iter=3)
+    if optimizer == "trf":
+        monkeypatch.setattr(fitmod._compiled(boehm), "res", boom)
+    else:
+        monkeypatch.setattr(boehm, "nll_grad_fim", boom)
+    res = fit(boehm, n_starts=2, max_iter=3, optimizer=optimizer)
     assert all(not r["success"] for r in res.records)
     assert "simulation failed" in res.records[0]["message"]
     assert math.isnan(res.best_nll) and res.n_converged == 0

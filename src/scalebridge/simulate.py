@@ -302,6 +302,9 @@ def simulate(
     ``solver``: a diffrax solver (by default Kvaerno5 for stiff models, Tsit5 otherwise),
     or one of scalebridge's own fixed-step solvers (e.g. operator splitting for tissue
     models, :class:`~scalebridge.solvers.segment.AbstractSegmentSolver`).
+    :class:`scalebridge.solvers.Rodas5` / ``Rodas4`` are much faster on small stiff models
+    (no state-triggered events); they support forward-mode derivatives (``jax.jvp``,
+    ``jax.jacfwd``) only.
     ``adjoint``: how derivatives are taken, e.g. ``diffrax.ForwardMode()`` for
     ``jax.jacfwd`` with respect to few parameters (default: reverse-mode checkpointing).
 
@@ -311,9 +314,10 @@ def simulate(
         raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
     from .solvers import AbstractRosenbrock
 
-    if isinstance(solver, AbstractRosenbrock):
-        raise InputError(f"{type(solver).__name__} is an ensemble solver without gradients; use "
-                         "it with simulate_ensemble, or pass a diffrax solver to simulate")
+    if isinstance(solver, AbstractRosenbrock) and any(e.trigger is not None
+                                                      for e in model.events):
+        raise InputError(f"{type(solver).__name__} does not support state-triggered events; "
+                         "pass a diffrax solver, e.g. solver=diffrax.Kvaerno5()")
     if isinstance(solver, AbstractSegmentSolver) and any(e.trigger is not None
                                                          for e in model.events):
         raise InputError(f"{type(solver).__name__} does not handle state-triggered events; "
@@ -327,12 +331,18 @@ def simulate(
         raise InputError(f"initial state is not finite for {', '.join(bad)}; give finite y0")
     bounds, plan = _plan(model, ts, float(t0))
     jump = jnp.asarray(model.jump_times(float(t0), float(ts[-1])))
-    ys, obs, ok = _solve_jit(
-        model, plan, jnp.asarray(bounds), jnp.asarray(ts), jump if jump.size else None, p, y,
-        jnp.asarray(rtol, float), jnp.asarray(atol, float),
-        solver or _default_solver(model), int(max_steps),
-        adjoint or diffrax.RecursiveCheckpointAdjoint(),
-    )
+    args = (model, plan, jnp.asarray(bounds), jnp.asarray(ts), jump if jump.size else None)
+    if isinstance(solver, AbstractRosenbrock):  # one member of the ensemble loop
+        ys, obs, ok = _solve_ensemble_jit(
+            *args, p[None], y[None], jnp.asarray(rtol, float), jnp.asarray(atol, float),
+            solver, int(max_steps), None)
+        ys, obs, ok = ys[0], obs[0], ok[0]
+    else:
+        ys, obs, ok = _solve_jit(
+            *args, p, y, jnp.asarray(rtol, float), jnp.asarray(atol, float),
+            solver or _default_solver(model), int(max_steps),
+            adjoint or diffrax.RecursiveCheckpointAdjoint(),
+        )
     if _is_concrete(ok):
         if not bool(ok):
             raise SimulationError(_failure_message(model, max_steps))

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from .calibrate import fit
 from .ensemble import ensemble
 from .models import models
 from .simulate import simulate
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.command("models")(models)
 app.command("simulate")(simulate)
 app.command("ensemble")(ensemble)
+app.command("fit")(fit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,14 @@
 """Multi-start local optimisation of a :class:`~scalebridge.infer.problem.Problem`.
 
-``fit(problem, n_starts=20, seed=0, optimizer="trf")`` draws start points from a Latin
+``fit(problem, n_starts=20, seed=0)`` draws start points from a Latin
 hypercube in the scaled bounds, runs a local optimiser from each and collects the results in a
 :class:`FitResult` (best start, starts converged to it, waterfall plot).
 
 Optimisers (see docs/decisions/0007-local-optimiser.md):
 
+- ``"fides"`` (default): :func:`local_minimize`, the Fides interior trust-region method on
+  the NLL with its exact gradient and the Fisher information matrix as Hessian
+  (:meth:`Problem.nll_grad_fim`, one forward-sensitivity pass per iteration);
 - ``"trf"``: :func:`scipy.optimize.least_squares` (trust-region reflective, bounds) on a
   residual vector ``r(x)`` with ``0.5 * sum(r**2) + const == nll(x)`` and its Jacobian from
   :func:`jax.jacfwd` (forward sensitivities through the ODE solver), both jit-compiled once
@@ -45,12 +48,13 @@ import numpy as np
 from ..errors import InputError
 from .problem import Problem
 
-__all__ = ["fit", "FitResult", "residual_function", "LHS_BLOCK", "SIGMA_OFFSET"]
+__all__ = ["fit", "FitResult", "local_minimize", "residual_function", "start_points",
+           "LHS_BLOCK", "SIGMA_OFFSET"]
 
 LHS_BLOCK = 20
 SIGMA_OFFSET = 2 * math.log(1e12) + 1.0
 CONVERGED_DELTA = 1.92  # chi2(1) 0.95 quantile / 2
-OPTIMIZERS = ("trf", "lbfgs")
+OPTIMIZERS = ("fides", "trf", "lbfgs")
 RESULT_FILE = "result.json"
 FORMAT = "scalebridge-fit"
 FORMAT_VERSION = 1
@@ -103,9 +107,8 @@ class _Compiled:
     res: Callable
     jac: Callable
     const: float
-    compile_s: float = 0.0
-    compiled: bool = False
     const_size: int = 0
+    warm: set = field(default_factory=set)
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -349,6 +352,63 @@ def _run_trf(problem, c: _Compiled, x0, lo, hi, max_iter):
                 n_evaluations=int(sol.nfev))
 
 
+def _guarded(fun, n: int):
+    """``fun`` returning (value, gradient, matrix) with NaNs where it fails, except at the
+    first call (a start point that cannot be simulated is a failed start)."""
+    calls = [0]
+
+    def g(x):
+        calls[0] += 1
+        try:
+            v, gr, H = fun(x)
+            ok = math.isfinite(v) and np.all(np.isfinite(gr)) and np.all(np.isfinite(H))
+        except Exception as exc:
+            if calls[0] == 1:
+                raise _Failed(f"simulation failed at the start point: {_first_line(exc)}") \
+                    from None
+            ok = False
+        if not ok:
+            if calls[0] == 1:
+                raise _Failed("NLL, gradient or Fisher information is not finite at the "
+                              "start point")
+            return math.nan, np.full(n, math.nan), np.full((n, n), math.nan)
+        return v, gr, H
+
+    return g, calls
+
+
+def local_minimize(fun, x0, lower, upper, *, max_iter: int = 500) -> dict:
+    """Minimise ``fun(x) -> (value, gradient, hessian_approximation)`` within bounds from
+    ``x0`` with Fides (Fröhlich & Sorger 2022, PLoS Comput Biol 18: e1010322): an interior
+    trust-region method for bound constraints (Coleman & Li 1996) with a 2D subspace and
+    truncated step-back at the bounds. Failed evaluations (NaN) shrink the trust region.
+
+    Returns ``x``, ``nll``, ``success``, ``status`` (Fides exit flag), ``message``,
+    ``iterations``, ``n_evaluations``. Raises :class:`_Failed` when ``fun`` fails at ``x0``.
+    """
+    import logging
+
+    import fides
+
+    x0 = np.asarray(x0, float)
+    g, calls = _guarded(fun, x0.size)
+    opt = fides.Optimizer(g, ub=np.asarray(upper, float), lb=np.asarray(lower, float),
+                          verbose=logging.ERROR,
+                          options={fides.Options.MAXITER: int(max_iter),
+                                   fides.Options.STEPBACK_STRAT: "truncate"})
+    try:
+        fval, x, _, _ = opt.minimize(x0)
+    except RuntimeError as exc:  # non-finite values at an accepted point
+        if not math.isfinite(getattr(opt, "fval_min", math.inf)):
+            raise _Failed(f"optimizer stopped: {_first_line(exc)}") from None
+        fval, x = opt.fval_min, opt.x_min
+    flag = opt.exitflag
+    ok = flag in (fides.ExitFlag.FTOL, fides.ExitFlag.XTOL, fides.ExitFlag.GTOL)
+    return dict(x=np.asarray(x, float), nll=float(fval), success=bool(ok),
+                status=int(flag.value), message=str(flag.name),
+                iterations=int(opt.iteration), n_evaluations=int(calls[0]))
+
+
 def _run_lbfgs(problem, x0, lo, hi, max_iter):
     from scipy.optimize import minimize
 
@@ -387,7 +447,10 @@ def _one_start(problem, c, optimizer, index, x0, lo, hi, max_iter) -> dict:
                nll=math.nan, success=False, status=-99, message="", iterations=0,
                n_evaluations=0, time_s=0.0)
     try:
-        if optimizer == "trf":
+        if optimizer == "fides":
+            out = local_minimize(problem.nll_grad_fim, x0, lo, hi, max_iter=max_iter)
+            out.pop("nll")
+        elif optimizer == "trf":
             out = _run_trf(problem, c, x0, lo, hi, max_iter)
         else:
             out = _run_lbfgs(problem, x0, lo, hi, max_iter)
@@ -409,14 +472,44 @@ def _one_start(problem, c, optimizer, index, x0, lo, hi, max_iter) -> dict:
 
 
 # ----- the driver -----------------------------------------------------------------------------
-def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str = "trf",
-        out=None, max_iter: int = 500, progress: Callable | None = None) -> FitResult:
+def _start_task(problem, optimizer, index, x0, lo, hi, max_iter) -> dict:
+    """One start, as shipped to an executor (``problem`` is the shared object)."""
+    return _one_start(problem, _compiled(problem), optimizer, index, np.asarray(x0), lo, hi,
+                      max_iter)
+
+
+def _warm_up(problem: Problem, optimizer: str, x) -> float:
+    """Compile the objective of ``optimizer`` (once per problem); return the seconds taken."""
+    c = _compiled(problem)
+    if optimizer in c.warm:
+        return 0.0
+    t0 = time.perf_counter()
+    try:
+        if optimizer == "trf":
+            c.const_size = int(np.asarray(c.res(jnp.asarray(x))).size)
+            c.jac(jnp.asarray(x)).block_until_ready()
+        else:
+            problem.nll_grad_fim(x)
+    except Exception:  # compiled anyway; the start itself records the failure
+        c.const_size = c.const_size or int(sum(g["rows"].size for g in problem._groups) * 2)
+    c.warm.add(optimizer)
+    return time.perf_counter() - t0
+
+
+def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str = "fides",
+        out=None, max_iter: int = 500, executor=None,
+        progress: Callable | None = None) -> FitResult:
     """Multi-start local optimisation of ``problem``; see the module docstring.
 
-    ``max_iter``: function evaluations per start (``trf``) or iterations (``lbfgs``).
+    ``max_iter``: iterations per start (``fides``, ``lbfgs``) or function evaluations
+    (``trf``). ``executor``: where the starts run: ``None`` (this process), a
+    ``"dask://HOST:PORT"`` address, a ``distributed.Client`` or an
+    :class:`~scalebridge.infer.executor.Executor`; results are the same for the same seed.
     ``progress``: called as ``progress(record)`` after each start that ran (not for starts
     loaded from ``out``). Returns a :class:`FitResult` of starts ``0 .. n_starts - 1``.
     """
+    from .executor import get_executor
+
     if not isinstance(problem, Problem):
         raise InputError(f"fit needs a scalebridge Problem, got {type(problem).__name__}")
     if optimizer not in OPTIMIZERS:
@@ -429,7 +522,7 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
         raise InputError(f"max_iter must be >= 1, got {max_iter}")
     lo, hi = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
     starts = start_points(problem, n_starts, seed)
-    # least_squares needs strictly feasible start points
+    # interior-point methods need strictly feasible start points
     span = hi - lo
     starts = np.clip(starts, lo + 1e-10 * span, hi - 1e-10 * span)
 
@@ -437,24 +530,8 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
                lower=[float(v) for v in lo], upper=[float(v) for v in hi], seed=seed,
                optimizer=optimizer, max_iter=max_iter, lhs_block=LHS_BLOCK)
     path = Path(out) / RESULT_FILE if out is not None else None
-    done = _load_previous(path, key) if path is not None else {}
-
-    c = _compiled(problem)
+    records = _load_previous(path, key) if path is not None else {}
     result = FitResult(tuple(problem.parameter_ids), optimizer=optimizer, seed=seed)
-    if optimizer == "trf" and not c.compiled:
-        t0 = time.perf_counter()
-        try:
-            x = jnp.asarray(starts[0])
-            r = c.res(x)
-            c.const_size = int(np.asarray(r).size)
-            c.jac(x).block_until_ready()
-        except Exception:
-            c.const_size = int(sum(g["rows"].size for g in problem._groups) * 2)
-        c.compile_s = time.perf_counter() - t0
-        c.compiled = True
-    result.compile_s = c.compile_s
-
-    records = dict(done)
 
     def save():
         if path is None:
@@ -465,14 +542,21 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
                 **allr.to_json()}
         _write_json(path, data)
 
-    for i in range(n_starts):
-        prev = records.get(i)
-        if prev is not None and np.allclose(prev["x0"], starts[i], rtol=0, atol=1e-12):
-            continue
-        rec = _one_start(problem, c, optimizer, i, starts[i], lo, hi, max_iter)
-        records[i] = rec
-        save()
-        if progress is not None:
-            progress(rec)
+    todo = [i for i in range(n_starts)
+            if not (i in records and np.allclose(records[i]["x0"], starts[i], rtol=0,
+                                                 atol=1e-12))]
+    ex = get_executor(executor)
+    try:
+        if todo and ex.workers <= 1 and executor is None:
+            result.compile_s = _warm_up(problem, optimizer, starts[todo[0]])
+        tasks = [(optimizer, i, starts[i], lo, hi, max_iter) for i in todo]
+        for _, rec in ex.map(_start_task, tasks, shared=problem):
+            records[rec["index"]] = rec
+            save()
+            if progress is not None:
+                progress(rec)
+    finally:
+        if ex is not executor:
+            ex.close()
     result.records = [records[i] for i in range(n_starts)]
     return result

@@ -73,6 +73,9 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     h0 = jnp.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / d1, 1e-6)
     span = pb.bounds[-1] - t0
     h0 = jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6), 1e-10 * span, span)
+    # step sizes carry no derivative: forward sensitivities are those of the discrete
+    # scheme on the steps taken (discretise-then-differentiate)
+    h0 = jax.lax.stop_gradient(h0)
     return MemberState(t0, y, p, h0, jnp.asarray(0), out, out_p, jnp.asarray(0),
                        jnp.asarray(RUNNING))
 
@@ -98,6 +101,7 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     ok = finite & (err <= 1.0)
     q = pb.tab.order
     fac = jnp.where(finite, jnp.clip(0.9 * jnp.maximum(err, 1e-10) ** (-1.0 / q), 0.2, 6.0), 0.2)
+    fac = jax.lax.stop_gradient(fac)
     # after an accepted step cut short to land on a stop, go on with the step size before it
     h_next = jnp.where(ok & land, jnp.maximum(h * fac, st.h),
                        h * jnp.where(ok, fac, jnp.minimum(fac, 1.0)))
