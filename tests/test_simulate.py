@@ -256,11 +256,25 @@ def test_state_event_whose_affect_keeps_trigger_true_fires_once(decay):
     np.testing.assert_allclose(sol["y"], [np.exp(-1.5 * (3.0 - t_cross))], rtol=1e-7)
 
 
-def test_ensemble_only_solver_is_refused_by_simulate(decay):
+def test_rodas5_single_run_and_forward_derivatives(decay):
     from scalebridge.solvers import Rodas5
 
-    with pytest.raises(InputError, match="ensemble solver"):
-        sb.simulate(decay, T, solver=Rodas5())
+    k = decay.parameters[0].value
+    sol = sb.simulate(decay, T, solver=Rodas5(), rtol=1e-10, atol=1e-12)
+    ref = sb.simulate(decay, T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sol.states, ref.states, rtol=1e-8, atol=1e-12)
+
+    def last(kk):
+        return sb.simulate(decay, T, params={"k": kk}, solver=Rodas5(), rtol=1e-10,
+                           atol=1e-12).states[-1, 0]
+
+    y0 = float(ref.states[0, 0])
+    exact = -T[-1] * y0 * np.exp(-k * T[-1])  # d/dk of y0 exp(-k t)
+    assert float(jax.jacfwd(last)(k)) == pytest.approx(exact, rel=1e-7)
+    # state-triggered events need the root-finding diffrax path
+    ev = sb.Event(lambda t, y, p: (y, p), trigger=lambda t, y, p: 0.5 - y[0])
+    with pytest.raises(InputError, match="state-triggered"):
+        sb.simulate(decay.replace(events=(ev,)), T, solver=Rodas5())
 
 
 def test_equal_models_share_one_compilation():

@@ -294,6 +294,7 @@ def simulate(
     atol: float = 1e-10,
     max_steps: int = 100_000,
     adjoint: diffrax.AbstractAdjoint | None = None,
+    throw: bool = True,
 ) -> Solution:
     """Solve ``model`` from ``t0`` and report states and observables at ``times``.
 
@@ -308,7 +309,9 @@ def simulate(
     ``adjoint``: how derivatives are taken, e.g. ``diffrax.ForwardMode()`` for
     ``jax.jacfwd`` with respect to few parameters (default: reverse-mode checkpointing).
 
-    Raises :class:`~scalebridge.errors.SimulationError` when the solver fails.
+    Raises :class:`~scalebridge.errors.SimulationError` when the solver fails; with
+    ``throw=False`` a failed solve gives NaN states and observables instead (for use
+    inside optimisers, which treat NaN as a failed trial point).
     """
     if not isinstance(model, Model):
         raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
@@ -343,7 +346,9 @@ def simulate(
             solver or _default_solver(model), int(max_steps),
             adjoint or diffrax.RecursiveCheckpointAdjoint(),
         )
-    if _is_concrete(ok):
+    if not throw:
+        ys, obs = jnp.where(ok, ys, jnp.nan), jnp.where(ok, obs, jnp.nan)
+    elif _is_concrete(ok):
         if not bool(ok):
             raise SimulationError(_failure_message(model, max_steps))
     else:

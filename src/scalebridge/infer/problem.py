@@ -37,7 +37,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -471,7 +470,7 @@ class Problem:
             if times[-1] > 0:
                 sol = simulate(m, times, params=p, y0=y0, rtol=self.rtol, atol=self.atol,
                                max_steps=self.max_steps, solver=self._solver(),
-                               adjoint=diffrax.ForwardMode())
+                               adjoint=diffrax.ForwardMode(), throw=False)
                 y, o = sol.states, sol.observables
             else:  # only t = 0
                 y = jnp.broadcast_to(y0, (times.size, y0.size))
@@ -510,8 +509,7 @@ class Problem:
                                                            atol=self.atol * 10)),
             max_steps=self.max_steps, adjoint=diffrax.ForwardMode(), throw=False)
         ok = sol.result == diffrax.RESULTS.event_occurred
-        return eqx.error_if(sol.ys[-1], ~ok, f"problem {self.name!r}: preequilibration did "
-                            "not reach a steady state")
+        return jnp.where(ok, sol.ys[-1], jnp.nan)  # NaN: no steady state reached
 
     def _predictions(self, x):
         """Per observable group: (simulation y, noise sigma) over its rows."""
@@ -615,12 +613,16 @@ class Problem:
     def nll_grad_fim(self, params=None) -> tuple[float, np.ndarray, np.ndarray]:
         """The NLL, its gradient and the Fisher information matrix (the expected Hessian
         of the NLL) with respect to the scaled estimated parameters."""
-        x = self._x(params)
-        try:
-            v, g, f = self._vgf_jit(x)
-        except Exception as exc:  # equinox error_if raises at runtime
-            raise SimulationError(f"problem {self.name!r}: {exc}".splitlines()[0]) from exc
+        v, g, f = self._vgf_jit(self._x(params))
+        if not math.isfinite(float(v)):
+            raise SimulationError(self._failure())
         return float(v), np.asarray(g), np.asarray(f)
+
+    def _failure(self) -> str:
+        return (f"problem {self.name!r}: the NLL is not finite at these parameters: the "
+                "simulation failed (the solver hit max_steps, its step size collapsed, the "
+                "states became NaN/inf, or preequilibration reached no steady state) or gave "
+                "values that the observable transformation or noise model cannot take")
 
     def log_prior(self, params=None) -> float:
         """Sum of the log prior densities of the estimated parameters that have one."""
@@ -633,14 +635,10 @@ class Problem:
         return float(total)
 
     def _checked(self, params):
-        x = self._x(params)
-        try:
-            return self._eval_jit(x)
-        except Exception as exc:
-            if "simulation of model" in str(exc) or "steady state" in str(exc):
-                raise SimulationError(f"problem {self.name!r}: {exc}".splitlines()[0]) \
-                    from exc
-            raise
+        out = self._eval_jit(self._x(params))
+        if not math.isfinite(float(out[0])):
+            raise SimulationError(self._failure())
+        return out
 
     def simulate_conditions(self, params=None) -> dict:
         """``{(preequilibration id or '', simulation condition id): Solution}`` at the

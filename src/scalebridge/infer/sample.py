@@ -1,0 +1,1028 @@
+"""Bayesian posteriors of a :class:`~scalebridge.infer.problem.Problem` with NUTS.
+
+``sample(problem, n_chains=4, n_warmup=1000, n_samples=1000, seed=0)`` draws from
+
+    p(x | data) ∝ exp(-nll(x)) · prior(x),    x in the box [lower, upper]
+
+with the No-U-Turn Sampler (Hoffman & Gelman 2014, JMLR 15:1593; numpyro's
+implementation with multinomial trajectory sampling and dual-averaging step size / windowed
+mass-matrix adaptation during warmup). ``x`` is the vector of estimated parameters on their
+scales (:attr:`Problem.parameter_ids`).
+
+Priors (``prior=``):
+
+- ``"petab"`` (default): a parameter's PEtab prior where it has one, uniform in its scaled
+  bounds otherwise. A prior on the linear value (``normal``, ``logNormal``, ...) of a
+  parameter estimated on log/log10 scale gets the Jacobian ``|d theta / d x|`` so that the
+  posterior of the linear value is the one the prior specifies; ``parameterScale*`` priors
+  are densities of ``x`` itself. Priors are truncated to the bounds;
+- ``"uniform"``: uniform in the scaled bounds for every parameter (needs finite bounds).
+
+The sampler works in an unconstrained space ``u``: ``x = lower + (upper - lower) *
+sigmoid(u)`` for a finite box (``lower + exp(u)`` / ``upper - exp(u)`` for one finite bound,
+``x = u`` for none) with the log-Jacobian added to the potential, so no chain ever leaves the
+bounds. The potential is ``nll(x) - log prior(x) - log|dx/du|``; its gradient comes from
+:attr:`Problem.nll_jax` (forward sensitivities through the ODE solver).
+
+Chains run in one compiled program (``chain_method="vectorized"``: the chains' steps are
+batched with ``vmap``; ``"sequential"``: one chain after the other within each iteration),
+in chunks of :data:`CHUNK` iterations. With ``out=DIR`` the sampler state is written after
+each chunk (``DIR/state.npz``), so an interrupted run resumes where it stopped, and the
+finished run is written as ``DIR/posterior.json`` (settings, diagnostics, summary, timings)
+and ``DIR/samples.npz`` (draws); a later call with the same settings loads it.
+
+Diagnostics (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021, Bayesian Analysis 16:667):
+rank-normalised split R-hat (the larger of bulk and folded), bulk ESS (of rank-normalised
+split chains) and tail ESS (of the 5% and 95% quantile indicators), computed with
+:func:`numpyro.diagnostics.gelman_rubin` / :func:`~numpyro.diagnostics.effective_sample_size`
+on the transformed draws; divergent transitions after warmup are counted per chain.
+
+:meth:`PosteriorResult.predictive` simulates thinned posterior draws on a fine time grid per
+condition and adds noise drawn from each observable's noise model (posterior predictive
+bands, Gelman et al., Bayesian Data Analysis, 3rd ed., ch. 6).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import InputError, SerializationError, SimulationError
+from ..model.parameter import from_scale
+from .problem import Problem
+
+__all__ = ["sample", "PosteriorResult", "PredictiveResult", "rank_diagnostics", "CHUNK"]
+
+CHUNK = 50  # iterations per compiled call (progress, checkpoint and resume granularity)
+PRIORS = ("petab", "uniform")
+CHAIN_METHODS = ("vectorized", "sequential")
+FORMAT = "scalebridge-posterior"
+FORMAT_VERSION = 1
+RESULT_FILE = "posterior.json"
+SAMPLES_FILE = "samples.npz"
+STATE_FILE = "state.npz"
+QUANTILES = (0.025, 0.5, 0.975)
+_CACHE: OrderedDict = OrderedDict()  # (id(problem), config) -> (problem, compiled parts)
+_CACHE_SIZE = 2
+_EDGE = 1e-9  # start points on a bound are moved this fraction of the width inside
+
+
+# ----- transforms and densities ---------------------------------------------------------------
+class _Box:
+    """The bijection between the box of scaled parameters ``x`` and unconstrained ``u``."""
+
+    def __init__(self, lower, upper):
+        lo, hi = np.asarray(lower, float), np.asarray(upper, float)
+        flo, fhi = np.isfinite(lo), np.isfinite(hi)
+        self.lower, self.upper = lo, hi
+        self.both, self.lo_only, self.hi_only = flo & fhi, flo & ~fhi, ~flo & fhi
+        self._lo = np.where(flo, lo, 0.0)
+        self._hi = np.where(fhi, hi, 0.0)
+        self._w = np.where(self.both, hi - lo, 1.0)
+
+    def forward(self, u):
+        """``(x, log|dx/du|)``."""
+        lo, hi, w = jnp.asarray(self._lo), jnp.asarray(self._hi), jnp.asarray(self._w)
+        s = jax.nn.sigmoid(u)
+        e = jnp.exp(jnp.where(self.both, 0.0, u))
+        x = jnp.where(self.both, lo + w * s,
+                      jnp.where(self.lo_only, lo + e, jnp.where(self.hi_only, hi - e, u)))
+        lj = jnp.where(self.both, jnp.log(w) + jax.nn.log_sigmoid(u) + jax.nn.log_sigmoid(-u),
+                       jnp.where(self.lo_only | self.hi_only, u, 0.0))
+        return x, jnp.sum(lj)
+
+    def to_x(self, u) -> np.ndarray:
+        """Vectorised numpy map ``u -> x`` (any leading shape)."""
+        u = np.asarray(u, float)
+        with np.errstate(over="ignore"):
+            s = 1.0 / (1.0 + np.exp(-u))
+            e = np.exp(np.where(self.both, 0.0, u))
+        return np.where(self.both, self._lo + self._w * s,
+                        np.where(self.lo_only, self._lo + e,
+                                 np.where(self.hi_only, self._hi - e, u)))
+
+    def to_u(self, x) -> np.ndarray:
+        x = np.asarray(x, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.clip((x - self._lo) / self._w, _EDGE, 1 - _EDGE)
+            span = np.where(self.both, self._w, 1.0)
+            dl = np.maximum(x - self._lo, _EDGE * span)
+            dh = np.maximum(self._hi - x, _EDGE * span)
+            return np.where(self.both, np.log(f) - np.log1p(-f),
+                            np.where(self.lo_only, np.log(dl),
+                                     np.where(self.hi_only, np.log(dh), x)))
+
+
+def _log_jac_scale(x, scale: str):
+    """``log|d theta / d x|`` for the linear value ``theta`` of scaled ``x``."""
+    if scale == "log10":
+        return math.log(math.log(10.0)) + x * math.log(10.0)
+    if scale == "log":
+        return x
+    return jnp.zeros_like(x)
+
+
+def _log_prior_fn(problem: Problem, prior: str) -> Callable:
+    """JAX function of scaled ``x``: the log prior density of ``x`` (see module docstring)."""
+    lo, hi = problem.lower, problem.upper
+    pieces = []  # (position, function of x_k)
+    const = 0.0
+    for k, i in enumerate(problem._est):
+        p = problem.parameters[i]
+        spec = p.prior if prior == "petab" else None
+        if spec is None:
+            if not (np.isfinite(lo[k]) and np.isfinite(hi[k]) and hi[k] > lo[k]):
+                hint = ("give a PEtab prior or finite bounds" if prior == "petab"
+                        else "give finite bounds or use prior='petab' with a PEtab prior")
+                raise InputError(f"parameter {p.name!r} has bounds [{lo[k]}, {hi[k]}] on "
+                                 f"its {p.scale} scale and no prior, so a uniform prior on "
+                                 f"it is not proper; {hint}")
+            const -= math.log(hi[k] - lo[k])
+            continue
+
+        def f(xk, spec=spec, scale=p.scale):
+            val = spec.logpdf(from_scale(xk, scale), scale)
+            if not spec.kind.startswith("parameterScale"):
+                val = val + _log_jac_scale(xk, scale)
+            return val
+
+        pieces.append((k, f))
+
+    def log_prior(x):
+        total = jnp.asarray(const)
+        for k, f in pieces:
+            total = total + f(x[k])
+        return total
+
+    return log_prior
+
+
+# ----- rank-normalised diagnostics ------------------------------------------------------------
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based) of all entries of ``a``."""
+    flat = a.ravel()
+    order = np.argsort(flat, kind="mergesort")
+    r = np.empty(flat.size)
+    r[order] = np.arange(1, flat.size + 1)
+    _, inv, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    return (np.bincount(inv, weights=r) / counts)[inv].reshape(a.shape)
+
+
+def _z_scale(a: np.ndarray) -> np.ndarray:
+    from jax.scipy.special import ndtri
+
+    return np.asarray(ndtri((_ranks(a) - 0.375) / (a.size + 0.25)))
+
+
+def _split_chains(a: np.ndarray) -> np.ndarray:
+    """(chains, draws) -> (2 chains, draws // 2): first and last halves."""
+    n = a.shape[1] // 2
+    return np.concatenate([a[:, :n], a[:, a.shape[1] - n:]], axis=0)
+
+
+def rank_diagnostics(draws) -> dict:
+    """Rank-normalised split R-hat, bulk and tail ESS (Vehtari et al. 2021) of ``draws``
+    with shape (chains, draws) or (chains, draws, parameters); arrays per parameter."""
+    from numpyro.diagnostics import effective_sample_size, gelman_rubin
+
+    a = np.asarray(draws, float)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[1] < 4:
+        raise InputError(f"draws must have shape (chains, draws >= 4[, parameters]), got "
+                         f"{np.shape(draws)}")
+    rhat, bulk, tail = [], [], []
+    for k in range(a.shape[2]):
+        s = a[:, :, k]
+        if np.ptp(s) == 0:
+            rhat.append(math.nan)
+            bulk.append(math.nan)
+            tail.append(math.nan)
+            continue
+        sp = _split_chains(s)
+        r_bulk = float(gelman_rubin(_z_scale(sp)))
+        r_fold = float(gelman_rubin(_z_scale(_split_chains(np.abs(s - np.median(s))))))
+        rhat.append(max(r_bulk, r_fold))
+        bulk.append(float(effective_sample_size(_z_scale(sp))))
+        ess_q = []
+        for q in (0.05, 0.95):
+            ind = (sp <= np.quantile(s, q)).astype(float)
+            ess_q.append(float(effective_sample_size(ind)) if np.ptp(ind) > 0 else math.nan)
+        tail.append(min(ess_q))
+    return {"rhat": np.asarray(rhat), "ess_bulk": np.asarray(bulk),
+            "ess_tail": np.asarray(tail)}
+
+
+# ----- results ---------------------------------------------------------------------------------
+def _num(v):
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _to_linear(x, scales) -> np.ndarray:
+    x = np.asarray(x, float)
+    out = x.copy()
+    for k, s in enumerate(scales):
+        if s == "log10":
+            out[..., k] = 10.0 ** x[..., k]
+        elif s == "log":
+            out[..., k] = np.exp(x[..., k])
+    return out
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    def w(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=1, allow_nan=False)
+
+    _write_atomic(path, w)
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    def w(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    _write_atomic(path, w)
+
+
+@dataclass
+class PosteriorResult:
+    """Posterior draws of :func:`sample` and their diagnostics.
+
+    ``samples``: (chains, draws, parameters) on the parameters' scales (``samples_linear``:
+    linear values); ``warmup``: the warmup draws, same layout; ``stats``: per-draw arrays
+    (chains, draws) ``potential_energy`` (-log posterior density in the sampler's
+    unconstrained space, up to a constant), ``diverging``, ``num_steps`` (leapfrog steps),
+    ``accept_prob``; ``step_size``: adapted step size per chain; ``settings``: the
+    arguments of the run; ``timings``: ``compile_s``, ``warmup_s``, ``sampling_s``.
+    """
+
+    parameter_ids: tuple
+    scales: tuple
+    lower: np.ndarray
+    upper: np.ndarray
+    samples: np.ndarray
+    warmup: np.ndarray
+    stats: dict
+    step_size: np.ndarray
+    settings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    problem: str = ""
+    _diag: dict | None = field(default=None, repr=False)
+
+    # ----- shapes and views -----
+    @property
+    def n_chains(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def n_draws(self) -> int:
+        return int(self.samples.shape[1])
+
+    @property
+    def samples_linear(self) -> np.ndarray:
+        """Draws of the linear parameter values (chains, draws, parameters)."""
+        return _to_linear(self.samples, self.scales)
+
+    def flat(self, linear: bool = False) -> np.ndarray:
+        """All draws of all chains, (chains * draws, parameters)."""
+        s = self.samples_linear if linear else self.samples
+        return s.reshape(-1, s.shape[-1])
+
+    # ----- diagnostics -----
+    @property
+    def diagnostics(self) -> dict:
+        """``rhat``, ``ess_bulk``, ``ess_tail`` (arrays per parameter; Vehtari et al.
+        2021), ``divergences`` (per chain, after warmup)."""
+        if self._diag is None:
+            d = rank_diagnostics(self.samples)
+            d["divergences"] = np.asarray(self.stats["diverging"]).sum(axis=1).astype(int)
+            self._diag = d
+        return self._diag
+
+    @property
+    def rhat(self) -> np.ndarray:
+        return self.diagnostics["rhat"]
+
+    @property
+    def ess_bulk(self) -> np.ndarray:
+        return self.diagnostics["ess_bulk"]
+
+    @property
+    def ess_tail(self) -> np.ndarray:
+        return self.diagnostics["ess_tail"]
+
+    @property
+    def n_divergences(self) -> int:
+        """Divergent transitions after warmup, all chains."""
+        return int(self.diagnostics["divergences"].sum())
+
+    def converged(self, rhat: float = 1.01, ess: float = 400.0) -> bool:
+        """R-hat <= ``rhat`` and bulk ESS >= ``ess`` for every parameter."""
+        d = self.diagnostics
+        return bool(np.all(d["rhat"] <= rhat) and np.all(d["ess_bulk"] >= ess))
+
+    def summary(self, linear: bool = False):
+        """DataFrame, one row per parameter: ``mean``, ``sd``, ``q2.5``, ``q50``, ``q97.5``
+        (on the parameters' scales, or linear values), ``rhat``, ``ess_bulk``, ``ess_tail``."""
+        import pandas as pd
+
+        s = self.flat(linear)
+        q = np.quantile(s, QUANTILES, axis=0)
+        d = self.diagnostics
+        return pd.DataFrame({
+            "scale": ["lin"] * len(self.scales) if linear else list(self.scales),
+            "mean": s.mean(axis=0), "sd": s.std(axis=0, ddof=1),
+            "q2.5": q[0], "q50": q[1], "q97.5": q[2],
+            "rhat": d["rhat"], "ess_bulk": d["ess_bulk"], "ess_tail": d["ess_tail"],
+        }, index=pd.Index(list(self.parameter_ids), name="parameter"))
+
+    # ----- saving -----
+    def to_json(self) -> dict:
+        d = self.diagnostics
+        summ = self.summary()
+        rows = {pid: {c: (_num(v) if not isinstance(v, str) else v)
+                      for c, v in summ.loc[pid].items()} for pid in self.parameter_ids}
+        return {
+            "problem": self.problem,
+            "parameter_ids": list(self.parameter_ids), "scales": list(self.scales),
+            "lower": [_num(v) for v in self.lower], "upper": [_num(v) for v in self.upper],
+            "n_chains": self.n_chains, "n_draws": self.n_draws,
+            "settings": self.settings, "timings": self.timings,
+            "diagnostics": {
+                "max_rhat": _num(np.nanmax(d["rhat"])),
+                "min_ess_bulk": _num(np.nanmin(d["ess_bulk"])),
+                "min_ess_tail": _num(np.nanmin(d["ess_tail"])),
+                "divergences": [int(v) for v in d["divergences"]],
+                "converged": self.converged(),
+                "step_size": [_num(v) for v in self.step_size],
+                "mean_accept_prob": _num(np.mean(self.stats["accept_prob"])),
+                "mean_num_steps": _num(np.mean(self.stats["num_steps"])),
+                "max_num_steps": int(np.max(self.stats["num_steps"])),
+            },
+            "summary": rows,
+        }
+
+    def save(self, out) -> Path:
+        """Write ``out/posterior.json`` and ``out/samples.npz`` (atomically); return ``out``."""
+        out = Path(out)
+        _write_npz(out / SAMPLES_FILE, self._arrays())
+        _write_json(out / RESULT_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                        "status": "done", **self.to_json()})
+        return out
+
+    def _arrays(self) -> dict:
+        return {"samples": self.samples, "warmup": self.warmup, "step_size": self.step_size,
+                **{f"stats_{k}": np.asarray(v) for k, v in self.stats.items()}}
+
+    @classmethod
+    def load(cls, out) -> PosteriorResult:
+        """Read a result written by :meth:`save` (or :func:`sample` with ``out=``)."""
+        out = Path(out)
+        path = out / RESULT_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SerializationError(f"{path}: cannot read a posterior result: {exc}") \
+                from None
+        if data.get("format") != FORMAT:
+            raise SerializationError(f"{path} is not a scalebridge posterior result")
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise SerializationError(f"{path} has format version {data['format_version']}; "
+                                     f"this scalebridge reads up to {FORMAT_VERSION}")
+        if data.get("status") != "done":
+            raise SerializationError(f"{path}: the run is not finished; call sample() with "
+                                     "the same out directory to resume it")
+        try:
+            with np.load(out / SAMPLES_FILE, allow_pickle=False) as z:
+                arr = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise SerializationError(f"{out / SAMPLES_FILE}: cannot read the draws: {exc}") \
+                from None
+        stats = {k.removeprefix("stats_"): v for k, v in arr.items()
+                 if k.startswith("stats_")}
+        nan = math.nan
+        return cls(tuple(data["parameter_ids"]), tuple(data["scales"]),
+                   np.asarray([nan if v is None else v for v in data["lower"]], float),
+                   np.asarray([nan if v is None else v for v in data["upper"]], float),
+                   arr["samples"], arr["warmup"], stats, arr["step_size"],
+                   data.get("settings", {}), data.get("timings", {}),
+                   data.get("problem", ""))
+
+    # ----- plots -----
+    def plot_traces(self, path=None, *, warmup: bool = False):
+        """Trace (left) and per-chain density (right) of each parameter; divergent draws
+        marked. ``warmup=True`` prepends the warmup draws (shaded)."""
+        plt = _pyplot()
+        d = len(self.parameter_ids)
+        fig, axes = plt.subplots(d, 2, figsize=(10, 1.7 * d + 0.6), squeeze=False,
+                                 gridspec_kw={"width_ratios": [3, 1]})
+        n_w = self.warmup.shape[1] if warmup else 0
+        diag = self.diagnostics
+        for k, pid in enumerate(self.parameter_ids):
+            ax, axd = axes[k]
+            for c in range(self.n_chains):
+                y = self.samples[c, :, k]
+                if warmup:
+                    y = np.concatenate([self.warmup[c, :, k], y])
+                ax.plot(np.arange(y.size), y, lw=0.5, alpha=0.8, color=f"C{c}")
+                div = np.nonzero(np.asarray(self.stats["diverging"][c]))[0]
+                if div.size:
+                    ax.plot(n_w + div, self.samples[c, div, k], "|", color="red", ms=8)
+                _density(axd, self.samples[c, :, k], color=f"C{c}")
+            if warmup and n_w:
+                ax.axvspan(0, n_w, color="0.9", zorder=-1)
+            ax.set_ylabel(f"{pid}\n[{self.scales[k]}]", fontsize=8)
+            axd.set_title(f"R-hat {diag['rhat'][k]:.3f}, ESS {diag['ess_bulk'][k]:.0f}",
+                          fontsize=8)
+            axd.set_yticks([])
+        axes[-1, 0].set_xlabel("iteration" + (" (warmup shaded)" if warmup else ""))
+        fig.suptitle(f"{self.n_chains} chains x {self.n_draws} draws, "
+                     f"{self.n_divergences} divergences", fontsize=10)
+        fig.tight_layout()
+        return _finish(fig, path)
+
+    def plot_marginals(self, path=None, *, pairs: bool = False, linear: bool = False):
+        """Histograms of the pooled marginals with the median and 95% interval; with
+        ``pairs=True`` a corner plot (2-d histograms below the diagonal)."""
+        plt = _pyplot()
+        s = self.flat(linear)
+        d = s.shape[1]
+        labels = [f"{p} [{'lin' if linear else sc}]"
+                  for p, sc in zip(self.parameter_ids, self.scales, strict=True)]
+        q = np.quantile(s, QUANTILES, axis=0)
+        if pairs:
+            fig, axes = plt.subplots(d, d, figsize=(1.8 * d + 1, 1.8 * d + 1), squeeze=False)
+            for i in range(d):
+                for j in range(d):
+                    ax = axes[i, j]
+                    if j > i:
+                        ax.axis("off")
+                        continue
+                    if i == j:
+                        ax.hist(s[:, i], bins=40, color="C0", alpha=0.7)
+                        for v in q[:, i]:
+                            ax.axvline(v, color="k", lw=0.7, ls="--")
+                        ax.set_yticks([])
+                    else:
+                        ax.hist2d(s[:, j], s[:, i], bins=40, cmap="Blues")
+                    if i == d - 1:
+                        ax.set_xlabel(labels[j], fontsize=7)
+                    else:
+                        ax.set_xticklabels([])
+                    if j == 0 and i > 0:
+                        ax.set_ylabel(labels[i], fontsize=7)
+                    elif j > 0:
+                        ax.set_yticklabels([])
+                    ax.tick_params(labelsize=6)
+        else:
+            ncol = min(3, d)
+            nrow = -(-d // ncol)
+            fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 2.5 * nrow),
+                                     squeeze=False)
+            for k in range(nrow * ncol):
+                ax = axes.flat[k]
+                if k >= d:
+                    ax.axis("off")
+                    continue
+                ax.hist(s[:, k], bins=50, density=True, color="C0", alpha=0.6)
+                _density(ax, s[:, k], color="C0", flip=False)
+                for v in q[:, k]:
+                    ax.axvline(v, color="k", lw=0.8, ls="--")
+                ax.axvspan(q[0, k], q[2, k], color="C0", alpha=0.08)
+                ax.set_xlabel(labels[k], fontsize=8)
+                ax.set_yticks([])
+        fig.suptitle("posterior marginals (median and 95% interval)", fontsize=10)
+        fig.tight_layout()
+        return _finish(fig, path)
+
+    # ----- predictions -----
+    def predictive(self, problem: Problem, *, n_draws: int = 200, n_grid: int = 101,
+                   seed: int = 0) -> PredictiveResult:
+        """Posterior predictive bands: ``n_draws`` draws (evenly thinned over all chains)
+        simulated on ``n_grid`` times from 0 to the last measurement of each condition
+        (plus the measurement times), with noise drawn from each observable's noise
+        model; quantiles 2.5/50/97.5% of the noise-free simulation and of the noisy
+        prediction, on the grid (``bands``) and at each measurement (``at_data``)."""
+        if not isinstance(problem, Problem):
+            raise InputError(f"predictive needs the Problem that was sampled, got "
+                             f"{type(problem).__name__}")
+        if tuple(problem.parameter_ids) != tuple(self.parameter_ids):
+            raise InputError(f"problem {problem.name!r} estimates "
+                             f"{', '.join(problem.parameter_ids)}, but the posterior is over "
+                             f"{', '.join(self.parameter_ids)}; pass the sampled problem")
+        n_draws, n_grid = int(n_draws), int(n_grid)
+        if n_draws < 2:
+            raise InputError(f"n_draws must be >= 2, got {n_draws}")
+        if n_grid < 2:
+            raise InputError(f"n_grid must be >= 2, got {n_grid}")
+        flat = self.flat()
+        idx = np.unique(np.linspace(0, flat.shape[0] - 1, min(n_draws, flat.shape[0]))
+                        .round().astype(int))
+        grid = _grid_problem(problem, n_grid)
+        rng = np.random.default_rng(seed)
+        meas = problem.measurements
+        sims = {"data": [], "grid": []}
+        for i in idx:
+            x = flat[i]
+            try:
+                a = problem.simulations(x)
+                b = grid.simulations(x)
+            except Exception as exc:
+                raise SimulationError(f"posterior predictive: simulation at draw {int(i)} "
+                                      f"failed: {str(exc).splitlines()[0]}") from exc
+            sims["data"].append(a[["simulation", "sigma"]].to_numpy())
+            sims["grid"].append(b[["simulation", "sigma"]].to_numpy())
+        out = {}
+        for name, table in (("data", meas), ("grid", grid.measurements)):
+            arr = np.stack(sims[name])  # (draws, rows, 2)
+            y, sd = arr[..., 0], arr[..., 1]
+            noisy = _add_noise(problem, table["observableId"].to_numpy(), y, sd, rng)
+            qs = np.nanquantile(y, QUANTILES, axis=0)
+            qn = np.nanquantile(noisy, QUANTILES, axis=0)
+            cols = ["observableId", "preequilibrationConditionId", "simulationConditionId",
+                    "time"] + (["measurement"] if name == "data" else [])
+            df = table[cols].copy().reset_index(drop=True)
+            for j, lab in enumerate(("q2.5", "q50", "q97.5")):
+                df[f"sim_{lab}"] = qs[j]
+            for j, lab in enumerate(("q2.5", "q50", "q97.5")):
+                df[f"pred_{lab}"] = qn[j]
+            out[name] = df
+        bands = out["grid"].sort_values(["observableId", "preequilibrationConditionId",
+                                         "simulationConditionId", "time"]) \
+            .reset_index(drop=True)
+        return PredictiveResult(bands=bands, at_data=out["data"], n_draws=int(idx.size))
+
+
+def _add_noise(problem: Problem, obs_ids, y, sd, rng) -> np.ndarray:
+    """Draws ``h^-1(h(y) + sd * eps)`` with ``eps`` from each row's noise distribution."""
+    out = np.empty_like(y)
+    for oid in np.unique(obs_ids):
+        cols = obs_ids == oid
+        spec = problem.observables[str(oid)]
+        shape = y[:, cols].shape
+        eps = (rng.laplace(size=shape) if spec.distribution == "laplace"
+               else rng.standard_normal(shape))
+        yy, ss = y[:, cols], sd[:, cols]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if spec.transformation == "log":
+                out[:, cols] = np.exp(np.log(yy) + ss * eps)
+            elif spec.transformation == "log10":
+                out[:, cols] = 10.0 ** (np.log10(yy) + ss * eps)
+            else:
+                out[:, cols] = yy + ss * eps
+    return out
+
+
+def _grid_problem(problem: Problem, n_grid: int) -> Problem:
+    """A copy of ``problem`` whose measurement table has one row per grid time for every
+    (observable, preequilibration, condition) that has data; each row copies the first
+    measurement row of its group (placeholders, noise parameters)."""
+    import pandas as pd
+
+    m = problem.measurements
+    keys = ["observableId", "preequilibrationConditionId", "simulationConditionId"]
+    rows = []
+    for _, g in m.groupby(keys, sort=False):
+        tmax = float(m.loc[(m["preequilibrationConditionId"]
+                            == g["preequilibrationConditionId"].iloc[0])
+                           & (m["simulationConditionId"]
+                              == g["simulationConditionId"].iloc[0]), "time"].max())
+        times = np.union1d(np.linspace(0.0, tmax, n_grid), g["time"].to_numpy())
+        rep = g.iloc[[0]]
+        block = pd.concat([rep] * times.size, ignore_index=True)
+        block["time"] = times
+        rows.append(block)
+    table = pd.concat(rows, ignore_index=True)
+    return Problem(problem.model, problem.parameters, problem.conditions,
+                   list(problem.observables.values()), table,
+                   name=f"{problem.name}-predictive", rtol=problem.rtol, atol=problem.atol,
+                   max_steps=problem.max_steps, source="predictive grid")
+
+
+@dataclass
+class PredictiveResult:
+    """Posterior predictive bands of :meth:`PosteriorResult.predictive`.
+
+    ``bands``: one row per (observable, preequilibration, condition, grid time) with
+    quantiles ``sim_q2.5/q50/q97.5`` of the noise-free simulation and ``pred_q2.5/q50/
+    q97.5`` of the noisy prediction; ``at_data``: the same quantities at each measurement
+    row, with the ``measurement``.
+    """
+
+    bands: object
+    at_data: object
+    n_draws: int
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of measurements inside their 95% posterior predictive interval."""
+        d = self.at_data
+        inside = (d["measurement"] >= d["pred_q2.5"]) & (d["measurement"] <= d["pred_q97.5"])
+        return float(inside.mean())
+
+    def save(self, out) -> Path:
+        """Write ``out/predictive_bands.tsv`` and ``out/predictive_at_data.tsv``."""
+        out = Path(out)
+        for name, df in (("predictive_bands.tsv", self.bands),
+                         ("predictive_at_data.tsv", self.at_data)):
+            _write_atomic(out / name, lambda tmp, df=df: df.to_csv(tmp, sep="\t", index=False))
+        return out
+
+    def plot_predictive(self, path=None):
+        """One panel per observable: data points, the 95% predictive band (light), the
+        95% band of the noise-free simulation (dark) and the median, per condition."""
+        plt = _pyplot()
+        b, d = self.bands, self.at_data
+        obs = list(dict.fromkeys(b["observableId"]))
+        ncol = min(3, len(obs))
+        nrow = -(-len(obs) // ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+        keys = ["preequilibrationConditionId", "simulationConditionId"]
+        for k in range(nrow * ncol):
+            ax = axes.flat[k]
+            if k >= len(obs):
+                ax.axis("off")
+                continue
+            oid = obs[k]
+            bo, do = b[b["observableId"] == oid], d[d["observableId"] == oid]
+            for c, ((pre, sim), g) in enumerate(bo.groupby(keys, sort=False)):
+                col = f"C{c % 10}"
+                lab = f"{pre} -> {sim}" if pre else sim
+                ax.fill_between(g["time"], g["pred_q2.5"], g["pred_q97.5"], color=col,
+                                alpha=0.15, lw=0)
+                ax.fill_between(g["time"], g["sim_q2.5"], g["sim_q97.5"], color=col,
+                                alpha=0.35, lw=0)
+                ax.plot(g["time"], g["sim_q50"], color=col, lw=1.2, label=lab)
+                dd = do[(do["preequilibrationConditionId"] == pre)
+                        & (do["simulationConditionId"] == sim)]
+                ax.plot(dd["time"], dd["measurement"], "o", color=col, ms=3.5,
+                        mec="k", mew=0.4)
+            ax.set_title(oid, fontsize=9)
+            ax.set_xlabel("time")
+            if bo.groupby(keys).ngroups <= 8:
+                ax.legend(fontsize=6)
+        fig.suptitle(f"posterior predictive ({self.n_draws} draws; light: 95% with noise, "
+                     f"dark: 95% of the simulation), coverage {self.coverage:.0%}",
+                     fontsize=9)
+        fig.tight_layout()
+        return _finish(fig, path)
+
+    plot = plot_predictive
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finish(fig, path):
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        _pyplot().close(fig)
+    return fig
+
+
+def _density(ax, v, color, flip: bool = True):
+    """A Gaussian kernel density estimate (Scott's bandwidth) of ``v`` on ``ax``."""
+    v = np.asarray(v, float)
+    sd = v.std()
+    if v.size < 2 or sd == 0:
+        return
+    h = 1.06 * sd * v.size ** (-0.2)
+    grid = np.linspace(v.min() - 3 * h, v.max() + 3 * h, 200)
+    sub = v if v.size <= 2000 else v[np.linspace(0, v.size - 1, 2000).astype(int)]
+    dens = np.exp(-0.5 * ((grid[:, None] - sub[None]) / h) ** 2).sum(1)
+    dens /= sub.size * h * math.sqrt(2 * math.pi)
+    if flip:
+        ax.plot(dens, grid, color=color, lw=0.8)
+    else:
+        ax.plot(grid, dens, color=color, lw=1.0)
+
+
+# ----- the sampler -----------------------------------------------------------------------------
+def _start_points(problem: Problem, box: _Box, init, n_chains: int, jitter: float,
+                  rng) -> np.ndarray:
+    """Unconstrained start points (n_chains, d)."""
+    from .fit import FitResult
+
+    d = len(problem.parameter_ids)
+    if init is None:
+        x0 = np.asarray(problem.x_nominal, float)
+    elif isinstance(init, FitResult):
+        if init.best_x is None:
+            raise InputError("init: the FitResult has no successful start; fit again or "
+                             "pass a parameter vector")
+        if tuple(init.parameter_ids) != tuple(problem.parameter_ids):
+            raise InputError("init: the FitResult is for parameters "
+                             f"{', '.join(init.parameter_ids)}, not "
+                             f"{', '.join(problem.parameter_ids)}")
+        x0 = np.asarray(init.best_x, float)
+    else:
+        try:
+            x0 = np.asarray(init, float)
+        except (TypeError, ValueError):
+            raise InputError(f"init must be a FitResult, a parameter vector or None, got "
+                             f"{type(init).__name__}") from None
+        if x0.shape not in ((d,), (n_chains, d)):
+            raise InputError(f"init has shape {x0.shape}; expected ({d},) or "
+                             f"({n_chains}, {d}) for {', '.join(problem.parameter_ids)}")
+    if not np.all(np.isfinite(x0)):
+        raise InputError("init: start point is not finite")
+    tol = 1e-9 * np.where(box.both, box._w, 1.0)
+    bad = (x0 < box.lower - tol) | (x0 > box.upper + tol)
+    if np.any(bad):
+        names = [problem.parameter_ids[k] for k in np.nonzero(np.atleast_2d(bad).any(0))[0]]
+        raise InputError(f"init: start point lies outside the bounds for {', '.join(names)}; "
+                         "give values within [lower, upper] on the parameters' scales")
+    u0 = box.to_u(x0)
+    if u0.ndim == 1:
+        u0 = u0[None] + jitter * rng.standard_normal((n_chains, d))
+    return u0
+
+
+def _settings_key(problem: Problem, **kw) -> dict:
+    return dict(problem=problem.name, parameter_ids=list(problem.parameter_ids),
+                lower=[_num(v) for v in problem.lower], upper=[_num(v) for v in problem.upper],
+                **kw)
+
+
+def _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
+                max_tree_depth, chain_method, jitter):
+    if not isinstance(problem, Problem):
+        raise InputError(f"sample needs a scalebridge Problem, got {type(problem).__name__}")
+    if len(problem.parameter_ids) == 0:
+        raise InputError(f"problem {problem.name!r} has no estimated parameters to sample")
+    for name, v, lo in (("n_chains", n_chains, 1), ("n_warmup", n_warmup, 0),
+                        ("n_samples", n_samples, 4), ("max_tree_depth", max_tree_depth, 1)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+            raise InputError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if prior not in PRIORS:
+        raise InputError(f"prior {prior!r} is unknown; use one of {', '.join(PRIORS)}")
+    if chain_method not in CHAIN_METHODS:
+        raise InputError(f"chain_method {chain_method!r} is unknown; use one of "
+                         f"{', '.join(CHAIN_METHODS)}")
+    if not (isinstance(target_accept, float | int) and 0 < target_accept < 1):
+        raise InputError(f"target_accept must be a number in (0, 1), got {target_accept!r}")
+    if not (isinstance(jitter, float | int) and jitter >= 0):
+        raise InputError(f"jitter must be a number >= 0, got {jitter!r}")
+
+
+def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
+           n_samples: int = 1000, seed: int = 0, init=None, prior: str = "petab",
+           target_accept: float = 0.8, max_tree_depth: int = 8, dense_mass: bool = True,
+           chain_method: str = "vectorized", jitter: float = 0.1,
+           progress: Callable | None = None, out=None) -> PosteriorResult:
+    """Draw from the posterior of ``problem`` with NUTS; see the module docstring.
+
+    ``init``: start of the chains: ``None`` (the nominal parameters), a
+    :class:`~scalebridge.infer.fit.FitResult` (its best fit), a vector of scaled parameters,
+    or one vector per chain (n_chains, d). A single start point is jittered per chain by
+    ``jitter`` standard deviations in the unconstrained space. ``dense_mass``: adapt a dense
+    (True) or diagonal mass matrix. ``max_tree_depth``: at most ``2**max_tree_depth``
+    leapfrog steps per iteration. ``progress``: called after each chunk of iterations as
+    ``progress({"phase", "iteration", "total", "divergences", "elapsed_s"})``. ``out``:
+    directory for checkpoints and results (see the module docstring).
+    """
+    _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
+                max_tree_depth, chain_method, jitter)
+    n_chains, n_warmup, n_samples = int(n_chains), int(n_warmup), int(n_samples)
+    seed, max_tree_depth = int(seed), int(max_tree_depth)
+    box = _Box(problem.lower, problem.upper)
+    log_prior = _log_prior_fn(problem, prior)
+    rng = np.random.default_rng(seed)
+    u0 = _start_points(problem, box, init, n_chains, float(jitter), rng)
+    d = u0.shape[1]
+    settings = dict(n_chains=n_chains, n_warmup=n_warmup, n_samples=n_samples, seed=seed,
+                    prior=prior, target_accept=float(target_accept),
+                    max_tree_depth=max_tree_depth, dense_mass=bool(dense_mass),
+                    chain_method=chain_method, jitter=float(jitter),
+                    init=[[_num(v) for v in row] for row in box.to_x(u0)])
+    key = _settings_key(problem, **settings)
+    out = Path(out) if out is not None else None
+    resume = _load_checkpoint(out, key) if out is not None else None
+    if isinstance(resume, PosteriorResult):
+        return resume
+
+    config = (prior, n_chains, n_warmup, bool(dense_mass), float(target_accept),
+              max_tree_depth, chain_method)
+    t0 = time.perf_counter()
+    init_fn, chunk_fn = _compiled(problem, box, log_prior, config)
+    compile_s = time.perf_counter() - t0
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_chains)
+    state = init_fn(jnp.asarray(u0), keys)
+    total = n_warmup + n_samples
+    records = {k: [] for k in ("z", "pe", "div", "steps", "acc", "ss")}
+    timings = {"compile_s": 0.0, "warmup_s": 0.0, "sampling_s": 0.0}
+    if resume is not None:
+        state, records, timings = _restore(resume, state)
+    t0 = time.perf_counter()
+    compiled = chunk_fn(state)
+    timings["compile_s"] += compile_s + time.perf_counter() - t0
+    done = int(np.asarray(state.i).ravel()[0])
+    first = True
+    while done < total:
+        n = min(CHUNK, (n_warmup if done < n_warmup else total) - done)
+        t0 = time.perf_counter()
+        new_state, pe0, buf = compiled(state, jnp.asarray(n))
+        buf = jax.block_until_ready(buf)
+        dt = time.perf_counter() - t0
+        if first and done == 0 and not np.all(np.isfinite(np.asarray(pe0))):
+            bad = np.nonzero(~np.isfinite(np.asarray(pe0)))[0].tolist()
+            raise InputError(f"the log posterior is not finite at the start point of chain(s) "
+                             f"{bad} (x = {box.to_x(u0[bad[0]]).tolist()}); start inside "
+                             "the support of the priors, e.g. from a fit (init=FitResult)")
+        first = False
+        state = new_state
+        for k, b in zip(records, buf, strict=True):
+            records[k].append(np.asarray(b[:n]))
+        timings["warmup_s" if done < n_warmup else "sampling_s"] += dt
+        done += n
+        if out is not None:
+            _save_checkpoint(out, key, state, records, timings, done, total)
+        if progress is not None:
+            div = int(sum(r.sum() for r in records["div"]))
+            progress({"phase": "warmup" if done <= n_warmup else "sampling",
+                      "iteration": done, "total": total, "divergences": div,
+                      "elapsed_s": timings["warmup_s"] + timings["sampling_s"]})
+    cat = {k: (np.concatenate(v, axis=0).swapaxes(0, 1) if v else
+               np.zeros((n_chains, 0) + ((d,) if k == "z" else ())))
+           for k, v in records.items()}
+    xs = box.to_x(cat["z"])
+    result = PosteriorResult(
+        tuple(problem.parameter_ids), tuple(problem.parameter_scales),
+        np.asarray(problem.lower, float), np.asarray(problem.upper, float),
+        samples=xs[:, n_warmup:], warmup=xs[:, :n_warmup],
+        stats={"potential_energy": cat["pe"][:, n_warmup:],
+               "diverging": cat["div"][:, n_warmup:].astype(bool),
+               "num_steps": cat["steps"][:, n_warmup:].astype(int),
+               "accept_prob": cat["acc"][:, n_warmup:],
+               "warmup_diverging": cat["div"][:, :n_warmup].astype(bool),
+               "warmup_num_steps": cat["steps"][:, :n_warmup].astype(int)},
+        step_size=np.asarray(state.adapt_state.step_size, float).reshape(n_chains),
+        settings=settings, timings={k: round(v, 3) for k, v in timings.items()},
+        problem=problem.name)
+    if out is not None:
+        result.save(out)
+        (out / STATE_FILE).unlink(missing_ok=True)
+    return result
+
+
+def _compiled(problem: Problem, box: _Box, log_prior: Callable, config: tuple):
+    """``(init(u0, keys) -> state, compile(state) -> run_chunk)`` for ``problem`` and the
+    sampler ``config``. The last :data:`_CACHE_SIZE` are kept, so that a later run with the
+    same problem and configuration (another seed, more draws, a resumed run) reuses the
+    compiled program."""
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import ParamInfo
+
+    ckey = (id(problem), config)
+    if ckey in _CACHE:
+        _CACHE.move_to_end(ckey)
+        return _CACHE[ckey][1]
+    prior, n_chains, n_warmup, dense_mass, target_accept, max_tree_depth, chain_method = config
+    d = len(problem.parameter_ids)
+
+    def potential(u):
+        x, log_jac = box.forward(u)
+        return problem.nll_jax(x) - log_prior(x) - log_jac
+
+    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
+
+    def init_one(u, rng_key):
+        # the potential at the start point is computed by the first chunk (placeholders here)
+        return init_kernel(ParamInfo(u, jnp.zeros(()), jnp.zeros_like(u)), n_warmup,
+                           dense_mass=dense_mass, target_accept_prob=target_accept,
+                           max_tree_depth=max_tree_depth, rng_key=rng_key)
+
+    init_fn = jax.jit(jax.vmap(init_one))
+    vg = jax.value_and_grad(potential)
+    if chain_method == "vectorized":
+        step = jax.vmap(sample_kernel)
+        value_grad = jax.vmap(vg)
+    else:
+        step = lambda s: jax.lax.map(sample_kernel, s)  # noqa: E731
+        value_grad = lambda u: jax.lax.map(vg, u)  # noqa: E731
+
+    def run_chunk(state, n):
+        # potential and gradient of the current point are (re)computed at the start of
+        # each chunk: the initial state carries placeholders, and this keeps one compiled
+        # program for all chunks
+        pe, grad = value_grad(state.z)
+        state = state._replace(potential_energy=pe, z_grad=grad)
+
+        def body(i, carry):
+            st, buf = carry
+            st = step(st)
+            rec = (st.z, st.potential_energy, st.diverging, st.num_steps, st.accept_prob,
+                   st.adapt_state.step_size)
+            return st, tuple(b.at[i].set(r) for b, r in zip(buf, rec, strict=True))
+
+        buf = (jnp.zeros((CHUNK, n_chains, d)), jnp.zeros((CHUNK, n_chains)),
+               jnp.zeros((CHUNK, n_chains), bool), jnp.zeros((CHUNK, n_chains), int),
+               jnp.zeros((CHUNK, n_chains)), jnp.zeros((CHUNK, n_chains)))
+        state, buf = jax.lax.fori_loop(0, n, body, (state, buf))
+        return state, pe, buf
+
+    holder = {}
+
+    def chunk_fn(state):
+        if "run" not in holder:
+            holder["run"] = jax.jit(run_chunk).lower(state, jnp.asarray(CHUNK)).compile()
+        return holder["run"]
+
+    _CACHE[ckey] = (problem, (init_fn, chunk_fn))  # the problem is held: its id stays valid
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return init_fn, chunk_fn
+
+
+# ----- checkpoints ----------------------------------------------------------------------------
+def _load_checkpoint(out: Path, key: dict):
+    """None (nothing to resume), a finished PosteriorResult, or the checkpoint dict."""
+    path = out / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the previous posterior run: {exc}") from None
+    if data.get("format") != FORMAT:
+        raise InputError(f"{path} is not a scalebridge posterior result; use another out "
+                         "directory")
+    old = data.get("key") or _settings_key_of(data)
+    diff = [k for k in key if old.get(k) != key[k]]
+    if diff:
+        raise InputError(f"{path} holds a posterior run with a different "
+                         f"{', '.join(diff)}; use another out directory")
+    if data.get("status") == "done":
+        return PosteriorResult.load(out)
+    try:
+        with np.load(out / STATE_FILE, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError):
+        return None  # no usable checkpoint: start again
+    return {"arrays": arrays, "timings": data.get("timings", {})}
+
+
+def _settings_key_of(data: dict) -> dict:
+    s = dict(data.get("settings", {}))
+    return dict(problem=data.get("problem"), parameter_ids=data.get("parameter_ids"),
+                lower=data.get("lower"), upper=data.get("upper"), **s)
+
+
+def _save_checkpoint(out: Path, key, state, records, timings, done, total) -> None:
+    leaves = jax.tree_util.tree_leaves(state)
+    arrays = {f"state_{i}": np.asarray(v) for i, v in enumerate(leaves)}
+    for k, v in records.items():
+        arrays[f"rec_{k}"] = np.concatenate(v, axis=0)
+    _write_npz(out / STATE_FILE, arrays)
+    _write_json(out / RESULT_FILE, {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "status": "running",
+        "iteration": done, "total": total, "key": key,
+        "timings": {k: round(v, 3) for k, v in timings.items()}})
+
+
+def _restore(ckpt: dict, template):
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    arr = ckpt["arrays"]
+    new = []
+    for i, leaf in enumerate(leaves):
+        v = arr.get(f"state_{i}")
+        if v is None or v.shape != np.shape(leaf):
+            raise InputError("the checkpoint in the out directory does not match this run; "
+                             "use another out directory")
+        new.append(jnp.asarray(v, dtype=jnp.asarray(leaf).dtype))
+    state = jax.tree_util.tree_unflatten(treedef, new)
+    records = {k: [arr[f"rec_{k}"]] for k in ("z", "pe", "div", "steps", "acc", "ss")}
+    timings = {"compile_s": 0.0, "warmup_s": 0.0, "sampling_s": 0.0}
+    timings.update({k: float(v) for k, v in ckpt["timings"].items() if k in timings})
+    return state, records, timings

@@ -1,0 +1,60 @@
+"""``scalebridge fit`` on the README's example problem: result.json, plots, resume, errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scalebridge.cli.app import main
+
+from conftest import assert_one_line_error
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "boehm" / "Boehm_JProteomeRes2014.yaml"
+
+
+def test_readme_main_job_names_the_example():
+    text = (ROOT / "README.md").read_text()
+    assert "scalebridge fit examples/boehm/Boehm_JProteomeRes2014.yaml" in text
+    assert EXAMPLE.is_file()
+
+
+def test_fit_writes_results_and_resumes(tmp_path, capsys):
+    out = tmp_path / "fit"
+    argv = ["fit", str(EXAMPLE), "--starts", "2", "--seed", "0", "--out", str(out),
+            "--max-iter", "5"]
+    assert main(argv) == 0
+    data = json.loads((out / "result.json").read_text())
+    for key in ("best_nll", "best_params", "n_starts", "n_converged", "starts"):
+        assert key in data
+    assert data["n_starts"] == 2 and len(data["starts"]) == 2
+    assert set(data["best_params"]) >= {"k_phos", "sd_pSTAT5A_rel"}
+    assert all(v > 0 for v in data["best_params"].values())  # linear scale
+    assert data["best_nll"] == min(s["nll"] for s in data["starts"])
+    assert (out / "waterfall.png").stat().st_size > 0 and (out / "fit.png").stat().st_size > 0
+    assert "best NLL" in capsys.readouterr().out
+    # resume: one more start runs, the first two are kept as they were
+    argv[3] = "3"
+    assert main(argv) == 0
+    again = json.loads((out / "result.json").read_text())
+    assert again["n_starts"] == 3
+    assert again["starts"][:2] == data["starts"][:2]
+
+
+def test_fit_errors_are_one_line(tmp_path, capsys):
+    assert_one_line_error(main, ["fit", str(tmp_path / "missing.yaml"), "--out",
+                                 str(tmp_path / "o")], capsys, "missing.yaml")
+    bad = tmp_path / "model.xml"
+    bad.write_text("<sbml/>")
+    assert_one_line_error(main, ["fit", str(bad), "--out", str(tmp_path / "o")], capsys,
+                          "YAML")
+    assert_one_line_error(main, ["fit", str(EXAMPLE), "--out", str(tmp_path / "o"),
+                                 "--optimizer", "simplex"], capsys, "optimizer")
+    assert_one_line_error(main, ["fit", str(EXAMPLE), "--out", str(tmp_path / "o"),
+                                 "--scheduler", "127.0.0.1:1"], capsys, "Dask scheduler")
+
+
+@pytest.mark.parametrize("starts", ["0", "-3"])
+def test_fit_rejects_bad_start_counts(tmp_path, capsys, starts):
+    assert_one_line_error(main, ["fit", str(EXAMPLE), "--starts", starts, "--out",
+                                 str(tmp_path / "o")], capsys, "n_starts")
