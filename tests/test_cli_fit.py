@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from scalebridge.cli.app import main
-
 from conftest import assert_one_line_error
+from scalebridge.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "boehm" / "Boehm_JProteomeRes2014.yaml"
