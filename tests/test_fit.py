@@ -6,10 +6,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import scalebridge as sb
 import scalebridge.infer.fit as fitmod
 from scalebridge.errors import InputError
+from scalebridge.infer import Problem
 from scalebridge.infer.fit import FitResult, fit, residual_function, start_points
 from scalebridge.petab import load_petab
 
@@ -166,3 +169,73 @@ def test_bad_arguments(boehm):
         fit(boehm, optimizer="nelder-mead")
     with pytest.raises(InputError, match="n_starts"):
         fit(boehm, n_starts=0)
+
+
+def _production_decay(**params):
+    """dy/dt = a - k y: steady state a / k."""
+    specs = {"a": sb.Parameter("a", 2.0, 0.01, 100.0, "log10"),
+             "k": sb.Parameter("k", 0.5, 0.01, 100.0, "log10")}
+    specs.update(params)
+    return sb.Model(name="production", states=["y"], parameters=specs,
+                    rhs=lambda t, y, p, u: p[0] - p[1] * y, initial=[0.0], stiff=False)
+
+
+def test_steady_state_measurements_and_time_course_together():
+    model = _production_decay()
+    data = pd.DataFrame({"time": [1.0, 2.0, np.inf], "observable": "y",
+                         "value": [0.9, 1.5, 4.1], "sigma": 0.1})
+    pb = Problem.from_table(model, data)
+    a, k = 2.0, 0.5
+    y = np.array([a / k * (1 - np.exp(-k * 1.0)), a / k * (1 - np.exp(-k * 2.0)), a / k])
+    expected = np.sum(0.5 * np.log(2 * np.pi * 0.01) + 0.5 * ((data["value"] - y) / 0.1) ** 2)
+    assert pb.nll() == pytest.approx(expected, rel=1e-6)
+    sim = pb.simulations()
+    assert sim["simulation"].iloc[2] == pytest.approx(a / k, rel=1e-6)
+    # the gradient through the steady state: d(a/k)/dlog10(a) = ln(10) a / k
+    v, g = pb.nll_and_grad()
+    h = 1e-5
+    fd = [(pb.nll(pb.x_nominal + h * e) - pb.nll(pb.x_nominal - h * e)) / (2 * h)
+          for e in np.eye(2)]
+    np.testing.assert_allclose(g, fd, rtol=1e-4)
+
+
+def test_initialization_priors_shape_the_start_points():
+    model = _production_decay()
+    data = pd.DataFrame({"time": [1.0, 2.0], "observable": "y", "value": [0.9, 1.5],
+                         "sigma": 0.1})
+    base = Problem.from_table(model, data)
+    pb = Problem(base.model, base.parameters, base.conditions, list(base.observables.values()),
+                 base.measurements, init_priors={"a": sb.Prior("parameterScaleNormal",
+                                                               (0.3, 0.05))})
+    x = start_points(pb, 200, seed=0)
+    # log10(a) ~ N(0.3, 0.05) truncated to [-2, 2]; k stays uniform on its bounds
+    assert np.mean(x[:, 0]) == pytest.approx(0.3, abs=0.01)
+    assert np.std(x[:, 0]) == pytest.approx(0.05, rel=0.1)
+    assert x[:, 1].min() < -1.5 and x[:, 1].max() > 1.5
+    with pytest.raises(InputError, match="not in the parameter table"):
+        Problem(base.model, base.parameters, base.conditions, list(base.observables.values()),
+                base.measurements, init_priors={"nope": sb.Prior("normal", (0, 1))})
+
+
+def test_objective_priors_enter_the_fit():
+    # a normal prior on log10(k) pulls the estimate from the data's value towards it
+    model = _production_decay(a=sb.Parameter("a", 2.0, estimate=False),
+                              k=sb.Parameter("k", 0.5, 0.01, 100.0, "log10",
+                                             prior=sb.Prior("parameterScaleNormal",
+                                                            (0.0, 0.1))))
+    t = np.linspace(0.5, 4.0, 6)
+    data = pd.DataFrame({"time": t, "observable": "y",
+                         "value": 2.0 / 0.5 * (1 - np.exp(-0.5 * t)), "sigma": 0.5})
+    pb = Problem.from_table(model, data)
+    assert pb.has_priors
+    v, g, h = pb.objective_grad_hess()
+    assert v == pytest.approx(pb.nll() - pb.log_prior())
+    fd = (pb.nll(pb.x_nominal + 1e-6) - pb.log_prior(pb.x_nominal + 1e-6)
+          - pb.nll(pb.x_nominal - 1e-6) + pb.log_prior(pb.x_nominal - 1e-6)) / 2e-6
+    assert g[0] == pytest.approx(fd, rel=1e-5)
+    res = fit(pb, n_starts=3, seed=0)
+    x = res.best_x[0]
+    assert np.log10(0.5) < x < 0.0  # between the data's optimum and the prior mean
+    assert res.best["objective"] == pytest.approx(res.best["nll"] - pb.log_prior(res.best_x))
+    with pytest.raises(InputError, match="priors"):
+        fit(pb, optimizer="trf")

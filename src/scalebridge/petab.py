@@ -101,23 +101,39 @@ def _parameters(df, name: str) -> list[Parameter]:
             raise InputError(f"{where}: parameter {pid!r} is on {scale} scale but its "
                              f"lowerBound is negative ({lower}); log-scaled parameters need "
                              "lowerBound >= 0")
-        prior = None
-        ptype = _cell(row.get("objectivePriorType"))
-        if ptype is not None:
-            pars = _cell(row.get("objectivePriorParameters"))
-            try:
-                args = tuple(float(s) for s in (pars or "").split(";"))
-            except ValueError:
-                raise InputError(f"{where}, column 'objectivePriorParameters': {pars!r} "
-                                 "must be two numbers separated by ';'") from None
-            try:
-                prior = Prior(ptype, args)
-            except ModelError as exc:
-                raise InputError(f"{where}: {exc}") from None
+        prior = _prior(row, "objectivePrior", where)
         try:
             out.append(Parameter(pid, nominal, lower, upper, scale, prior, estimate))
         except ModelError as exc:
             raise InputError(f"{where}: {exc}") from None
+    return out
+
+
+def _prior(row, kind: str, where: str):
+    """The Prior of a parameter-table row's ``<kind>Type`` / ``<kind>Parameters`` columns
+    (``kind``: objectivePrior or initializationPrior), or None."""
+    ptype = _cell(row.get(f"{kind}Type"))
+    if ptype is None:
+        return None
+    pars = _cell(row.get(f"{kind}Parameters"))
+    try:
+        args = tuple(float(s) for s in (pars or "").split(";"))
+    except ValueError:
+        raise InputError(f"{where}, column '{kind}Parameters': {pars!r} must be two numbers "
+                         "separated by ';'") from None
+    try:
+        return Prior(ptype, args)
+    except ModelError as exc:
+        raise InputError(f"{where}, column '{kind}Type': {exc}") from None
+
+
+def _init_priors(df, name: str) -> dict:
+    """``{parameter id: Prior}`` from the initializationPrior columns."""
+    out = {}
+    for where, pid, row in _rows(df, name, "parameterId"):
+        prior = _prior(row, "initializationPrior", where)
+        if prior is not None:
+            out[pid] = prior
     return out
 
 
@@ -216,4 +232,4 @@ def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
             _float(v, f"{mname}, row {r + 2}, column {col!r}", math.nan)
         meas[col] = meas[col].astype(float)
     return Problem(model, params, conditions, observables, meas, name=path.stem,
-                   source=mname, **kw)
+                   source=mname, init_priors=_init_priors(pdf, ", ".join(pfiles)), **kw)

@@ -152,7 +152,42 @@ def start_points(problem: Problem, n_starts: int, seed: int = 0) -> np.ndarray:
     n_blocks = -(-n_starts // LHS_BLOCK)
     u = np.concatenate([_lhs(np.random.default_rng([seed, b]), LHS_BLOCK, d)
                         for b in range(n_blocks)])[:n_starts] if n_starts else np.zeros((0, d))
-    return lo + u * (hi - lo)
+    x = lo + u * (hi - lo)
+    for k, (pid, scale) in enumerate(zip(problem.parameter_ids, problem.parameter_scales,
+                                         strict=True)):
+        prior = problem.init_priors.get(pid)
+        if prior is not None:
+            x[:, k] = _prior_quantile(prior, scale, u[:, k], lo[k], hi[k])
+    return x
+
+
+def _prior_quantile(prior, scale: str, u, lo: float, hi: float):
+    """Scaled values at the quantiles ``u`` of a PEtab initialization prior truncated to the
+    scaled bounds ``[lo, hi]`` (so a Latin hypercube stays stratified)."""
+    from scipy import stats
+
+    from ..model.parameter import from_scale, to_scale
+
+    a, b = prior.args
+    kind = prior.kind
+    on_scale = kind.startswith("parameterScale")
+    log = kind.startswith("log")
+    base = kind.removeprefix("parameterScale").removeprefix("log").lower()
+    dist = {"uniform": stats.uniform(a, b - a), "normal": stats.norm(a, b),
+            "laplace": stats.laplace(a, b)}[base]
+    with np.errstate(divide="ignore"):
+        lin = np.asarray(from_scale(np.array([lo, hi]), scale), float)
+        w_bounds = (np.array([lo, hi]) if on_scale else np.log(lin) if log else lin)
+    f_lo, f_hi = dist.cdf(w_bounds)
+    if not f_hi > f_lo:
+        raise InputError(f"initialization prior {kind}{prior.args} has no mass within the "
+                         "bounds of its parameter")
+    w = dist.ppf(f_lo + np.asarray(u) * (f_hi - f_lo))
+    if on_scale:
+        x = w
+    else:
+        x = np.asarray(to_scale(np.exp(w) if log else w, scale), float)
+    return np.clip(x, lo, hi)
 
 
 # ----- results --------------------------------------------------------------------------------
@@ -196,9 +231,10 @@ class FitResult:
 
     @property
     def best(self) -> dict | None:
-        """The record with the lowest NLL (None if every start failed)."""
-        ok = [r for r in self.records if r["nll"] is not None and math.isfinite(r["nll"])]
-        return min(ok, key=lambda r: r["nll"]) if ok else None
+        """The record with the lowest objective: the NLL, or the negative log posterior
+        where the problem has objective priors (None if every start failed)."""
+        ok = [r for r in self.records if _finite(_objective(r))]
+        return min(ok, key=_objective) if ok else None
 
     @property
     def best_nll(self) -> float:
@@ -222,8 +258,9 @@ class FitResult:
         b = self.best
         if b is None:
             return 0
-        return sum(1 for r in self.records if r["nll"] is not None
-                   and math.isfinite(r["nll"]) and r["nll"] <= b["nll"] + CONVERGED_DELTA)
+        top = _objective(b)
+        return sum(1 for r in self.records
+                   if _finite(_objective(r)) and _objective(r) <= top + CONVERGED_DELTA)
 
     def to_json(self) -> dict:
         return {"best_nll": _json_num(self.best_nll), "best_params": self.best_params,
@@ -240,8 +277,7 @@ class FitResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        vals = sorted(r["nll"] for r in self.records
-                      if r["nll"] is not None and math.isfinite(r["nll"]))
+        vals = sorted(_objective(r) for r in self.records if _finite(_objective(r)))
         fig, ax = plt.subplots(figsize=(5, 3.5))
         if vals:
             best = vals[0]
@@ -266,11 +302,23 @@ class FitResult:
                 f"best_nll={self.best_nll:.6g}, n_converged={self.n_converged})")
 
 
+def _objective(r: dict):
+    """What a start minimised: ``objective`` (with priors) or ``nll``."""
+    v = r.get("objective", r["nll"])
+    return math.nan if v is None else v
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
 def _record_json(r: dict) -> dict:
     out = dict(r)
     out["x0"] = [_json_num(float(v)) for v in r["x0"]]
     out["x"] = [_json_num(float(v)) for v in r["x"]] if r["x"] is not None else None
     out["nll"] = _json_num(r["nll"])
+    if "objective" in r:
+        out["objective"] = _json_num(r["objective"])
     return out
 
 
@@ -306,6 +354,8 @@ def _load_previous(path: Path, key: dict) -> dict:
     for r in data.get("starts", []):
         r = dict(r)
         r["nll"] = math.nan if r.get("nll") is None else float(r["nll"])
+        if "objective" in r:
+            r["objective"] = math.nan if r["objective"] is None else float(r["objective"])
         recs[int(r["index"])] = r
     return recs
 
@@ -417,7 +467,7 @@ def _run_lbfgs(problem, x0, lo, hi, max_iter):
     def fg(x):
         n_eval[0] += 1
         try:
-            v, g = problem.nll_and_grad(x)
+            v, g, _ = problem.objective_grad_hess(x)
         except Exception as exc:
             if n_eval[0] == 1:
                 raise _Failed(f"simulation failed at the start point: {_first_line(exc)}") \
@@ -448,7 +498,7 @@ def _one_start(problem, c, optimizer, index, x0, lo, hi, max_iter) -> dict:
                n_evaluations=0, time_s=0.0)
     try:
         if optimizer == "fides":
-            out = local_minimize(problem.nll_grad_fim, x0, lo, hi, max_iter=max_iter)
+            out = local_minimize(problem.objective_grad_hess, x0, lo, hi, max_iter=max_iter)
             out.pop("nll")
         elif optimizer == "trf":
             out = _run_trf(problem, c, x0, lo, hi, max_iter)
@@ -460,6 +510,8 @@ def _one_start(problem, c, optimizer, index, x0, lo, hi, max_iter) -> dict:
         rec["x"] = [float(v) for v in x]
         rec["params"] = _lin_params(problem, x)
         rec["nll"] = float(nll)
+        if problem.has_priors:  # what was minimised: the negative log posterior
+            rec["objective"] = float(nll - problem.log_prior(x))
         if not math.isfinite(nll):
             rec["success"] = False
             rec["message"] = f"final NLL is {nll}; {rec['message']}"
@@ -515,6 +567,9 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     if optimizer not in OPTIMIZERS:
         raise InputError(f"optimizer {optimizer!r} is unknown; use one of "
                          f"{', '.join(OPTIMIZERS)}")
+    if optimizer == "trf" and problem.has_priors:
+        raise InputError("optimizer 'trf' works on residuals and cannot include the objective "
+                         "priors of this problem; use fides or lbfgs")
     n_starts, seed, max_iter = int(n_starts), int(seed), int(max_iter)
     if n_starts < 1:
         raise InputError(f"n_starts must be >= 1, got {n_starts}")

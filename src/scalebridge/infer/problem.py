@@ -129,7 +129,7 @@ class Problem:
                  conditions: Mapping[str, Mapping[str, object]],
                  observables: Sequence[ObservableSpec], measurements, *, name: str = "problem",
                  rtol: float = RTOL, atol: float = ATOL, max_steps: int = 100_000,
-                 source: str = "measurement table"):
+                 source: str = "measurement table", init_priors: Mapping | None = None):
         import pandas as pd
 
         if not isinstance(model, Model):
@@ -147,6 +147,11 @@ class Problem:
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
         self._source = source
         self._q_index = {n: i for i, n in enumerate(ids)}
+        self.init_priors = dict(init_priors or {})
+        unknown = sorted(set(self.init_priors) - set(ids))
+        if unknown:
+            raise InputError(f"initialization priors for {', '.join(unknown)}, which are not "
+                             "in the parameter table")
         self._est = np.asarray([i for i, p in enumerate(self.parameters) if p.estimate],
                                dtype=np.int64)
         self._build()
@@ -275,9 +280,9 @@ class Problem:
             if not math.isfinite(y):
                 raise InputError(f"{row}: measurement is {y}; give a finite number or drop "
                                  "the row")
-            if not math.isfinite(t) or t < 0:
-                raise InputError(f"{row}: time {t} is not supported; give finite times >= 0 "
-                                 "(steady-state measurements at time inf are not supported)")
+            if math.isnan(t) or t < 0:
+                raise InputError(f"{row}: time {t} is not supported; give times >= 0, or inf "
+                                 "for a measurement at steady state")
         used = set(meas["simulationConditionId"]) | (set(meas["preequilibrationConditionId"])
                                                       - {""})
         missing = sorted(used - set(self.conditions))
@@ -467,14 +472,20 @@ class Problem:
                 y0 = m.initial_state(p)
             y0 = self._apply_states(y0, sim["states"], q)
             times = sim["times"]
-            if times[-1] > 0:
-                sol = simulate(m, times, params=p, y0=y0, rtol=self.rtol, atol=self.atol,
+            finite = times[np.isfinite(times)]
+            if finite.size and finite[-1] > 0:
+                sol = simulate(m, finite, params=p, y0=y0, rtol=self.rtol, atol=self.atol,
                                max_steps=self.max_steps, solver=self._solver(),
                                adjoint=diffrax.ForwardMode(), throw=False)
                 y, o = sol.states, sol.observables
             else:  # only t = 0
-                y = jnp.broadcast_to(y0, (times.size, y0.size))
+                y = jnp.broadcast_to(y0, (finite.size, y0.size))
                 o = jax.vmap(lambda yy, p=p: m.observe(0.0, yy, p))(y)
+            if finite.size < times.size:  # steady-state measurements (time inf)
+                t_ss = float(finite[-1]) if finite.size else 0.0
+                y_ss = self._steady_state(p, y[-1] if finite.size else y0)
+                y = jnp.concatenate([y, y_ss[None]])
+                o = jnp.concatenate([o, m.observe(t_ss, y_ss, p)[None]])
             ps.append(p)
             ys.append(y)
             obs.append(o)
@@ -626,13 +637,37 @@ class Problem:
 
     def log_prior(self, params=None) -> float:
         """Sum of the log prior densities of the estimated parameters that have one."""
-        x = self._x(params)
-        total = 0.0
+        return float(self._log_prior(self._x(params)))
+
+    @property
+    def has_priors(self) -> bool:
+        """Whether any estimated parameter has an objective prior."""
+        return any(self.parameters[i].prior is not None for i in self._est)
+
+    def _log_prior(self, x):
+        total = jnp.asarray(0.0)
         for k, i in enumerate(self._est):
             p = self.parameters[i]
             if p.prior is not None:
                 total = total + p.prior.logpdf(from_scale(x[k], p.scale), p.scale)
-        return float(total)
+        return total
+
+    def objective_grad_hess(self, params=None) -> tuple[float, np.ndarray, np.ndarray]:
+        """The PEtab objective: the NLL minus the log prior density of parameters with
+        objective priors (the negative log posterior), its gradient, and the Fisher
+        information plus the Hessian of the negative log prior. Without priors this is
+        :meth:`nll_grad_fim`."""
+        v, g, f = self.nll_grad_fim(params)
+        if not self.has_priors:
+            return v, g, f
+        x = self._x(params)
+        lp = float(self._log_prior(x))
+        if not math.isfinite(lp):
+            raise SimulationError(f"problem {self.name!r}: the prior density is zero at "
+                                  "these parameters")
+        gp = np.asarray(jax.grad(self._log_prior)(x))
+        hp = np.asarray(jax.hessian(self._log_prior)(x))
+        return v - lp, g - gp, f - hp
 
     def _checked(self, params):
         out = self._eval_jit(self._x(params))
