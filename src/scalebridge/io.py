@@ -53,16 +53,30 @@ def write_archive(path, kind: str, arrays: dict, meta: dict) -> Path:
         if v.dtype == object:
             raise SerializationError(f"array {k!r} has dtype object, which cannot be saved")
     payload["__meta__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    return write_atomic(path, lambda fh: np.savez_compressed(fh, **payload))
+
+
+def write_atomic(path, write: Callable) -> Path:
+    """Call ``write(binary file handle)`` on a temporary file next to ``path`` and rename it
+    over ``path``: readers never see a half-written file, and a run killed midway leaves the
+    previous version."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **payload)
+            write(fh)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_json(path, data) -> Path:
+    """Write ``data`` as JSON (strict: no NaN or infinity) atomically to ``path``."""
+    text = json.dumps(data, indent=1, allow_nan=False).encode()
+    return write_atomic(path, lambda fh: fh.write(text))
 
 
 def read_archive(path, kind: str | None = None) -> tuple[dict, dict, str]:

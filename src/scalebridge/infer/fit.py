@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 import weakref
 from collections.abc import Callable
@@ -46,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
+from ..io import write_json
 from .problem import Problem
 
 __all__ = ["fit", "FitResult", "local_minimize", "residual_function", "start_points",
@@ -322,18 +321,6 @@ def _record_json(r: dict) -> dict:
     return out
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _load_previous(path: Path, key: dict) -> dict:
     """{index: record} of a previous run with the same ``key``."""
     if not path.is_file():
@@ -595,7 +582,7 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
                          optimizer, seed)
         data = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
                 **allr.to_json()}
-        _write_json(path, data)
+        write_json(path, data)
 
     todo = [i for i in range(n_starts)
             if not (i in records and np.allclose(records[i]["x0"], starts[i], rtol=0,
