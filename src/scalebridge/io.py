@@ -66,6 +66,7 @@ def write_atomic(path, write: Callable) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are for sharing
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -53,7 +53,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, SimulationError
-from .fit import FitResult, _Failed, _first_line, _write_json, local_minimize
+from ..io import write_json
+from .fit import FitResult, _Failed, _first_line, local_minimize
 from .problem import Problem
 
 __all__ = ["profile", "ProfileResult", "ParameterProfile", "fisher_intervals",
@@ -627,7 +628,7 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
         if path is None:
             return
         res = _result(ids, x, nll_opt, alpha, records, list(records))
-        _write_json(path, {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
+        write_json(path, {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
                            **res.to_json()})
 
     todo = [p for p in chosen if p not in records]
