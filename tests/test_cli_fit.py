@@ -57,3 +57,30 @@ def test_fit_errors_are_one_line(tmp_path, capsys):
 def test_fit_rejects_bad_start_counts(tmp_path, capsys, starts):
     assert_one_line_error(main, ["fit", str(EXAMPLE), "--starts", starts, "--out",
                                  str(tmp_path / "o")], capsys, "n_starts")
+
+
+def test_profile_command_around_a_fit(tmp_path, capsys):
+    fit_dir = tmp_path / "fit"
+    assert main(["fit", str(EXAMPLE), "--starts", "1", "--out", str(fit_dir),
+                 "--max-iter", "3"]) == 0
+    # around the published optimum instead: write it as a finished fit
+    import numpy as np
+
+    from scalebridge.petab import load_petab
+
+    pb = load_petab(EXAMPLE)
+    data = json.loads((fit_dir / "result.json").read_text())
+    data["starts"][0]["x"] = [float(v) for v in pb.x_nominal]
+    data["starts"][0]["nll"] = pb.nll()
+    (fit_dir / "result.json").write_text(json.dumps(data))
+    out = tmp_path / "prof"
+    assert main(["profile", str(EXAMPLE), "--fit", str(fit_dir), "--parameters", "k_phos",
+                 "--out", str(out)]) == 0
+    prof = json.loads((out / "profiles.json").read_text())
+    assert "k_phos" in json.dumps(prof)
+    assert (out / "profiles.png").stat().st_size > 0
+    assert (out / "fisher_intervals.tsv").is_file()
+    assert "k_phos" in capsys.readouterr().out
+    assert np.isfinite(pb.nll())
+    assert_one_line_error(main, ["profile", str(EXAMPLE), "--out", str(out), "--parameters",
+                                 "nope"], capsys, "nope")

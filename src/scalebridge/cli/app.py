@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from .calibrate import fit
+from .calibrate import fit, profile
 from .ensemble import ensemble
 from .models import models
 from .simulate import simulate
@@ -26,6 +26,7 @@ app.command("models")(models)
 app.command("simulate")(simulate)
 app.command("ensemble")(ensemble)
 app.command("fit")(fit)
+app.command("profile")(profile)
 
 
 def main(argv: list[str] | None = None) -> int:

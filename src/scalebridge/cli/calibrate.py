@@ -1,4 +1,5 @@
-"""``scalebridge fit``: multi-start calibration of a PEtab problem."""
+"""``scalebridge fit``, ``profile`` and ``sample``: calibration and uncertainty of a PEtab
+problem."""
 
 from __future__ import annotations
 
@@ -38,9 +39,7 @@ def fit(
     from ..report.calibration import plot_fit
 
     pb = load_problem(problem)
-    executor = None
-    if scheduler:
-        executor = scheduler if "://" in scheduler else f"dask://{scheduler}"
+    executor = _executor(scheduler)
     best = [math.inf]
     columns = (TextColumn("fit {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("best NLL {task.fields[best]}"), TimeElapsedColumn())
@@ -62,3 +61,72 @@ def fit(
         plot_fit(pb, res.best_x, out / "fit.png")
     typer.echo(f"best NLL {res.best_nll:.6f}; {res.n_converged}/{res.n_starts} starts within "
                f"1.92 of it; {len(res.failed)} failed; results in {out / 'result.json'}")
+
+
+def start_from(pb, fit_dir: Path | None):
+    """The best parameters of a finished ``scalebridge fit`` (its result.json), or None
+    (the problem's nominal values)."""
+    import json
+
+    import numpy as np
+
+    if fit_dir is None:
+        return None
+    path = fit_dir / "result.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--fit {fit_dir}: cannot read {path.name}: {exc}") from None
+    if list(data.get("parameter_ids", [])) != list(pb.parameter_ids):
+        raise InputError(f"--fit {fit_dir}: the fit is of other parameters than this problem's")
+    best = min((s for s in data.get("starts", []) if s.get("x") and s.get("nll") is not None),
+               key=lambda s: s.get("objective", s["nll"]), default=None)
+    if best is None:
+        raise InputError(f"--fit {fit_dir}: no finished start in {path.name}")
+    return np.asarray(best["x"], float)
+
+
+def _executor(scheduler: str | None):
+    if not scheduler:
+        return None
+    return scheduler if "://" in scheduler else f"dask://{scheduler}"
+
+
+def profile(
+    problem: Path = typer.Argument(..., help="The PEtab problem (YAML file)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (resumed if it holds "
+                             "finished profiles)."),
+    fit_dir: Path = typer.Option(None, "--fit", help="Directory of a finished `scalebridge "
+                                 "fit`: profile around its best start (default: the "
+                                 "nominal parameters)."),
+    parameters: str = typer.Option(None, "--parameters", help="Comma-separated parameter "
+                                   "ids (default: all estimated)."),
+    alpha: float = typer.Option(0.95, "--alpha", help="Confidence level."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler HOST:PORT."),
+) -> None:
+    """Profile likelihoods of PROBLEM's parameters: OUT/profiles.json, OUT/profiles.png and
+    OUT/fisher_intervals.tsv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    from ..infer.profile import fisher_intervals
+    from ..infer.profile import profile as run_profile
+
+    pb = load_problem(problem)
+    x = start_from(pb, fit_dir)
+    chosen = [p.strip() for p in parameters.split(",") if p.strip()] if parameters else None
+    n = len(chosen) if chosen else len(pb.parameter_ids)
+    columns = (TextColumn("profile {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
+    with Progress(*columns) as bar:
+        task = bar.add_task("profile", total=n, name=pb.name, last="")
+        res = run_profile(pb, x, parameters=chosen, alpha=alpha, out=out,
+                          executor=_executor(scheduler),
+                          progress=lambda pp: bar.update(task, advance=1, last=pp.parameter))
+        bar.update(task, completed=n)
+    res.plot(out / "profiles.png")
+    fisher_intervals(pb, res.x_opt, alpha=alpha).to_csv(out / "fisher_intervals.tsv",
+                                                          sep="\t")
+    summary = res.summary()
+    typer.echo(summary.to_string())
+    typer.echo(f"results in {out / 'profiles.json'}")
