@@ -106,8 +106,7 @@ def profile(
 ) -> None:
     """Profile likelihoods of PROBLEM's parameters: OUT/profiles.json, OUT/profiles.png and
     OUT/fisher_intervals.tsv."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..infer.profile import fisher_intervals
     from ..infer.profile import profile as run_profile
