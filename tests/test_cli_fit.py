@@ -51,6 +51,11 @@ def test_fit_errors_are_one_line(tmp_path, capsys):
                                  "--optimizer", "simplex"], capsys, "optimizer")
     assert_one_line_error(main, ["fit", str(EXAMPLE), "--out", str(tmp_path / "o"),
                                  "--scheduler", "127.0.0.1:1"], capsys, "Dask scheduler")
+    assert_one_line_error(main, ["fit", str(EXAMPLE), "--out", str(tmp_path / "o"),
+                                 "--workers", "0"], capsys, "--workers")
+    assert_one_line_error(main, ["fit", str(EXAMPLE), "--out", str(tmp_path / "o"),
+                                 "--workers", "2", "--scheduler", "127.0.0.1:1"], capsys,
+                          "exclude each other")
 
 
 @pytest.mark.parametrize("starts", ["0", "-3"])

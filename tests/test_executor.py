@@ -18,6 +18,7 @@ from scalebridge.infer.executor import (
     Executor,
     InProcessExecutor,
     TaskError,
+    ThreadExecutor,
     get_executor,
 )
 
@@ -184,3 +185,18 @@ def test_fit_on_dask_equals_in_process(cluster, tmp_path):
         assert a["nll"] == pytest.approx(b["nll"], rel=1e-12)
     assert remote.n_converged == local.n_converged == 4
     assert (tmp_path / "result.json").is_file()
+
+
+def test_threads_give_the_in_process_results():
+    a = np.arange(12.0).reshape(3, 4)
+    tasks = [(np.linspace(0, 1, 4) * k, 2) for k in range(6)]
+    ref = dict(InProcessExecutor().map(_weighted, tasks, shared=a))
+    ex = get_executor("threads:2")
+    assert isinstance(ex, ThreadExecutor) and ex.workers == 2
+    got = dict(ex.map(_weighted, tasks, shared=a))
+    assert got == ref
+    with pytest.raises(TaskError, match="task 2 failed"):
+        list(get_executor("threads:2").map(_fails, [0, 1, 2]))
+    assert get_executor("threads").workers == (os.cpu_count() or 1)
+    with pytest.raises(InputError, match="at least 1"):
+        get_executor("threads:0")

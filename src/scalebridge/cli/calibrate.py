@@ -30,6 +30,8 @@ def fit(
     max_iter: int = typer.Option(500, "--max-iter", help="Iterations per start."),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler HOST:PORT (or "
                                   "dask://HOST:PORT) to run the starts on."),
+    workers: int = typer.Option(None, "--workers", help="Starts run side by side on this "
+                                "machine (default: one per CPU core)."),
 ) -> None:
     """Fit PROBLEM from STARTS start points; write OUT/result.json, OUT/waterfall.png and
     OUT/fit.png."""
@@ -39,7 +41,7 @@ def fit(
     from ..report.calibration import plot_fit
 
     pb = load_problem(problem)
-    executor = _executor(scheduler)
+    executor = _executor(scheduler, workers)
     best = [math.inf]
     columns = (TextColumn("fit {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("best NLL {task.fields[best]}"), TimeElapsedColumn())
@@ -86,10 +88,16 @@ def start_from(pb, fit_dir: Path | None):
     return np.asarray(best["x"], float)
 
 
-def _executor(scheduler: str | None):
-    if not scheduler:
-        return None
-    return scheduler if "://" in scheduler else f"dask://{scheduler}"
+def _executor(scheduler: str | None, workers: int | None = None):
+    """A Dask address for ``--scheduler``, else threads on this machine."""
+    if scheduler:
+        if workers is not None:
+            raise InputError("--workers and --scheduler exclude each other: a Dask cluster "
+                             "has its own workers")
+        return scheduler if "://" in scheduler else f"dask://{scheduler}"
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers {workers}: need at least 1")
+    return "threads" if workers is None else f"threads:{workers}"
 
 
 def profile(

@@ -8,7 +8,8 @@ object (a :class:`~scalebridge.infer.problem.Problem`). An :class:`Executor` run
         for i, nll in ex.map(nll_of_start, [(x,) for x in starts], shared=problem):
             ...
 
-:class:`InProcessExecutor` (the default) runs the tasks one after the other, in order.
+:class:`InProcessExecutor` (the default) runs the tasks one after the other, in order;
+:class:`ThreadExecutor` runs them on threads of this process.
 :class:`DaskExecutor` sends ``shared`` once to every worker and the tasks to the cluster;
 ``distributed`` is imported only then, so scalebridge works without Dask. ``fn`` should
 catch the failures it expects (a start that does not converge) and return them as results;
@@ -24,11 +25,12 @@ from typing import Any
 
 from ..errors import InputError, ScalebridgeError
 
-__all__ = ["Executor", "InProcessExecutor", "DaskExecutor", "ExecutorError", "TaskError",
-           "get_executor"]
+__all__ = ["Executor", "InProcessExecutor", "ThreadExecutor", "DaskExecutor", "ExecutorError",
+           "TaskError", "get_executor"]
 
 _ADDRESS = re.compile(r"^(dask|tcp)://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})$")
-_FORMS = ("None, 'local' or 'inprocess' (run here), 'dask://HOST:PORT' or "
+_FORMS = ("None, 'local' or 'inprocess' (run here), 'threads' or 'threads:N' (threads "
+          "here), 'dask://HOST:PORT' or "
           "'tcp://HOST:PORT' (a Dask scheduler), a distributed.Client or an Executor")
 
 
@@ -99,6 +101,49 @@ class InProcessExecutor(Executor):
 
     def __repr__(self):
         return "InProcessExecutor()"
+
+
+class ThreadExecutor(Executor):
+    """Runs the tasks on ``workers`` threads of this process (default: one per CPU core).
+
+    Compiled JAX calls release the GIL, so starts whose time goes into the simulation run
+    side by side on a multi-core machine, with the results of :class:`InProcessExecutor`.
+    """
+
+    def __init__(self, workers: int | None = None):
+        import os
+
+        n = (os.cpu_count() or 1) if workers is None else int(workers)
+        if n < 1:
+            raise InputError(f"threads executor needs at least 1 worker, got {n}")
+        self._n = n
+
+    @property
+    def workers(self) -> int:
+        return self._n
+
+    def map(self, fn, tasks, shared=None):
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        head = () if shared is None else (shared,)
+        tasks = list(tasks)
+        with ThreadPoolExecutor(self._n) as pool:
+            index = {pool.submit(fn, *head, *_args(t)): i for i, t in enumerate(tasks)}
+            try:
+                while index:
+                    done, _ = wait(list(index), return_when=FIRST_COMPLETED)
+                    for fut in sorted(done, key=index.get):
+                        i = index.pop(fut)
+                        exc = fut.exception()
+                        if exc is not None:
+                            raise TaskError(i, exc) from exc
+                        yield i, fut.result()
+            finally:
+                for fut in index:
+                    fut.cancel()
+
+    def __repr__(self):
+        return f"ThreadExecutor({self._n})"
 
 
 class DaskExecutor(Executor):
@@ -211,7 +256,8 @@ def _address(spec) -> str | None:
 def get_executor(spec=None, *, timeout: float = 10.0) -> Executor:
     """The executor named by ``spec``.
 
-    ``None``, ``"local"``, ``"inprocess"``: :class:`InProcessExecutor`;
+    ``None``, ``"local"``, ``"inprocess"``: :class:`InProcessExecutor`; ``"threads"`` or
+    ``"threads:N"``: a :class:`ThreadExecutor` (one thread per core, or ``N``);
     ``"dask://HOST:PORT"`` or ``"tcp://HOST:PORT"``: a :class:`DaskExecutor` connected to
     that scheduler (waiting at most ``timeout`` seconds); a ``distributed.Client``: a
     :class:`DaskExecutor` on it (the client stays open); an :class:`Executor`: itself.
@@ -221,8 +267,11 @@ def get_executor(spec=None, *, timeout: float = 10.0) -> Executor:
     if isinstance(spec, Executor):
         return spec
     if isinstance(spec, str):
-        if spec.strip().lower() in ("local", "inprocess"):
+        word = spec.strip().lower()
+        if word in ("local", "inprocess"):
             return InProcessExecutor()
+        if word == "threads" or re.fullmatch(r"threads:\d+", word):
+            return ThreadExecutor(int(word[8:]) if ":" in word else None)
         address = _address(spec)
         if address is not None:
             return DaskExecutor(address, timeout=timeout)

@@ -547,7 +547,7 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     ``progress``: called as ``progress(record)`` after each start that ran (not for starts
     loaded from ``out``). Returns a :class:`FitResult` of starts ``0 .. n_starts - 1``.
     """
-    from .executor import get_executor
+    from .executor import DaskExecutor, get_executor
 
     if not isinstance(problem, Problem):
         raise InputError(f"fit needs a scalebridge Problem, got {type(problem).__name__}")
@@ -589,7 +589,7 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
                                                  atol=1e-12))]
     ex = get_executor(executor)
     try:
-        if todo and ex.workers <= 1 and executor is None:
+        if todo and not isinstance(ex, DaskExecutor):  # compile once, before any thread
             result.compile_s = _warm_up(problem, optimizer, starts[todo[0]])
         tasks = [(optimizer, i, starts[i], lo, hi, max_iter) for i in todo]
         for _, rec in ex.map(_start_task, tasks, shared=problem):

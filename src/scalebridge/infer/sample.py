@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import InputError, SerializationError, SimulationError
+from ..errors import InputError, ScalebridgeError, SerializationError, SimulationError
 from ..model.parameter import from_scale
 from .problem import Problem
 
@@ -67,6 +67,7 @@ __all__ = ["sample", "PosteriorResult", "PredictiveResult", "rank_diagnostics", 
 CHUNK = 50  # iterations per compiled call (progress, checkpoint and resume granularity)
 PRIORS = ("petab", "uniform")
 CHAIN_METHODS = ("vectorized", "sequential")
+PRECONDITIONERS = ("fim", "none")
 FORMAT = "scalebridge-posterior"
 FORMAT_VERSION = 1
 RESULT_FILE = "posterior.json"
@@ -729,9 +730,8 @@ def _density(ax, v, color, flip: bool = True):
 
 
 # ----- the sampler -----------------------------------------------------------------------------
-def _start_points(problem: Problem, box: _Box, init, n_chains: int, jitter: float,
-                  rng) -> np.ndarray:
-    """Unconstrained start points (n_chains, d)."""
+def _start_points(problem: Problem, box: _Box, init, n_chains: int) -> np.ndarray:
+    """Start points ``x`` of the chains: (d,) (one centre) or (n_chains, d)."""
     from .fit import FitResult
 
     d = len(problem.parameter_ids)
@@ -763,10 +763,33 @@ def _start_points(problem: Problem, box: _Box, init, n_chains: int, jitter: floa
         names = [problem.parameter_ids[k] for k in np.nonzero(np.atleast_2d(bad).any(0))[0]]
         raise InputError(f"init: start point lies outside the bounds for {', '.join(names)}; "
                          "give values within [lower, upper] on the parameters' scales")
-    u0 = box.to_u(x0)
-    if u0.ndim == 1:
-        u0 = u0[None] + jitter * rng.standard_normal((n_chains, d))
-    return u0
+    return x0
+
+
+def _preconditioner(problem: Problem, box: _Box, x0, use_fim: bool) -> np.ndarray:
+    """Lower-triangular ``L`` with ``u = u0 + L v``: the Cholesky factor of the inverse
+    Fisher information at ``x0`` mapped to the unconstrained space (``J F J`` with
+    ``J = dx/du``), its variances capped at 1 (directions the data do not inform), so that
+    the posterior is roughly standard normal in ``v``; the identity if ``use_fim`` is false
+    or the Fisher information is not finite."""
+    d = x0.size
+    if not use_fim:
+        return np.eye(d)
+    try:
+        _, _, F = problem.nll_grad_fim(x0)
+    except ScalebridgeError:
+        return np.eye(d)
+    if not np.all(np.isfinite(F)):
+        return np.eye(d)
+    u = box.to_u(x0)
+    with np.errstate(over="ignore"):
+        s = 1.0 / (1.0 + np.exp(-u))
+        e = np.exp(np.where(box.both, 0.0, u))
+    J = np.where(box.both, box._w * s * (1 - s), np.where(box.lo_only | box.hi_only, e, 1.0))
+    H = J[:, None] * F * J[None, :]
+    vals, vecs = np.linalg.eigh(0.5 * (H + H.T))
+    cov = (vecs / np.maximum(vals, 1.0)) @ vecs.T
+    return np.linalg.cholesky(0.5 * (cov + cov.T))
 
 
 def _settings_key(problem: Problem, **kw) -> dict:
@@ -776,7 +799,7 @@ def _settings_key(problem: Problem, **kw) -> dict:
 
 
 def _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
-                max_tree_depth, chain_method, jitter):
+                max_tree_depth, chain_method, jitter, precondition):
     if not isinstance(problem, Problem):
         raise InputError(f"sample needs a scalebridge Problem, got {type(problem).__name__}")
     if len(problem.parameter_ids) == 0:
@@ -790,6 +813,9 @@ def _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
     if chain_method not in CHAIN_METHODS:
         raise InputError(f"chain_method {chain_method!r} is unknown; use one of "
                          f"{', '.join(CHAIN_METHODS)}")
+    if precondition not in PRECONDITIONERS:
+        raise InputError(f"precondition {precondition!r} is unknown; use one of "
+                         f"{', '.join(PRECONDITIONERS)}")
     if not (isinstance(target_accept, float | int) and 0 < target_accept < 1):
         raise InputError(f"target_accept must be a number in (0, 1), got {target_accept!r}")
     if not (isinstance(jitter, float | int) and jitter >= 0):
@@ -799,84 +825,101 @@ def _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
 def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
            n_samples: int = 1000, seed: int = 0, init=None, prior: str = "petab",
            target_accept: float = 0.8, max_tree_depth: int = 8, dense_mass: bool = True,
-           chain_method: str = "vectorized", jitter: float = 0.1,
+           chain_method: str = "vectorized", precondition: str = "fim", jitter: float = 1.0,
            progress: Callable | None = None, out=None) -> PosteriorResult:
     """Draw from the posterior of ``problem`` with NUTS; see the module docstring.
 
     ``init``: start of the chains: ``None`` (the nominal parameters), a
     :class:`~scalebridge.infer.fit.FitResult` (its best fit), a vector of scaled parameters,
-    or one vector per chain (n_chains, d). A single start point is jittered per chain by
-    ``jitter`` standard deviations in the unconstrained space. ``dense_mass``: adapt a dense
-    (True) or diagonal mass matrix. ``max_tree_depth``: at most ``2**max_tree_depth``
-    leapfrog steps per iteration. ``progress``: called after each chunk of iterations as
-    ``progress({"phase", "iteration", "total", "divergences", "elapsed_s"})``. ``out``:
-    directory for checkpoints and results (see the module docstring).
+    or one vector per chain (n_chains, d).
+    ``precondition``: ``"fim"`` samples ``v`` with ``u = u0 + L v``, ``L L^T`` the inverse
+    Fisher information at the start point (in the unconstrained space ``u``, variances
+    capped at 1), so that warmup starts from a well-scaled posterior and its first
+    trajectories are short; ``"none"``: ``L`` is the identity.
+    ``jitter``: a single start point is spread over the chains by ``jitter`` standard
+    normal deviates in ``v`` (about ``jitter`` posterior standard deviations).
+    ``dense_mass``: adapt a dense (True) or diagonal mass matrix during warmup.
+    ``max_tree_depth``: at most ``2**max_tree_depth`` leapfrog steps per iteration.
+    ``chain_method``: ``"vectorized"`` or ``"sequential"`` (module docstring).
+    ``progress``: called after each chunk of iterations as ``progress({"phase",
+    "iteration", "total", "divergences", "elapsed_s"})``. ``out``: directory for
+    checkpoints and results (module docstring).
     """
     _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
-                max_tree_depth, chain_method, jitter)
+                max_tree_depth, chain_method, jitter, precondition)
     n_chains, n_warmup, n_samples = int(n_chains), int(n_warmup), int(n_samples)
     seed, max_tree_depth = int(seed), int(max_tree_depth)
     box = _Box(problem.lower, problem.upper)
     log_prior = _log_prior_fn(problem, prior)
-    rng = np.random.default_rng(seed)
-    u0 = _start_points(problem, box, init, n_chains, float(jitter), rng)
-    d = u0.shape[1]
+    x0 = _start_points(problem, box, init, n_chains)
+    d = x0.shape[-1]
     settings = dict(n_chains=n_chains, n_warmup=n_warmup, n_samples=n_samples, seed=seed,
                     prior=prior, target_accept=float(target_accept),
                     max_tree_depth=max_tree_depth, dense_mass=bool(dense_mass),
-                    chain_method=chain_method, jitter=float(jitter),
-                    init=[[_num(v) for v in row] for row in box.to_x(u0)])
+                    chain_method=chain_method, precondition=precondition,
+                    jitter=float(jitter), init=[_num(v) for v in np.ravel(x0)])
     key = _settings_key(problem, **settings)
     out = Path(out) if out is not None else None
     resume = _load_checkpoint(out, key) if out is not None else None
     if isinstance(resume, PosteriorResult):
         return resume
 
+    centre = x0 if x0.ndim == 1 else x0[0]
+    shift = box.to_u(centre)
+    if resume is not None:
+        chol = resume["arrays"]["chol"]
+    else:
+        chol = _preconditioner(problem, box, centre, precondition == "fim")
+    if x0.ndim == 1:
+        v0 = float(jitter) * np.random.default_rng(seed).standard_normal((n_chains, d))
+    else:
+        v0 = np.linalg.solve(chol, (box.to_u(x0) - shift).T).T
     config = (prior, n_chains, n_warmup, bool(dense_mass), float(target_accept),
               max_tree_depth, chain_method)
     t0 = time.perf_counter()
     init_fn, chunk_fn = _compiled(problem, box, log_prior, config)
     compile_s = time.perf_counter() - t0
+    args = (jnp.asarray(shift), jnp.asarray(chol))
     keys = jax.random.split(jax.random.PRNGKey(seed), n_chains)
-    state = init_fn(jnp.asarray(u0), keys)
+    state = init_fn(jnp.asarray(v0), keys, args)
+
+    def to_x(v):
+        return box.to_x(shift + np.asarray(v) @ chol.T)
+
     total = n_warmup + n_samples
     records = {k: [] for k in ("z", "pe", "div", "steps", "acc", "ss")}
     timings = {"compile_s": 0.0, "warmup_s": 0.0, "sampling_s": 0.0}
     if resume is not None:
         state, records, timings = _restore(resume, state)
     t0 = time.perf_counter()
-    compiled = chunk_fn(state)
+    compiled = chunk_fn(state, args)
     timings["compile_s"] += compile_s + time.perf_counter() - t0
     done = int(np.asarray(state.i).ravel()[0])
-    first = True
     while done < total:
         n = min(CHUNK, (n_warmup if done < n_warmup else total) - done)
         t0 = time.perf_counter()
-        new_state, pe0, buf = compiled(state, jnp.asarray(n))
+        new_state, pe0, buf = compiled(state, jnp.asarray(n), args)
         buf = jax.block_until_ready(buf)
         dt = time.perf_counter() - t0
-        if first and done == 0 and not np.all(np.isfinite(np.asarray(pe0))):
+        if done == 0 and not np.all(np.isfinite(np.asarray(pe0))):
             bad = np.nonzero(~np.isfinite(np.asarray(pe0)))[0].tolist()
             raise InputError(f"the log posterior is not finite at the start point of chain(s) "
-                             f"{bad} (x = {box.to_x(u0[bad[0]]).tolist()}); start inside "
-                             "the support of the priors, e.g. from a fit (init=FitResult)")
-        first = False
+                             f"{bad} (x = {to_x(v0[bad[0]]).tolist()}); start inside the "
+                             "support of the priors, e.g. from a fit (init=FitResult)")
         state = new_state
         for k, b in zip(records, buf, strict=True):
             records[k].append(np.asarray(b[:n]))
         timings["warmup_s" if done < n_warmup else "sampling_s"] += dt
         done += n
         if out is not None:
-            _save_checkpoint(out, key, state, records, timings, done, total)
+            _save_checkpoint(out, key, state, records, timings, done, total, chol)
         if progress is not None:
             div = int(sum(r.sum() for r in records["div"]))
             progress({"phase": "warmup" if done <= n_warmup else "sampling",
                       "iteration": done, "total": total, "divergences": div,
                       "elapsed_s": timings["warmup_s"] + timings["sampling_s"]})
-    cat = {k: (np.concatenate(v, axis=0).swapaxes(0, 1) if v else
-               np.zeros((n_chains, 0) + ((d,) if k == "z" else ())))
-           for k, v in records.items()}
-    xs = box.to_x(cat["z"])
+    cat = {k: np.concatenate(v, axis=0).swapaxes(0, 1) for k, v in records.items()}
+    xs = to_x(cat["z"])
     result = PosteriorResult(
         tuple(problem.parameter_ids), tuple(problem.parameter_scales),
         np.asarray(problem.lower, float), np.asarray(problem.upper, float),
@@ -897,10 +940,10 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
 
 
 def _compiled(problem: Problem, box: _Box, log_prior: Callable, config: tuple):
-    """``(init(u0, keys) -> state, compile(state) -> run_chunk)`` for ``problem`` and the
-    sampler ``config``. The last :data:`_CACHE_SIZE` are kept, so that a later run with the
-    same problem and configuration (another seed, more draws, a resumed run) reuses the
-    compiled program."""
+    """``(init(v0, keys, args) -> state, compile(state, args) -> run_chunk)`` for
+    ``problem`` and the sampler ``config``; ``args = (u0, L)`` of the preconditioner. The
+    last :data:`_CACHE_SIZE` are kept, so that a later run with the same problem and
+    configuration (another seed, more draws, a resumed run) reuses the compiled program."""
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import ParamInfo
 
@@ -911,28 +954,33 @@ def _compiled(problem: Problem, box: _Box, log_prior: Callable, config: tuple):
     prior, n_chains, n_warmup, dense_mass, target_accept, max_tree_depth, chain_method = config
     d = len(problem.parameter_ids)
 
-    def potential(u):
-        x, log_jac = box.forward(u)
-        return problem.nll_jax(x) - log_prior(x) - log_jac
+    def potential_gen(shift, chol):
+        def potential(v):
+            x, log_jac = box.forward(shift + chol @ v)
+            return problem.nll_jax(x) - log_prior(x) - log_jac
 
-    init_kernel, sample_kernel = hmc(potential_fn=potential, algo="NUTS")
+        return potential
 
-    def init_one(u, rng_key):
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+
+    def init_one(v, rng_key, args):
         # the potential at the start point is computed by the first chunk (placeholders here)
-        return init_kernel(ParamInfo(u, jnp.zeros(()), jnp.zeros_like(u)), n_warmup,
+        return init_kernel(ParamInfo(v, jnp.zeros(()), jnp.zeros_like(v)), n_warmup,
                            dense_mass=dense_mass, target_accept_prob=target_accept,
-                           max_tree_depth=max_tree_depth, rng_key=rng_key)
+                           max_tree_depth=max_tree_depth, model_args=args, rng_key=rng_key)
 
-    init_fn = jax.jit(jax.vmap(init_one))
-    vg = jax.value_and_grad(potential)
-    if chain_method == "vectorized":
-        step = jax.vmap(sample_kernel)
-        value_grad = jax.vmap(vg)
-    else:
-        step = lambda s: jax.lax.map(sample_kernel, s)  # noqa: E731
-        value_grad = lambda u: jax.lax.map(vg, u)  # noqa: E731
+    init_fn = jax.jit(jax.vmap(init_one, in_axes=(0, 0, None)))
 
-    def run_chunk(state, n):
+    def run_chunk(state, n, args):
+        vg = jax.value_and_grad(potential_gen(*args))
+
+        def one(s):
+            return sample_kernel(s, args)
+
+        if chain_method == "vectorized":
+            step, value_grad = jax.vmap(one), jax.vmap(vg)
+        else:
+            step, value_grad = (lambda s: jax.lax.map(one, s)), (lambda v: jax.lax.map(vg, v))
         # potential and gradient of the current point are (re)computed at the start of
         # each chunk: the initial state carries placeholders, and this keeps one compiled
         # program for all chunks
@@ -954,9 +1002,9 @@ def _compiled(problem: Problem, box: _Box, log_prior: Callable, config: tuple):
 
     holder = {}
 
-    def chunk_fn(state):
+    def chunk_fn(state, args):
         if "run" not in holder:
-            holder["run"] = jax.jit(run_chunk).lower(state, jnp.asarray(CHUNK)).compile()
+            holder["run"] = jax.jit(run_chunk).lower(state, jnp.asarray(CHUNK), args).compile()
         return holder["run"]
 
     _CACHE[ckey] = (problem, (init_fn, chunk_fn))  # the problem is held: its id stays valid
@@ -999,9 +1047,10 @@ def _settings_key_of(data: dict) -> dict:
                 lower=data.get("lower"), upper=data.get("upper"), **s)
 
 
-def _save_checkpoint(out: Path, key, state, records, timings, done, total) -> None:
+def _save_checkpoint(out: Path, key, state, records, timings, done, total, chol) -> None:
     leaves = jax.tree_util.tree_leaves(state)
     arrays = {f"state_{i}": np.asarray(v) for i, v in enumerate(leaves)}
+    arrays["chol"] = np.asarray(chol)
     for k, v in records.items():
         arrays[f"rec_{k}"] = np.concatenate(v, axis=0)
     _write_npz(out / STATE_FILE, arrays)
