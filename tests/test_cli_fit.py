@@ -89,3 +89,23 @@ def test_profile_command_around_a_fit(tmp_path, capsys):
     assert np.isfinite(pb.nll())
     assert_one_line_error(main, ["profile", str(EXAMPLE), "--out", str(out), "--parameters",
                                  "nope"], capsys, "nope")
+
+
+def test_sample_command_writes_posterior_and_plots(tmp_path, capsys):
+    import shutil
+
+    petabtests = pytest.importorskip("petabtests")
+    case = Path(petabtests.__file__).parent / "cases" / "v1.0.0" / "sbml" / "0001"
+    shutil.copytree(case, tmp_path / "case", ignore=shutil.ignore_patterns("*.py",
+                                                                           "__pycache__"))
+    yaml_file = tmp_path / "case" / "_0001.yaml"
+    out = tmp_path / "post"
+    assert main(["sample", str(yaml_file), "--chains", "2", "--warmup", "30", "--samples",
+                 "30", "--out", str(out)]) == 0
+    post = json.loads((out / "posterior.json").read_text())
+    assert "rhat" in json.dumps(post) and (out / "samples.npz").is_file()
+    for name in ("traces.png", "marginals.png", "predictive.png"):
+        assert (out / name).stat().st_size > 0
+    assert "R-hat" in capsys.readouterr().out
+    assert_one_line_error(main, ["sample", str(yaml_file), "--chains", "0", "--out",
+                                 str(tmp_path / "x")], capsys, "chains")

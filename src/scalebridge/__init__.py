@@ -7,7 +7,10 @@ from . import (
     _x64,  # noqa: F401  (must come first: the one global JAX switch)
     errors,
 )
+from .infer import Problem
 from .infer.fit import FitResult, fit
+from .infer.profile import ProfileResult, fisher_intervals, profile
+from .infer.sample import PosteriorResult, sample
 from .io import load, save
 from .model import (
     Event,
@@ -31,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter",
     "PulseTrain", "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
-    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab", "fit", "FitResult",
+    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab", "Problem", "fit",
+    "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
     "__version__",
 ]

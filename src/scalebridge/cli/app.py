@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from .calibrate import fit, profile
+from .calibrate import fit, profile, sample
 from .ensemble import ensemble
 from .models import models
 from .simulate import simulate
@@ -27,6 +27,7 @@ app.command("simulate")(simulate)
 app.command("ensemble")(ensemble)
 app.command("fit")(fit)
 app.command("profile")(profile)
+app.command("sample")(sample)
 
 
 def main(argv: list[str] | None = None) -> int:

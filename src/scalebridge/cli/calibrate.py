@@ -137,3 +137,47 @@ def profile(
     summary = res.summary()
     typer.echo(summary.to_string())
     typer.echo(f"results in {out / 'profiles.json'}")
+
+
+def sample(
+    problem: Path = typer.Argument(..., help="The PEtab problem (YAML file)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (checkpoints; resumed)."),
+    fit_dir: Path = typer.Option(None, "--fit", help="Directory of a finished `scalebridge "
+                                 "fit`: start the chains at its best start (default: the "
+                                 "nominal parameters)."),
+    chains: int = typer.Option(4, "--chains", help="Number of chains."),
+    warmup: int = typer.Option(1000, "--warmup", help="Warmup iterations per chain."),
+    samples: int = typer.Option(1000, "--samples", help="Draws per chain after warmup."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    prior: str = typer.Option("petab", "--prior", help="petab (the problem's objective "
+                              "priors, uniform in the bounds otherwise) or uniform."),
+) -> None:
+    """NUTS posterior of PROBLEM: OUT/posterior.json (R-hat, ESS, summary), OUT/samples.npz,
+    and plots of traces, marginals and posterior predictive bands."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..infer.sample import sample as run_sample
+
+    pb = load_problem(problem)
+    x = start_from(pb, fit_dir)
+    total = chains * (warmup + samples)
+    columns = (TextColumn("NUTS {task.fields[phase]}"), BarColumn(),
+               TextColumn("{task.fields[div]} divergences"), TimeElapsedColumn())
+    with Progress(*columns) as bar:
+        task = bar.add_task("sample", total=warmup + samples, phase="warmup", div=0)
+
+        def step(info):
+            bar.update(task, completed=info["iteration"], total=info["total"],
+                       phase=info["phase"],
+                       div=info["divergences"])
+
+        res = run_sample(pb, n_chains=chains, n_warmup=warmup, n_samples=samples, seed=seed,
+                         init=x, prior=prior, progress=step, out=out)
+    res.plot_traces(out / "traces.png")
+    res.plot_marginals(out / "marginals.png")
+    pred = res.predictive(pb)
+    pred.save(out)
+    pred.plot_predictive(out / "predictive.png")
+    typer.echo(res.summary().to_string())
+    typer.echo(f"max R-hat {max(res.rhat):.4f}, min bulk ESS {min(res.ess_bulk):.0f}, "
+               f"{res.n_divergences} divergences, {total} iterations; results in {out}")
