@@ -27,7 +27,10 @@ normal ``0.5 log(2 pi s^2) + 0.5 ((h(m) - h(y)) / s)^2``, Laplace
 ``log(2 s) + |h(m) - h(y)| / s``, plus the Jacobian ``log(m)`` (log) or
 ``log(m log(10))`` (log10) of the transformed measurement, as PEtab defines it.
 Simulations use the model's SBML time origin 0; preequilibration runs the model to steady
-state (``|dy/dt| <= atol + rtol |y|``) first.
+state (``|dy/dt| <= atol + rtol |y|``) first, and a measurement at time ``inf`` is taken at
+the steady state of its simulation condition. Initialization priors (``init_priors``) shape
+the start points of :func:`scalebridge.fit`; objective priors (``Parameter.prior``) make
+:meth:`Problem.objective_grad_hess` the negative log posterior.
 """
 
 from __future__ import annotations
@@ -492,9 +495,10 @@ class Problem:
         return ps, jnp.concatenate(ys), jnp.concatenate(obs)
 
     def _solver(self):
-        """Rodas5 (own Rosenbrock loop, about 10x faster than diffrax's Kvaerno5 on the
-        benchmark problems, forward-mode derivatives) unless the model has state-triggered
-        events or too many states for dense Jacobians."""
+        """Rodas5 (the own Rosenbrock loop of :mod:`scalebridge.solvers`; on Boehm 0.7 ms
+        per NLL and 4.4 ms with forward sensitivities, against 3.2 and 7.0 ms with diffrax's
+        Kvaerno5) unless the model has state-triggered events or too many states for dense
+        Jacobians (then diffrax, with root finding for the events)."""
         m = self.model
         if any(e.trigger is not None for e in m.events) or len(m.state_names) > 64:
             return None
