@@ -78,11 +78,12 @@ def test_boehm_multistart_trf(boehm, tmp_path):
     assert (tmp_path / "waterfall.png").stat().st_size > 0
 
 
-def test_trf_reaches_published_optimum_from_nearby_start(boehm, monkeypatch):
+@pytest.mark.parametrize("optimizer", ["fides", "trf"])
+def test_reaches_published_optimum_from_nearby_start(boehm, monkeypatch, optimizer):
     rng = np.random.default_rng(3)
     x0 = boehm.x_nominal + rng.uniform(-0.3, 0.3, size=9)
     monkeypatch.setattr(fitmod, "start_points", lambda p, n, seed=0: np.array([x0]))
-    res = fit(boehm, n_starts=1, optimizer="trf", max_iter=200)
+    res = fit(boehm, n_starts=1, optimizer=optimizer, max_iter=200)
     assert boehm.nll(x0) > BOEHM_OPT + 5
     assert res.best_nll <= 138.2221
 
