@@ -60,7 +60,8 @@ def assert_mean_sd(draws, mean, sd, ess):
 def flat():
     # c is not in the model: its posterior is its uniform prior on [2, 3]
     problem, y = line_problem(extra=[sb.Parameter("c", 2.5, 2.0, 3.0)])
-    res = sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0)
+    res = sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0,
+                 chain_method="vectorized")
     return problem, y, res
 
 
@@ -131,22 +132,23 @@ def test_resume_after_interruption_gives_the_same_draws(flat, tmp_path):
 
     with pytest.raises(Stop):
         sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0, out=tmp_path,
-               progress=stop_after_warmup)
+               chain_method="vectorized", progress=stop_after_warmup)
     running = json.loads((tmp_path / "posterior.json").read_text())
     assert running["status"] == "running" and running["iteration"] == 600
     seen = []
     again = sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0, out=tmp_path,
-                   progress=seen.append)
+                   chain_method="vectorized", progress=seen.append)
     assert seen[0]["iteration"] == 650  # resumed, not restarted
     np.testing.assert_array_equal(again.samples, res.samples)
     assert not (tmp_path / "state.npz").exists()
     # a finished run is loaded, not run again; other settings need another directory
     seen.clear()
     loaded = sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0, out=tmp_path,
-                    progress=seen.append)
+                    chain_method="vectorized", progress=seen.append)
     assert seen == [] and np.array_equal(loaded.samples, res.samples)
     with pytest.raises(InputError, match="seed"):
-        sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=1, out=tmp_path)
+        sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=1, out=tmp_path,
+               chain_method="vectorized")
 
 
 def test_predictive_bands(flat, tmp_path):
@@ -285,7 +287,31 @@ def test_bad_arguments(flat):
     unbounded, _ = line_problem(bounds=(-math.inf, math.inf))
     with pytest.raises(InputError, match="'a'.*not proper"):
         sample(unbounded)
+    # a start outside the support of a PEtab prior
+    outside, _ = line_problem(a_prior=sb.Prior("uniform", (5.0, 6.0)))
+    with pytest.raises(InputError, match="prior density is zero"):
+        sample(outside)
     with pytest.raises(InputError, match="estimates"):
         res.predictive(unbounded)
     with pytest.raises(InputError, match="n_draws"):
         res.predictive(problem, n_draws=1)
+
+
+@pytest.mark.slow
+def test_boehm_short_posterior_run():
+    """A short NUTS run on the Boehm PEtab problem (minutes): the draws stay in the bounds and
+    in the region of the published optimum; benchmarks/boehm_posterior.py runs the long one."""
+    from pathlib import Path
+
+    yaml = (Path(__file__).parent / "data" / "petab" / "Boehm_JProteomeRes2014"
+            / "Boehm_JProteomeRes2014.yaml")
+    problem = sb.load_petab(yaml)
+    res = sample(problem, n_chains=2, n_warmup=200, n_samples=200, seed=0,
+                 chain_method="sequential")
+    s = res.flat()
+    assert np.all((s > -5) & (s < 5))
+    nll = [problem.nll(x) for x in s[::20]]
+    # 9 parameters: -log posterior about optimum + chi2_9 / 2 (flat directions add a little)
+    assert 138.2 < np.median(nll) < 138.222 + 15
+    summ = res.summary()
+    assert summ.loc["k_phos", "q50"] == pytest.approx(4.2, abs=0.15)

@@ -22,14 +22,25 @@ The sampler works in an unconstrained space ``u``: ``x = lower + (upper - lower)
 sigmoid(u)`` for a finite box (``lower + exp(u)`` / ``upper - exp(u)`` for one finite bound,
 ``x = u`` for none) with the log-Jacobian added to the potential, so no chain ever leaves the
 bounds. The potential is ``nll(x) - log prior(x) - log|dx/du|``; its gradient comes from
-:attr:`Problem.nll_jax` (forward sensitivities through the ODE solver).
+:attr:`Problem.nll_jax` (forward sensitivities through the ODE solver). NUTS runs on ``v``
+with ``u = u0 + L v``, where ``L L^T`` is the inverse Hessian of the potential at the start
+point (central differences of the exact gradient; variances capped at 1): a fixed affine
+preconditioner that makes the posterior near the start roughly standard normal, so that
+warmup does not begin with the long trajectories of a badly scaled space (parameters of ODE
+models differ in posterior width by orders of magnitude); the mass matrix is then adapted
+as usual.
 
-Chains run in one compiled program (``chain_method="vectorized"``: the chains' steps are
-batched with ``vmap``; ``"sequential"``: one chain after the other within each iteration),
-in chunks of :data:`CHUNK` iterations. With ``out=DIR`` the sampler state is written after
-each chunk (``DIR/state.npz``), so an interrupted run resumes where it stopped, and the
-finished run is written as ``DIR/posterior.json`` (settings, diagnostics, summary, timings)
-and ``DIR/samples.npz`` (draws); a later call with the same settings loads it.
+Chains run in one compiled program, in chunks of :data:`CHUNK` iterations:
+``chain_method="sequential"`` (default) steps one chain after the other within each
+iteration; ``"vectorized"`` batches the chains' steps with ``vmap``, so every iteration
+costs the longest of the chains' trajectories, and the batched ODE solves step in lockstep.
+On the Boehm problem (2 CPU cores) sequential was 3.3x faster per chain-iteration
+(benchmarks/boehm_posterior.py); vectorized pays off only for cheap potentials.
+
+With ``out=DIR`` the sampler state is written after each chunk (``DIR/state.npz``), so an
+interrupted run resumes where it stopped, and the finished run is written as
+``DIR/posterior.json`` (settings, diagnostics, summary, timings) and ``DIR/samples.npz``
+(draws); a later call with the same settings loads it.
 
 Diagnostics (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021, Bayesian Analysis 16:667):
 rank-normalised split R-hat (the larger of bulk and folded), bulk ESS (of rank-normalised
@@ -46,8 +57,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -59,6 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError, ScalebridgeError, SerializationError, SimulationError
+from ..io import write_atomic, write_json
 from ..model.parameter import from_scale
 from .problem import Problem
 
@@ -67,7 +77,7 @@ __all__ = ["sample", "PosteriorResult", "PredictiveResult", "rank_diagnostics", 
 CHUNK = 50  # iterations per compiled call (progress, checkpoint and resume granularity)
 PRIORS = ("petab", "uniform")
 CHAIN_METHODS = ("vectorized", "sequential")
-PRECONDITIONERS = ("fim", "none")
+PRECONDITIONERS = ("hessian", "none")
 FORMAT = "scalebridge-posterior"
 FORMAT_VERSION = 1
 RESULT_FILE = "posterior.json"
@@ -242,32 +252,8 @@ def _to_linear(x, scales) -> np.ndarray:
     return out
 
 
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    def w(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, allow_nan=False)
-
-    _write_atomic(path, w)
-
-
 def _write_npz(path: Path, arrays: dict) -> None:
-    def w(tmp):
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    _write_atomic(path, w)
+    write_atomic(path, lambda fh: np.savez(fh, **arrays))
 
 
 @dataclass
@@ -392,7 +378,7 @@ class PosteriorResult:
         """Write ``out/posterior.json`` and ``out/samples.npz`` (atomically); return ``out``."""
         out = Path(out)
         _write_npz(out / SAMPLES_FILE, self._arrays())
-        _write_json(out / RESULT_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
+        write_json(out / RESULT_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
                                         "status": "done", **self.to_json()})
         return out
 
@@ -426,10 +412,10 @@ class PosteriorResult:
                 from None
         stats = {k.removeprefix("stats_"): v for k, v in arr.items()
                  if k.startswith("stats_")}
-        nan = math.nan
+        inf = math.inf  # infinite bounds are written as null
         return cls(tuple(data["parameter_ids"]), tuple(data["scales"]),
-                   np.asarray([nan if v is None else v for v in data["lower"]], float),
-                   np.asarray([nan if v is None else v for v in data["upper"]], float),
+                   np.asarray([-inf if v is None else v for v in data["lower"]], float),
+                   np.asarray([inf if v is None else v for v in data["upper"]], float),
                    arr["samples"], arr["warmup"], stats, arr["step_size"],
                    data.get("settings", {}), data.get("timings", {}),
                    data.get("problem", ""))
@@ -454,7 +440,8 @@ class PosteriorResult:
                 div = np.nonzero(np.asarray(self.stats["diverging"][c]))[0]
                 if div.size:
                     ax.plot(n_w + div, self.samples[c, div, k], "|", color="red", ms=8)
-                _density(axd, self.samples[c, :, k], color=f"C{c}")
+                _density(axd, self.samples[c, :, k], color=f"C{c}", lower=self.lower[k],
+                         upper=self.upper[k])
             if warmup and n_w:
                 ax.axvspan(0, n_w, color="0.9", zorder=-1)
             ax.set_ylabel(f"{pid}\n[{self.scales[k]}]", fontsize=8)
@@ -511,7 +498,9 @@ class PosteriorResult:
                     ax.axis("off")
                     continue
                 ax.hist(s[:, k], bins=50, density=True, color="C0", alpha=0.6)
-                _density(ax, s[:, k], color="C0", flip=False)
+                lo, hi = _to_linear(np.stack([self.lower, self.upper]), self.scales)[:, k] \
+                    if linear else (self.lower[k], self.upper[k])
+                _density(ax, s[:, k], color="C0", flip=False, lower=lo, upper=hi)
                 for v in q[:, k]:
                     ax.axvline(v, color="k", lw=0.8, ls="--")
                 ax.axvspan(q[0, k], q[2, k], color="C0", alpha=0.08)
@@ -651,7 +640,8 @@ class PredictiveResult:
         out = Path(out)
         for name, df in (("predictive_bands.tsv", self.bands),
                          ("predictive_at_data.tsv", self.at_data)):
-            _write_atomic(out / name, lambda tmp, df=df: df.to_csv(tmp, sep="\t", index=False))
+            write_atomic(out / name, lambda fh, df=df: fh.write(
+                df.to_csv(sep="\t", index=False).encode()))
         return out
 
     def plot_predictive(self, path=None):
@@ -662,7 +652,8 @@ class PredictiveResult:
         obs = list(dict.fromkeys(b["observableId"]))
         ncol = min(3, len(obs))
         nrow = -(-len(obs) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.2 * ncol, 6.0), 3.0 * nrow + 0.4),
+                                 squeeze=False)
         keys = ["preequilibrationConditionId", "simulationConditionId"]
         for k in range(nrow * ncol):
             ax = axes.flat[k]
@@ -687,9 +678,9 @@ class PredictiveResult:
             ax.set_xlabel("time")
             if bo.groupby(keys).ngroups <= 8:
                 ax.legend(fontsize=6)
-        fig.suptitle(f"posterior predictive ({self.n_draws} draws; light: 95% with noise, "
-                     f"dark: 95% of the simulation), coverage {self.coverage:.0%}",
-                     fontsize=9)
+        fig.suptitle(f"posterior predictive, {self.n_draws} draws, data coverage "
+                     f"{self.coverage:.0%}\nlight: 95% with noise, dark: 95% of the "
+                     "simulation, line: median", fontsize=9)
         fig.tight_layout()
         return _finish(fig, path)
 
@@ -712,16 +703,18 @@ def _finish(fig, path):
     return fig
 
 
-def _density(ax, v, color, flip: bool = True):
-    """A Gaussian kernel density estimate (Scott's bandwidth) of ``v`` on ``ax``."""
+def _density(ax, v, color, flip: bool = True, lower=-math.inf, upper=math.inf):
+    """A Gaussian kernel density estimate (Scott's bandwidth) of ``v`` on ``ax``, reflected
+    at finite bounds ``lower``/``upper`` (no mass outside them)."""
     v = np.asarray(v, float)
     sd = v.std()
     if v.size < 2 or sd == 0:
         return
     h = 1.06 * sd * v.size ** (-0.2)
-    grid = np.linspace(v.min() - 3 * h, v.max() + 3 * h, 200)
+    grid = np.linspace(max(v.min() - 3 * h, lower), min(v.max() + 3 * h, upper), 200)
     sub = v if v.size <= 2000 else v[np.linspace(0, v.size - 1, 2000).astype(int)]
-    dens = np.exp(-0.5 * ((grid[:, None] - sub[None]) / h) ** 2).sum(1)
+    centres = [sub] + [2 * b - sub for b in (lower, upper) if math.isfinite(b)]
+    dens = sum(np.exp(-0.5 * ((grid[:, None] - c[None]) / h) ** 2).sum(1) for c in centres)
     dens /= sub.size * h * math.sqrt(2 * math.pi)
     if flip:
         ax.plot(dens, grid, color=color, lw=0.8)
@@ -766,27 +759,39 @@ def _start_points(problem: Problem, box: _Box, init, n_chains: int) -> np.ndarra
     return x0
 
 
-def _preconditioner(problem: Problem, box: _Box, x0, use_fim: bool) -> np.ndarray:
+def _preconditioner(problem: Problem, box: _Box, log_prior: Callable, x0,
+                    use_hessian: bool) -> np.ndarray:
     """Lower-triangular ``L`` with ``u = u0 + L v``: the Cholesky factor of the inverse
-    Fisher information at ``x0`` mapped to the unconstrained space (``J F J`` with
-    ``J = dx/du``), its variances capped at 1 (directions the data do not inform), so that
-    the posterior is roughly standard normal in ``v``; the identity if ``use_fim`` is false
-    or the Fisher information is not finite."""
+    Hessian of the potential ``U(u)`` at ``u0 = u(x0)`` (central differences of its exact
+    gradient, from :meth:`Problem.nll_grad_fim`), with variances capped at 1 (directions
+    the data do not inform, or of negative curvature), so that the posterior is roughly
+    standard normal in ``v`` near ``x0``. The identity if ``use_hessian`` is false or a
+    gradient cannot be computed."""
     d = x0.size
-    if not use_fim:
+    if not use_hessian:
         return np.eye(d)
+    lp_grad = jax.jit(jax.grad(log_prior))
+
+    def grad_u(u):
+        x = box.to_x(u)
+        _, g, _ = problem.nll_grad_fim(x)
+        g = g - np.asarray(lp_grad(jnp.asarray(x)))
+        with np.errstate(over="ignore"):
+            s = 1.0 / (1.0 + np.exp(-u))
+            e = np.exp(np.where(box.both, 0.0, u))
+        dx = np.where(box.both, box._w * s * (1 - s),
+                      np.where(box.lo_only, e, np.where(box.hi_only, -e, 1.0)))
+        dlj = np.where(box.both, 1 - 2 * s, np.where(box.lo_only | box.hi_only, 1.0, 0.0))
+        return dx * g - dlj
+
+    u0, h = box.to_u(x0), 1e-4
     try:
-        _, _, F = problem.nll_grad_fim(x0)
+        H = np.stack([(grad_u(u0 + h * e) - grad_u(u0 - h * e)) / (2 * h)
+                      for e in np.eye(d)])
     except ScalebridgeError:
         return np.eye(d)
-    if not np.all(np.isfinite(F)):
+    if not np.all(np.isfinite(H)):
         return np.eye(d)
-    u = box.to_u(x0)
-    with np.errstate(over="ignore"):
-        s = 1.0 / (1.0 + np.exp(-u))
-        e = np.exp(np.where(box.both, 0.0, u))
-    J = np.where(box.both, box._w * s * (1 - s), np.where(box.lo_only | box.hi_only, e, 1.0))
-    H = J[:, None] * F * J[None, :]
     vals, vecs = np.linalg.eigh(0.5 * (H + H.T))
     cov = (vecs / np.maximum(vals, 1.0)) @ vecs.T
     return np.linalg.cholesky(0.5 * (cov + cov.T))
@@ -825,24 +830,25 @@ def _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
 def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
            n_samples: int = 1000, seed: int = 0, init=None, prior: str = "petab",
            target_accept: float = 0.8, max_tree_depth: int = 8, dense_mass: bool = True,
-           chain_method: str = "vectorized", precondition: str = "fim", jitter: float = 1.0,
+           chain_method: str = "sequential", precondition: str = "hessian", jitter: float = 1.0,
            progress: Callable | None = None, out=None) -> PosteriorResult:
     """Draw from the posterior of ``problem`` with NUTS; see the module docstring.
 
     ``init``: start of the chains: ``None`` (the nominal parameters), a
     :class:`~scalebridge.infer.fit.FitResult` (its best fit), a vector of scaled parameters,
     or one vector per chain (n_chains, d).
-    ``precondition``: ``"fim"`` samples ``v`` with ``u = u0 + L v``, ``L L^T`` the inverse
-    Fisher information at the start point (in the unconstrained space ``u``, variances
-    capped at 1), so that warmup starts from a well-scaled posterior and its first
-    trajectories are short; ``"none"``: ``L`` is the identity.
+    ``precondition``: ``"hessian"`` samples ``v`` with ``u = u0 + L v``, ``L L^T`` the
+    inverse Hessian of the potential at the start point (in the unconstrained space ``u``,
+    variances capped at 1), so that warmup starts from a well-scaled posterior and its
+    first trajectories are short; ``"none"``: ``L`` is the identity.
     ``jitter``: a single start point is spread over the chains by ``jitter`` standard
     normal deviates in ``v`` (about ``jitter`` posterior standard deviations).
     ``dense_mass``: adapt a dense (True) or diagonal mass matrix during warmup.
     ``max_tree_depth``: at most ``2**max_tree_depth`` leapfrog steps per iteration.
     ``chain_method``: ``"vectorized"`` or ``"sequential"`` (module docstring).
     ``progress``: called after each chunk of iterations as ``progress({"phase",
-    "iteration", "total", "divergences", "elapsed_s"})``. ``out``: directory for
+    "iteration", "total", "divergences", "warmup_divergences", "elapsed_s"})``
+    (divergences: after warmup). ``out``: directory for
     checkpoints and results (module docstring).
     """
     _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
@@ -865,11 +871,15 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
         return resume
 
     centre = x0 if x0.ndim == 1 else x0[0]
+    for xs in np.atleast_2d(x0):
+        if not np.isfinite(float(log_prior(jnp.asarray(xs)))):
+            raise InputError(f"the prior density is zero at the start point x = "
+                             f"{xs.tolist()}; start inside the support of the priors (init=)")
     shift = box.to_u(centre)
     if resume is not None:
         chol = resume["arrays"]["chol"]
     else:
-        chol = _preconditioner(problem, box, centre, precondition == "fim")
+        chol = _preconditioner(problem, box, log_prior, centre, precondition == "hessian")
     if x0.ndim == 1:
         v0 = float(jitter) * np.random.default_rng(seed).standard_normal((n_chains, d))
     else:
@@ -914,9 +924,11 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
         if out is not None:
             _save_checkpoint(out, key, state, records, timings, done, total, chol)
         if progress is not None:
-            div = int(sum(r.sum() for r in records["div"]))
+            div = np.concatenate(records["div"], axis=0)
             progress({"phase": "warmup" if done <= n_warmup else "sampling",
-                      "iteration": done, "total": total, "divergences": div,
+                      "iteration": done, "total": total,
+                      "divergences": int(div[n_warmup:].sum()),
+                      "warmup_divergences": int(div[:n_warmup].sum()),
                       "elapsed_s": timings["warmup_s"] + timings["sampling_s"]})
     cat = {k: np.concatenate(v, axis=0).swapaxes(0, 1) for k, v in records.items()}
     xs = to_x(cat["z"])
@@ -1054,7 +1066,7 @@ def _save_checkpoint(out: Path, key, state, records, timings, done, total, chol)
     for k, v in records.items():
         arrays[f"rec_{k}"] = np.concatenate(v, axis=0)
     _write_npz(out / STATE_FILE, arrays)
-    _write_json(out / RESULT_FILE, {
+    write_json(out / RESULT_FILE, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "status": "running",
         "iteration": done, "total": total, "key": key,
         "timings": {k: round(v, 3) for k, v in timings.items()}})
