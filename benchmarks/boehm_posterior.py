@@ -178,8 +178,9 @@ def main(argv=None):
     ap.add_argument("--run-dir", default="/tmp/boehm_posterior_run")
     ap.add_argument("--out", default=str(HERE / "results" / "boehm_posterior.json"))
     ap.add_argument("--keep", action="store_true",
-                    help="keep the gradient timings and chain-method comparison of an "
-                         "existing --out file instead of measuring them again")
+                    help="keep the gradient timings, chain-method comparison and pyPESTO run "
+                         "of an existing --out file instead of measuring them again (the "
+                         "main run is loaded from --run-dir when finished there)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     stem = out.with_suffix("")
@@ -258,7 +259,11 @@ def main(argv=None):
                               wall_s=time.perf_counter() - t0)
     write_json(out, data)
 
-    if args.pypesto_iterations > 0:
+    if (args.pypesto_iterations > 0 and "pypesto" in old
+            and old["pypesto"].get("iterations") == args.pypesto_iterations):
+        data["pypesto"] = old["pypesto"]  # --keep: the peer run does not depend on ours
+        write_json(out, data)
+    elif args.pypesto_iterations > 0:
         log(f"pyPESTO adaptive Metropolis, {args.pypesto_iterations} iterations")
         peer = pypesto_peer(problem, args.pypesto_iterations)
         ours = {pid: [float(summ.loc[pid, c]) for c in ("q2.5", "q50", "q97.5")]

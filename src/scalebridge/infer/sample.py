@@ -542,7 +542,7 @@ class PosteriorResult:
             try:
                 a = problem.simulations(x)
                 b = grid.simulations(x)
-            except Exception as exc:
+            except (ScalebridgeError, RuntimeError) as exc:
                 raise SimulationError(f"posterior predictive: simulation at draw {int(i)} "
                                       f"failed: {str(exc).splitlines()[0]}") from exc
             sims["data"].append(a[["simulation", "sigma"]].to_numpy())
