@@ -74,6 +74,30 @@ def write_atomic(path, write: Callable) -> Path:
     return path
 
 
+def read_resumable(path, fmt: str, key: dict, what: str) -> dict | None:
+    """The JSON results of an earlier run at ``path`` (None if there is none), checked to
+    be of format ``fmt`` and made with the same settings ``key``; ``what`` names the results
+    in messages. A mismatch raises :class:`InputError` rather than mixing two runs."""
+    from .errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the previous {what}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise InputError(f"{path} is not a scalebridge {what} file")
+    old = data.get("key", {})
+    diff = [k for k in key if old.get(k) != key[k]]
+    if diff:
+        raise InputError(f"{path} holds {what} with a different {', '.join(diff)} "
+                         f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); use another "
+                         "out directory")
+    return data
+
+
 def write_json(path, data) -> Path:
     """Write ``data`` as JSON (strict: no NaN or infinity) atomically to ``path``."""
     text = json.dumps(data, indent=1, allow_nan=False).encode()

@@ -31,7 +31,6 @@ loads the finished starts and runs only the missing ones.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import weakref
@@ -44,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
-from ..io import write_json
+from ..io import read_resumable, write_json
 from .problem import Problem
 
 __all__ = ["fit", "FitResult", "local_minimize", "residual_function", "start_points",
@@ -323,20 +322,9 @@ def _record_json(r: dict) -> dict:
 
 def _load_previous(path: Path, key: dict) -> dict:
     """{index: record} of a previous run with the same ``key``."""
-    if not path.is_file():
+    data = read_resumable(path, FORMAT, key, "fit results")
+    if data is None:
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the previous fit results: {exc}") from None
-    if data.get("format") != FORMAT:
-        raise InputError(f"{path} is not a scalebridge fit result")
-    old = data.get("key", {})
-    diff = [k for k in key if old.get(k) != key[k]]
-    if diff:
-        raise InputError(f"{path} holds a fit with a different {', '.join(diff)} "
-                         f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); use another "
-                         "out directory")
     recs = {}
     for r in data.get("starts", []):
         r = dict(r)

@@ -42,7 +42,6 @@ scaled axis, blind to bounds and exact only for models linear in the parameters.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -53,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, SimulationError
-from ..io import write_json
+from ..io import read_resumable, write_json
 from .fit import FitResult, _Failed, _first_line, local_minimize
 from .problem import Problem
 
@@ -545,20 +544,8 @@ def _x_opt(problem: Problem, x_opt) -> np.ndarray:
 
 def _load_previous(path: Path, key: dict) -> dict:
     """{parameter id: record} of a previous run with the same ``key``."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the previous profiles: {exc}") from None
-    if data.get("format") != FORMAT:
-        raise InputError(f"{path} is not a scalebridge profile result")
-    old = data.get("key", {})
-    diff = [k for k in key if old.get(k) != key[k]]
-    if diff:
-        raise InputError(f"{path} holds profiles with a different {', '.join(diff)}; use "
-                         "another out directory")
-    return dict(data.get("profiles", {}))
+    data = read_resumable(path, FORMAT, key, "profiles")
+    return {} if data is None else dict(data.get("profiles", {}))
 
 
 def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | None = None,
