@@ -74,10 +74,12 @@ def write_atomic(path, write: Callable) -> Path:
     return path
 
 
-def read_resumable(path, fmt: str, key: dict, what: str) -> dict | None:
+def read_resumable(path, fmt: str, key: dict, what: str,
+                   key_of: Callable | None = None) -> dict | None:
     """The JSON results of an earlier run at ``path`` (None if there is none), checked to
-    be of format ``fmt`` and made with the same settings ``key``; ``what`` names the results
-    in messages. A mismatch raises :class:`InputError` rather than mixing two runs."""
+    be of format ``fmt`` and made with the same settings ``key`` (stored under ``"key"``,
+    or derived from the file by ``key_of``); ``what`` names the results in messages. A
+    mismatch raises :class:`InputError` rather than mixing two runs."""
     from .errors import InputError
 
     path = Path(path)
@@ -89,7 +91,7 @@ def read_resumable(path, fmt: str, key: dict, what: str) -> dict | None:
         raise InputError(f"{path}: cannot read the previous {what}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise InputError(f"{path} is not a scalebridge {what} file")
-    old = data.get("key", {})
+    old = data.get("key") or (key_of(data) if key_of is not None else {})
     diff = [k for k in key if old.get(k) != key[k]]
     if diff:
         raise InputError(f"{path} holds {what} with a different {', '.join(diff)} "

@@ -68,7 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError, ScalebridgeError, SerializationError, SimulationError
-from ..io import write_atomic, write_json
+from ..io import read_resumable, write_atomic, write_json
 from ..model.parameter import from_scale
 from .problem import Problem
 
@@ -1028,21 +1028,10 @@ def _compiled(problem: Problem, box: _Box, log_prior: Callable, config: tuple):
 # ----- checkpoints ----------------------------------------------------------------------------
 def _load_checkpoint(out: Path, key: dict):
     """None (nothing to resume), a finished PosteriorResult, or the checkpoint dict."""
-    path = out / RESULT_FILE
-    if not path.is_file():
+    data = read_resumable(out / RESULT_FILE, FORMAT, key, "posterior run",
+                          key_of=_settings_key_of)
+    if data is None:
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the previous posterior run: {exc}") from None
-    if data.get("format") != FORMAT:
-        raise InputError(f"{path} is not a scalebridge posterior result; use another out "
-                         "directory")
-    old = data.get("key") or _settings_key_of(data)
-    diff = [k for k in key if old.get(k) != key[k]]
-    if diff:
-        raise InputError(f"{path} holds a posterior run with a different "
-                         f"{', '.join(diff)}; use another out directory")
     if data.get("status") == "done":
         return PosteriorResult.load(out)
     try:
