@@ -6,6 +6,9 @@ Importing scalebridge switches JAX to float64 (see :mod:`scalebridge._x64`).
 from . import (
     _x64,  # noqa: F401  (must come first: the one global JAX switch)
     errors,
+    sensitivity,
+    surrogate,
+    testproblems,
 )
 from .infer import Problem
 from .infer.fit import FitResult, fit
@@ -26,8 +29,16 @@ from .model import (
 )
 from .model.zoo import load_zoo, zoo_names
 from .petab import load_petab
+from .sensitivity import ModelOutput, MorrisResult, SobolResult, morris, sobol
 from .simulate import simulate, simulate_ensemble
 from .solution import EnsembleSolution, Solution
+from .surrogate import (
+    ExploreResult,
+    GaussianProcess,
+    LinearMultiFidelityGP,
+    NonlinearMultiFidelityGP,
+    explore,
+)
 
 __version__ = "0.1.0"
 
@@ -36,5 +47,7 @@ __all__ = [
     "PulseTrain", "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
     "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab", "Problem", "fit",
     "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
-    "__version__",
+    "sensitivity", "sobol", "SobolResult", "morris", "MorrisResult", "ModelOutput", "surrogate",
+    "GaussianProcess", "LinearMultiFidelityGP", "NonlinearMultiFidelityGP", "explore",
+    "ExploreResult", "testproblems", "__version__",
 ]

@@ -12,7 +12,9 @@ import typer
 
 from .calibrate import fit, profile, sample
 from .ensemble import ensemble
+from .explore import explore
 from .models import models
+from .sensitivity import sensitivity
 from .simulate import simulate
 
 app = typer.Typer(
@@ -28,6 +30,8 @@ app.command("ensemble")(ensemble)
 app.command("fit")(fit)
 app.command("profile")(profile)
 app.command("sample")(sample)
+app.command("sensitivity")(sensitivity)
+app.command("explore")(explore)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,117 @@
+"""``scalebridge sensitivity``: global sensitivity of a model output (Sobol' or Morris)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import InputError
+from .common import resolve_model
+from .ensemble import parse_ranges
+
+METHODS = ("sobol", "morris")
+
+
+def _executor(scheduler: str | None, workers: int | None):
+    """A Dask address for ``--scheduler``, threads for ``--workers``, else in-process (the
+    vmapped batches already use the machine)."""
+    if scheduler:
+        if workers is not None:
+            raise InputError("--workers and --scheduler exclude each other: a Dask cluster "
+                             "has its own workers")
+        return scheduler if "://" in scheduler else f"dask://{scheduler}"
+    if workers is not None:
+        if workers < 1:
+            raise InputError(f"--workers {workers}: need at least 1")
+        return f"threads:{workers}"
+    return None
+
+
+def sensitivity(
+    model: str = typer.Argument(..., help="A zoo model name, an SBML file or a saved model."),
+    output: str = typer.Option(..., "--output", help="Output: NAME@T (value at time T), "
+                               "final:NAME, max:NAME, min:NAME, tpeak:NAME, tmin:NAME, "
+                               "auc:NAME or mean:NAME (NAME: observable or state)."),
+    out: Path = typer.Option(..., "--out", help="Output directory: indices.json, "
+                             "indices.csv, indices.png; the simulations so far are kept in "
+                             "evaluations.npz, and a rerun resumes from them."),
+    method: str = typer.Option("sobol", "--method", help="sobol or morris."),
+    samples: int = typer.Option(1024, "--samples", help="sobol: base sample size N (a power "
+                                "of 2; N (d + 2) simulations); morris: trajectories "
+                                "(r (d + 1) simulations)."),
+    vary: list[str] = typer.Option(None, "--vary", help="Parameter range name=low:high, or "
+                                   "name=low:high:log for log-uniform (repeatable). Default: "
+                                   "every parameter with a non-zero value, log-uniform over "
+                                   "value / 2 to value * 2."),
+    t_end: float = typer.Option(None, "--t-end", help="End of the simulated span (default: "
+                                "T of a NAME@T output; required otherwise)."),
+    points: int = typer.Option(1001, "--points", help="Output grid for max/min/tpeak/auc."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the design and the bootstrap."),
+    second_order: bool = typer.Option(False, "--second-order", help="sobol: also S2."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the "
+                                  "confidence intervals (0: none)."),
+    levels: int = typer.Option(4, "--levels", help="morris: grid levels (even)."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Simulations per compiled "
+                                   "batch."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler HOST:PORT (or "
+                                  "dask://HOST:PORT) to run the batches on."),
+    workers: int = typer.Option(None, "--workers", help="Batches run side by side on this "
+                                "many threads (default: one after the other, in-process)."),
+) -> None:
+    """Sobol' indices (or Morris screening) of one OUTPUT of MODEL over its parameters;
+    writes OUT/indices.json, OUT/indices.csv and OUT/indices.png."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..sensitivity import ModelOutput, morris, sobol
+    from ..sensitivity.distributions import LogUniform, Uniform
+
+    method = method.strip().lower()
+    if method not in METHODS:
+        raise InputError(f"--method {method!r}: use sobol or morris")
+    if samples < 2:
+        raise InputError(f"--samples {samples}: need at least 2")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory; give a directory")
+    executor = _executor(scheduler, workers)
+    ranges = parse_ranges(vary)
+    m = resolve_model(model)
+    for name in ranges:
+        m.parameter_index(name)
+    mo = ModelOutput(m, output, list(ranges) or None, t_end=t_end, points=points,
+                     batch_size=batch_size)
+    if ranges:
+        bounds = {k: (LogUniform(lo, hi) if log else Uniform(lo, hi))
+                  for k, (lo, hi, log) in ranges.items()}
+    else:
+        bounds = mo.default_bounds(2.0)
+    d = len(bounds)
+    total = samples * (2 * d + 2 if second_order else d + 2) if method == "sobol" \
+        else samples * (d + 1)
+    columns = (TextColumn(f"{method} {m.name} {mo.spec}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("simulations"), TimeElapsedColumn())
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "evaluations.npz"
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(method, total=total)
+
+        def step(done, _total):
+            bar.update(task, completed=done)
+
+        if method == "sobol":
+            res = sobol(mo, bounds, n=samples, seed=seed, second_order=second_order,
+                        n_bootstrap=bootstrap, executor=executor, progress=step,
+                        checkpoint=checkpoint)
+        else:
+            res = morris(mo, bounds, trajectories=samples, levels=levels, seed=seed,
+                         n_bootstrap=bootstrap, executor=executor, progress=step,
+                         checkpoint=checkpoint)
+    res.to_json(out / "indices.json")
+    table = res.table()
+    table.to_csv(out / "indices.csv")
+    res.plot(out / "indices.png", title=f"{m.name}: {mo.spec}")
+    typer.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if res.n_nonfinite:
+        typer.echo(f"warning: {res.n_nonfinite} of {res.n_evaluations} simulations failed "
+                   "or were not finite; their rows were left out", err=True)
+    typer.echo(f"{res.n_evaluations} simulations; results in {out}")
