@@ -26,6 +26,7 @@ of the objective estimated from the gradient of the posterior mean.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,17 +146,19 @@ def variance_reduction_per_cost(var_top, correlation, cost):
 
 
 # ----- acquisition objects: what the optimiser maximises ---------------------------------------
-class _Acquisition:
+class _Acquisition(abc.ABC):
     """An acquisition on standardised posterior moments. ``value`` is the quantity reported
     (to maximise); ``log_utility`` a smooth, monotone transform of it that is finite everywhere
     (its logarithm where it is positive), which is what :func:`optimize_acquisition` and the
     local penalisation work on."""
 
+    @abc.abstractmethod
     def value(self, mean, std):
-        raise NotImplementedError  # pragma: no cover  (abstract)
+        """The acquisition value at standardised posterior moments (to maximise)."""
 
+    @abc.abstractmethod
     def log_utility(self, mean, std):
-        raise NotImplementedError  # pragma: no cover  (abstract)
+        """A smooth, monotone, everywhere-finite transform of :meth:`value`."""
 
 
 @dataclass(frozen=True)
