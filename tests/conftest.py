@@ -41,3 +41,14 @@ def assert_one_line_error(main, argv, capsys, match):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert match in lines[0]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop JAX's compiled executables after each test module: the whole suite in one
+    process otherwise accumulates thousands of them, and their memory mappings reach the
+    kernel's per-process limit (vm.max_map_count), which aborts the interpreter."""
+    yield
+    import jax
+
+    jax.clear_caches()

@@ -5,11 +5,13 @@ Importing scalebridge switches JAX to float64 (see :mod:`scalebridge._x64`).
 
 from . import (
     _x64,  # noqa: F401  (must come first: the one global JAX switch)
+    discover,
     errors,
     sensitivity,
     surrogate,
     testproblems,
 )
+from .discover import SINDy
 from .infer import Problem
 from .infer.fit import FitResult, fit
 from .infer.profile import ProfileResult, fisher_intervals, profile
@@ -49,5 +51,5 @@ __all__ = [
     "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
     "sensitivity", "sobol", "SobolResult", "morris", "MorrisResult", "ModelOutput", "surrogate",
     "GaussianProcess", "LinearMultiFidelityGP", "NonlinearMultiFidelityGP", "explore",
-    "ExploreResult", "testproblems", "__version__",
+    "ExploreResult", "testproblems", "discover", "SINDy", "__version__",
 ]

@@ -11,6 +11,8 @@ import sys
 import typer
 
 from .calibrate import fit, profile, sample
+from .discover import app as discover_app
+from .discover import sindy as sindy_command
 from .ensemble import ensemble
 from .explore import explore
 from .models import models
@@ -32,6 +34,8 @@ app.command("profile")(profile)
 app.command("sample")(sample)
 app.command("sensitivity")(sensitivity)
 app.command("explore")(explore)
+app.add_typer(discover_app, name="discover")
+discover_app.command("sindy")(sindy_command)
 
 
 def main(argv: list[str] | None = None) -> int:

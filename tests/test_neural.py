@@ -1,0 +1,143 @@
+"""Neural ODEs, hybrid (universal) models and the recover-then-refit workflow."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import scalebridge as sb
+from scalebridge.discover.hybrid import HybridModel, recover_terms
+from scalebridge.discover.neural import NeuralODE
+from scalebridge.errors import InputError, SimulationError
+
+A = np.array([[-0.1, 1.0], [-1.0, -0.1]])  # a damped rotation, dy/dt = A y
+LV = (1.3, 0.9, 0.8, 1.8)  # alpha, beta, gamma, delta (Rackauckas et al. 2020)
+U0 = (0.44249296, 4.6280594)
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def linear_data():
+    t = np.linspace(0.0, 5.0, 26)
+    w, v = np.linalg.eig(A)
+    y0 = np.array([1.0, 0.0])
+    c = np.linalg.solve(v, y0)
+    y = np.real((v * c) @ np.exp(np.outer(w, t))).T
+    return t, y
+
+
+NEURAL = dict(states=["a", "b"], hidden=(16, 16), activation="tanh", window=5, batch_size=3,
+              adam_steps=300, lbfgs_steps=150)
+
+
+@pytest.fixture(scope="module")
+def neural(linear_data):
+    t, y = linear_data
+    return NeuralODE(seed=0, **NEURAL).fit(t, y)
+
+
+def test_neural_ode_learns_a_linear_system(neural, linear_data):
+    t, y = linear_data
+    model = neural.to_model()
+    assert isinstance(model, sb.Model) and model.state_names == ("a", "b")
+    pred = sb.simulate(model, t).states
+    assert _rel(pred, y) < 0.02
+    # the network is the vector field itself where the data are
+    assert _rel(neural.network_outputs(y), y @ A.T) < 0.1
+    assert neural.loss_ < 1e-3 and neural.train_time_ > 0
+    phases = [p for p, _ in neural.loss_history_]
+    assert phases.count("adam") == 300 and 0 < phases.count("lbfgs") <= 150
+
+
+def test_same_seed_reproduces_and_reuses_the_compiled_steps(neural, linear_data):
+    t, y = linear_data
+    again = NeuralODE(seed=0, **NEURAL).fit(t, y)
+    assert again.loss_history_ == neural.loss_history_
+    np.testing.assert_array_equal(again.network_outputs(y), neural.network_outputs(y))
+    other = NeuralODE(seed=1, **dict(NEURAL, adam_steps=5, lbfgs_steps=0)).fit(t, y)
+    assert other.loss_history_[0] != neural.loss_history_[0]
+    assert other.initial_states_.shape == (1, 2)
+
+
+@pytest.fixture(scope="module")
+def lotka_volterra():
+    true = sb.Model(
+        states=["u1", "u2"],
+        parameters=dict(zip(["alpha", "beta", "gamma", "delta"], LV, strict=True)),
+        rhs=lambda t, y, p, u: jnp.stack([p[0] * y[0] - p[1] * y[0] * y[1],
+                                          p[2] * y[0] * y[1] - p[3] * y[1]]),
+        initial=U0, stiff=False, name="lv")
+    t = np.round(np.arange(0.0, 3.0 + 1e-9, 0.1), 10)
+    x = np.asarray(sb.simulate(true, t).states)
+    data = x + 5e-3 * x.mean() * np.random.default_rng(0).standard_normal(x.shape)
+    known = sb.Model(
+        states=["u1", "u2"],
+        parameters=[sb.Parameter("alpha", LV[0], estimate=False),
+                    sb.Parameter("delta", LV[3], estimate=False)],
+        rhs=lambda t, y, p, u: jnp.stack([p[0] * y[0], -p[1] * y[1]]),
+        initial=U0, stiff=False, name="lv_known")
+    hybrid = HybridModel(known, hidden=(5, 5, 5), activation="rbf", window=None,
+                         adam_steps=1000, lbfgs_steps=300, seed=0).fit(t, data, y0=U0)
+    return true, t, data, hybrid
+
+
+def test_hybrid_lotka_volterra_recovers_the_missing_terms(lotka_volterra):
+    true, t, data, hybrid = lotka_volterra
+    assert hybrid.term_states_ == ("u1", "u2")
+    assert hybrid.parameters_ == {"alpha": LV[0], "delta": LV[3]}  # fixed, not trained
+    model = hybrid.to_model()
+    assert model.parameter_names == ("alpha", "delta")
+    assert _rel(sb.simulate(model, t).states, data) < 0.02
+
+    rec = recover_terms(hybrid, n_starts=2)
+    assert {k: set(v) for k, v in rec.equations.items()} == {"u1": {"u1*u2"}, "u2": {"u1*u2"}}
+    assert rec.equations["u1"]["u1*u2"] == pytest.approx(-LV[1], rel=0.05)
+    assert rec.equations["u2"]["u1*u2"] == pytest.approx(LV[2], rel=0.05)
+    assert rec.refitted["u1_u1_u2"] == pytest.approx(-LV[1], rel=0.02)
+    assert rec.refitted["u2_u1_u2"] == pytest.approx(LV[2], rel=0.02)
+    tt = np.linspace(3.0, 20.0, 171)
+    ref = sb.simulate(true, tt).states
+    assert _rel(sb.simulate(rec.fitted_model, tt).states, ref) < 0.1
+
+
+def test_nan_loss_stops_training_with_a_clear_error():
+    blowup = sb.Model(states=["y"], parameters={"k": 10.0},
+                      rhs=lambda t, y, p, u: p[0] * y**2, initial=[1.0], stiff=False)
+    t = np.linspace(0.0, 1.0, 6)
+    h = HybridModel(blowup, hidden=(3,), window=None, adam_steps=2, lbfgs_steps=0,
+                    max_steps=50)
+    with pytest.raises(SimulationError, match="loss became nan at adam step 1"):
+        h.fit(t, np.ones((6, 1)), y0=[1.0])
+
+
+def test_bad_inputs_raise_input_errors(linear_data):
+    t, y = linear_data
+    est = NeuralODE(states=["a", "b"])
+    bad = y.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        est.fit(t, bad)
+    with pytest.raises(InputError, match="increase strictly"):
+        est.fit(t[::-1], y)
+    with pytest.raises(InputError, match=r"shape \(26, 3\), expected \(26, 2\)"):
+        est.fit(t, np.c_[y, y[:, :1]])
+    with pytest.raises(InputError, match="y0 has shape"):
+        est.fit(t, y, y0=[1.0, 2.0, 3.0])
+    with pytest.raises(InputError, match="learning_rate"):
+        NeuralODE(learning_rate=-1.0).fit(t, y)
+    with pytest.raises(InputError, match="hidden"):
+        NeuralODE(hidden=()).fit(t, y)
+    with pytest.raises(InputError, match="activation"):
+        NeuralODE(activation="sigmoidal").fit(t, y)
+    with pytest.raises(InputError, match="not fitted"):
+        est.to_model()
+    decay = sb.Model(states=["y"], parameters={"k": 0.5}, rhs=lambda t, y, p, u: -p[0] * y,
+                     initial=[1.0], stiff=False)
+    with pytest.raises(InputError, match="no state 'z'"):
+        HybridModel(decay, states=["z"]).fit(t, y[:, :1])
+    with pytest.raises(InputError, match=r"expected \(26, 1\)"):
+        HybridModel(decay).fit(t, y)
+    with pytest.raises(InputError, match="HybridModel"):
+        recover_terms(est)
