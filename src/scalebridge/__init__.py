@@ -7,6 +7,7 @@ from . import (
     _x64,  # noqa: F401  (must come first: the one global JAX switch)
     discover,
     errors,
+    pinn,
     sensitivity,
     surrogate,
     testproblems,
@@ -51,5 +52,6 @@ __all__ = [
     "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
     "sensitivity", "sobol", "SobolResult", "morris", "MorrisResult", "ModelOutput", "surrogate",
     "GaussianProcess", "LinearMultiFidelityGP", "NonlinearMultiFidelityGP", "explore",
-    "ExploreResult", "testproblems", "discover", "SINDy", "__version__",
+    "ExploreResult", "testproblems", "discover", "SINDy", "pinn",
+    "__version__",
 ]
