@@ -10,7 +10,8 @@ diffrax's solver (discretise-then-optimise, checkpointed reverse mode) and has t
    own trainable state (initialised at the data), and a continuity penalty ties the end of
    window ``k`` to the start of window ``k + 1``. Short windows keep the loss landscape
    smooth, so training does not get trapped by the long-horizon dynamics.
-2. L-BFGS (``optax.lbfgs``) on whole trajectories (single shooting), all in float64.
+2. L-BFGS (scipy's L-BFGS-B on the compiled loss and gradient; optax's line search
+   doubled the compile time) on whole trajectories (single shooting), all in float64.
 
 The same loop trains :class:`~scalebridge.discover.hybrid.HybridModel` (a mechanistic model
 plus a network term, a universal differential equation), so both share validation, shooting,
