@@ -64,6 +64,7 @@ def test_fit_rejects_bad_start_counts(tmp_path, capsys, starts):
                                  str(tmp_path / "o")], capsys, "n_starts")
 
 
+@pytest.mark.slow  # kept out of the default run for time; run with -m slow
 def test_profile_command_around_a_fit(tmp_path, capsys):
     fit_dir = tmp_path / "fit"
     assert main(["fit", str(EXAMPLE), "--starts", "1", "--out", str(fit_dir),

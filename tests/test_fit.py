@@ -26,6 +26,7 @@ def boehm():
     return load_petab(BOEHM)
 
 
+@pytest.mark.slow  # kept out of the default run for time; run with -m slow
 def test_residuals_reproduce_the_nll(boehm):
     res, jac, const = residual_function(boehm)
     xs = [boehm.x_nominal, *start_points(boehm, 3, seed=0)]

@@ -83,6 +83,7 @@ def lotka_volterra():
     return true, t, data, hybrid
 
 
+@pytest.mark.slow  # kept out of the default run for time; run with -m slow
 def test_hybrid_lotka_volterra_recovers_the_missing_terms(lotka_volterra):
     true, t, data, hybrid = lotka_volterra
     assert hybrid.term_states_ == ("u1", "u2")

@@ -55,7 +55,7 @@ def test_inverse_ode_infers_rate():
 def test_heat_equation():
     d = 0.1
 
-    def heat(u, x, t, p):
+    def heat(u, p):
         return u["u_t"] - p["D"] * u["u_xx"]
 
     prob = pinn.PDEProblem(heat, (0.0, 1.0), (0.0, 1.0), params={"D": d},
@@ -77,7 +77,7 @@ def test_forward_mode_derivatives_match_finite_differences():
     net = _net(2, [-1.0, 0.0], [1.0, 2.0], activation="sin", fourier=(4, 1.0),
                factorised=True, positive="softplus", out_size=2, out_scale=[1.0, 3.0])
     x, t, h = 0.3, 0.7, 1e-4
-    d = eqx.filter_jit(pinn.space_time_derivatives)(net, x, t)
+    d = eqx.filter_jit(pinn.derivatives, )(net, jnp.array([x, t]), ("x", "t"))
     f_jit = eqx.filter_jit(lambda net, z: net(z))
 
     def f(a, b):
@@ -102,7 +102,7 @@ def test_boundary_terms_vanish_for_a_function_that_meets_them():
     def u(z):
         return jnp.cos(2 * jnp.pi * z[:1]) * jnp.exp(-z[1])
 
-    prob = pinn.PDEProblem(lambda d, x, t, p: d["u_t"] + d["u"], (0.0, 1.0), (0.0, 1.0),
+    prob = pinn.PDEProblem(lambda d, p: d["u_t"] + d["u"], (0.0, 1.0), (0.0, 1.0),
                            initial=lambda x: jnp.cos(2 * jnp.pi * x),
                            boundary=[pinn.Periodic(), pinn.Neumann(0.0),
                                      pinn.Dirichlet(lambda t: jnp.exp(-t), side="left")])
@@ -113,7 +113,7 @@ def test_boundary_terms_vanish_for_a_function_that_meets_them():
     assert max(values.values()) < 1e-24
     r = jax.vmap(lambda z: spec.residual(u, {}, z))(jnp.array([[0.3, 0.2], [0.9, 0.8]]))
     np.testing.assert_allclose(r, 0.0, atol=1e-12)
-    wrong = pinn.PDEProblem(lambda d, x, t, p: d["u_t"], (0.0, 1.0), (0.0, 1.0),
+    wrong = pinn.PDEProblem(lambda d, p: d["u_t"], (0.0, 1.0), (0.0, 1.0),
                             boundary=[pinn.Dirichlet(0.0)])
     assert float(wrong._spec().terms[0][1](u, {})) > 0.1
 
@@ -161,7 +161,8 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(tmp_path):
     full = pinn.train_pinn(prob, **kw)
     print("resume: first run compile", full.compile_seconds)
 
-    def stop(step, losses):
+    def stop(step, losses, network, parameters):
+        assert set(parameters) == {"k"} and callable(network)
         if step == 52:
             raise KeyboardInterrupt
 
@@ -189,14 +190,80 @@ def test_bad_input_names_the_input_and_fix():
         pinn.ODEProblem(m, (0.0, 2.0), data={"z": ([0.5], [1.0])})
     with pytest.raises(InputError, match=r"data 'y': times \[3.0\] lie outside.*extend t_span"):
         pinn.ODEProblem(m, (0.0, 2.0), data={"y": ([0.5, 3.0], [1.0, 0.1])})
-    with pytest.raises(InputError, match="reads parameter 'D'.*add it"):
-        pinn.PDEProblem(lambda u, x, t, p: u["u_t"] - p["D"] * u["u_xx"], (0, 1), (0, 1))
+    with pytest.raises(InputError, match="reads 'D'.*add the parameter"):
+        pinn.PDEProblem(lambda u, p: u["u_t"] - p["D"] * u["u_xx"], (0, 1), (0, 1))
     with pytest.raises(InputError, match="x .* lie outside"):
-        pinn.PDEProblem(lambda u, x, t, p: u["u_t"], (0, 1), (0, 1),
-                        data=([2.0], [0.5], [1.0]))
+        pinn.PDEProblem(lambda u, p: u["u_t"], (0, 1), (0, 1),
+                        data=([[2.0, 0.5]], [1.0]))
+    with pytest.raises(InputError, match="boundary conditions are supported in one space"):
+        pinn.PDEProblem(lambda u, p: u["u_xx"], (0, 1), boundary=[pinn.Dirichlet(0.0)])
+    with pytest.raises(InputError, match="causal: the problem has no time"):
+        pinn.train_pinn(pinn.PDEProblem(lambda u, p: u["u_xx"], (0, 1)), causal=pinn.Causal())
     with pytest.raises(InputError, match=r"network: returns shape \(2,\).*needs \(1,\)"):
         pinn.train_pinn(pinn.ODEProblem(m, (0.0, 2.0)), network=_net(1, [0], [2], out_size=2))
     with pytest.raises(InputError, match="activation='relu' is unknown"):
         _net(1, [0.0], [1.0], activation="relu")
     with pytest.raises(InputError, match="weights: 'bc' is not a loss term"):
         pinn.train_pinn(pinn.ODEProblem(m, (0.0, 2.0)), weights={"bc": 1.0})
+
+
+def test_stationary_2d_problem_with_two_stacked_networks():
+    # u = x^2 + y^2 with u_xx + u_yy = c, c a second network's output kept constant by
+    # c_x = c_y = 0; data on u only: the second network must learn c = 4 from the physics
+    def residual(d, p):
+        return jnp.stack([d["u_xx"][0] + d["u_yy"][0] - d["u"][1], d["u_x"][1], d["u_y"][1]])
+
+    rng = np.random.default_rng(1)
+    z = rng.random((40, 2))
+    prob = pinn.PDEProblem(residual, (0.0, 1.0), y_span=(0.0, 1.0), n_outputs=2,
+                           data=(z, (z**2).sum(axis=1)), observed=[0])
+    assert prob.coords == ("x", "y")
+    net = pinn.Stacked(_net(2, [0, 0], [1, 1], width=16, seed=0),
+                       _net(2, [0, 0], [1, 1], width=4, depth=1, seed=1))
+    res = pinn.train_pinn(prob, network=net, n_collocation=128, adam=pinn.Adam(1000, 1e-2),
+                          lbfgs=pinn.LBFGS(1000), compiler_options=_FAST)
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, 11), np.linspace(0, 1, 11)), -1).reshape(-1, 2)
+    out = res.predict(grid)
+    err = _rel(out[:, 0], (grid**2).sum(axis=1))
+    print(f"2D stationary: rel L2 of u {err:.2e}, c in [{out[:, 1].min():.3f}, "
+          f"{out[:, 1].max():.3f}]")
+    assert err < 1e-2 and np.all(np.abs(out[:, 1] - 4.0) < 0.1)
+    d = pinn.derivatives(lambda q: jnp.atleast_1d(q[0] ** 3 * q[1] ** 2), jnp.array([0.5, 2.0]),
+                         ("x", "y"))
+    np.testing.assert_allclose([d["u_x"][0], d["u_xx"][0], d["u_y"][0], d["u_yy"][0]],
+                               [3 * 0.25 * 4, 6 * 0.5 * 4, 0.125 * 4, 2 * 0.125], rtol=1e-12)
+    assert float(d["x"]) == 0.5 and "u_t" not in d
+
+
+def test_burgers_cole_hopf_reference():
+    nu = 0.01 / np.pi
+    x = np.linspace(-0.9, -0.1, 9)
+    np.testing.assert_allclose(pinn.burgers_cole_hopf(x, 0.0), -np.sin(np.pi * x), rtol=1e-15)
+    u = pinn.burgers_cole_hopf(x, 0.3)
+    finer = pinn.burgers_cole_hopf(x, 0.3, n_quad=8001, width=30.0)
+    np.testing.assert_allclose(u, finer, atol=1e-13)
+    h = 1e-4  # the PDE holds (finite differences) away from the shock at x = 0
+    f = pinn.burgers_cole_hopf
+    ut = (f(x, 0.3 + h) - f(x, 0.3 - h)) / (2 * h)
+    ux = (f(x + h, 0.3) - f(x - h, 0.3)) / (2 * h)
+    uxx = (f(x + h, 0.3) - 2 * u + f(x - h, 0.3)) / h**2
+    assert np.max(np.abs(ut + u * ux - nu * uxx)) < 1e-5
+    edge = pinn.burgers_cole_hopf(np.array([-1.0, 1.0, 0.0]), 0.7)
+    np.testing.assert_allclose(edge, 0.0, atol=1e-12)  # u(+-1, t) = 0 and odd symmetry
+
+
+def test_reaction_diffusion_residual_vanishes_on_an_exact_solution():
+    # u_t = D u_xx - k u (the cell's rhs is -k u): u = exp(-(D pi^2 + k) t) sin(pi x)
+    cell = sb.Model(name="decay", states=["u"], parameters={"k": 0.7},
+                    rhs=lambda t, y, p, u: -p[0] * y, initial=[0.0], stiff=False)
+    res = pinn.reaction_diffusion_residual(cell, {"u": "D"})
+    d_, k = 0.3, 0.7
+
+    def exact(z):
+        return jnp.atleast_1d(jnp.exp(-(d_ * jnp.pi**2 + k) * z[1]) * jnp.sin(jnp.pi * z[0]))
+    for z in ([0.3, 0.2], [0.8, 1.1]):
+        d = pinn.derivatives(exact, jnp.array(z), ("x", "t"))
+        assert abs(float(res(d, {"k": k, "D": d_})[0])) < 1e-12
+        assert abs(float(res(d, {"k": k, "D": 2 * d_})[0])) > 1e-2
+    with pytest.raises(InputError, match="name states of model 'decay'"):
+        pinn.reaction_diffusion_residual(cell, {"w": "D"})

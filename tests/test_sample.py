@@ -191,6 +191,7 @@ def with_priors():
     return line_problem(extra=extra, a_prior=sb.Prior("normal", (2.0, 0.1)))
 
 
+@pytest.mark.slow  # kept out of the default run for time; run with -m slow
 def test_petab_priors_give_the_analytic_posterior(with_priors):
     problem, y = with_priors
     fit = FitResult(problem.parameter_ids, [{"nll": 1.0, "x": problem.x_nominal}])

@@ -208,6 +208,7 @@ def test_state_triggered_event_sawtooth(decay):
     assert np.all(np.asarray(sol["y"]) >= 1.0 - 1e-9)
 
 
+@pytest.mark.slow  # kept out of the default run for time; run with -m slow
 def test_state_triggered_event_gradient(decay):
     m = _threshold_dosing(decay)
     ts = np.array([1.0, 3.0, 5.0])

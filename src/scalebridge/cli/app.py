@@ -16,6 +16,7 @@ from .discover import sindy as sindy_command
 from .ensemble import ensemble
 from .explore import explore
 from .models import models
+from .pinn import pinn
 from .sensitivity import sensitivity
 from .simulate import simulate
 
@@ -34,6 +35,7 @@ app.command("profile")(profile)
 app.command("sample")(sample)
 app.command("sensitivity")(sensitivity)
 app.command("explore")(explore)
+app.command("pinn")(pinn)
 app.add_typer(discover_app, name="discover")
 discover_app.command("sindy")(sindy_command)
 

@@ -1,11 +1,11 @@
 """Problem descriptions and their loss terms.
 
 :class:`ODEProblem` derives the physics from a scalebridge :class:`~scalebridge.Model`;
-:class:`PDEProblem` describes a PDE in one space and one time dimension by a residual
-function. Both give named loss terms: ``residual`` (mean square of the equation residual at
-the collocation points, optionally with causal weights), ``initial``, ``boundary:<kind>``
-and ``data:<name>`` (mean square errors), after Raissi, Perdikaris & Karniadakis 2019
-("Physics-informed neural networks", J. Comput. Phys. 378:686-707).
+:class:`PDEProblem` describes a PDE in one or two space dimensions, stationary or in time,
+by a residual function. Both give named loss terms: ``residual`` (mean square of the
+equation residual at the collocation points, optionally with causal weights), ``initial``,
+``boundary:<kind>`` and ``data`` or ``data:<name>`` (mean square errors), after Raissi,
+Perdikaris & Karniadakis 2019 ("Physics-informed neural networks", J. Comput. Phys. 378:686-707).
 
 Unknown parameters (``estimate={name: initial guess}``) are trained with the network; a
 positive guess is trained on the log scale, the results are reported on the linear scale.
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model.model import Model
-from .residuals import ode_residual, pde_residual, space_time_derivatives
+from .residuals import derivatives, ode_residual, pde_residual
 
 __all__ = ["ODEProblem", "PDEProblem", "Dirichlet", "Neumann", "Periodic", "causal_mse"]
 
@@ -75,7 +75,7 @@ class _Spec:
     out_size: int
     lower: tuple[float, ...]
     upper: tuple[float, ...]
-    time_index: int
+    time_index: int | None
     residual: Callable            # (net, q, z) -> residual vector at one point
     terms: tuple[tuple[str, Callable], ...]  # (net, q) -> scalar, besides the residual
     resolve: Callable             # scaled estimated parameters -> q (what residual takes)
@@ -145,7 +145,9 @@ class ODEProblem:
     ``estimate``: ``{parameter: initial guess}`` trained with the network; ``params``:
     ``{parameter: value}`` overriding the model's nominal values; ``initial_condition``:
     penalise ``y(t0) - model.initial_state(p)`` (turn off when the network's
-    ``output_transform`` imposes it).
+    ``output_transform`` imposes it); ``residual_weights``: ``{state: w}`` weights of the
+    squared residuals of single equations (default 1), as Yazdani et al. (2020) weigh the
+    equations of fast and slow species.
     """
 
     model: Model
@@ -155,6 +157,7 @@ class ODEProblem:
     params: Mapping[str, float] | None = None
     initial_condition: bool = True
     log_parameters: bool = True
+    residual_weights: Mapping[str, float] | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, Model):
@@ -171,6 +174,14 @@ class ODEProblem:
                                  f"{', '.join(self.model.parameter_names)}); fix the name")
         _estimates(self.estimate, self.log_parameters, self.model.parameter_names,
                    f"model {self.model.name!r}")
+        for name, w in (self.residual_weights or {}).items():
+            if name not in self.model.state_names:
+                raise InputError(f"residual_weights: {name!r} is not a state of model "
+                                 f"{self.model.name!r} (states: "
+                                 f"{', '.join(self.model.state_names)}); fix the name")
+            if not (np.isfinite(w) and w >= 0):
+                raise InputError(f"residual_weights: {name!r} has weight {w}; give a finite "
+                                 f"number >= 0")
         self._data()
 
     def _data(self):
@@ -219,8 +230,11 @@ class ODEProblem:
                 return base
             return base.at[idx].set(_unscale(theta_p, logs))
 
+        rw = self.residual_weights or {}
+        scale = jnp.sqrt(jnp.asarray([float(rw.get(n, 1.0)) for n in m.state_names]))
+
         def residual(net, p, z):
-            return ode_residual(m, net, z[0], p)
+            return scale * ode_residual(m, net, z[0], p)
 
         terms = []
         if self.initial_condition:
@@ -239,49 +253,76 @@ class ODEProblem:
         return _Spec(1, len(m.state_names), (t0,), (t1,), 0, residual, tuple(terms), resolve,
                      names, logs, init,
                      {"kind": "ode", "model": m.name, "t_span": [t0, t1],
+                      "residual_weights": {k: float(v) for k, v in rw.items()},
                       "terms": [n for n, _ in terms], "estimate": list(names)})
 
 
-# ----- PDE problems in 1D space + time ------------------------------------------------------
+# ----- PDE problems in 1-2 space dimensions, stationary or in time ---------------------------
+def _span(name, value):
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"PDEProblem: {name}={value!r} must be a pair (lo, hi)") from None
+    if not b > a:
+        raise InputError(f"PDEProblem: {name}={value} must be (lo, hi) with lo < hi")
+    return (a, b)
+
+
 @dataclass(frozen=True)
 class PDEProblem:
-    """A PINN for a PDE in ``x`` in ``x_span`` and ``t`` in ``t_span``; the network is
-    ``(x, t) -> u`` with ``n_outputs`` components.
+    """A PINN for a PDE in space ``x`` (and ``y`` when ``y_span`` is given) and time ``t``
+    (stationary when ``t_span`` is None); the network maps ``z = (x[, y][, t])`` to
+    ``n_outputs`` fields.
 
-    ``residual(derivs, x, t, params)`` returns the residual at one point from ``derivs``
-    (``u``, ``u_t``, ``u_x``, ``u_xx``, each of shape ``(n_outputs,)``) and ``params``
-    (a dict of the known ``params`` and the ``estimate``-d ones). ``initial``: ``x -> u(x,
-    t0)``; ``boundary``: :class:`Dirichlet`, :class:`Neumann` or :class:`Periodic`
-    conditions, penalised at ``n_boundary`` times; ``data``: ``(x, t, values)`` with values
-    of shape ``(n,)`` or ``(n, n_outputs)``.
+    ``residual(d, params)`` returns the residual at one point: ``d`` holds ``u``, ``u_x``,
+    ``u_xx`` (and ``u_y``, ``u_yy``, ``u_t`` where they exist), each of shape
+    ``(n_outputs,)``, and the coordinates ``x`` (``y``, ``t``); ``params`` is a dict of the
+    known ``params`` and the ``estimate``-d ones. ``initial``: ``u(x[, y])`` at ``t0``,
+    penalised at ``n_initial`` points; ``boundary``: :class:`Dirichlet`, :class:`Neumann`
+    or :class:`Periodic` conditions at both ends of ``x`` (one space dimension), at
+    ``n_boundary`` times; ``data``: ``(z, values)`` with ``z`` of shape ``(n, n_inputs)``
+    and values ``(n, len(observed))`` for the outputs ``observed`` (default: all).
     """
 
     residual: Callable
     x_span: tuple[float, float]
-    t_span: tuple[float, float]
+    t_span: tuple[float, float] | None = None
     n_outputs: int = 1
+    y_span: tuple[float, float] | None = None
     params: Mapping[str, float] | None = None
     estimate: Mapping[str, float] | None = None
     initial: Callable | None = None
     boundary: Sequence = ()
     data: tuple | None = None
+    observed: Sequence[int] | None = None
     n_initial: int = 64
     n_boundary: int = 64
     log_parameters: bool = True
 
     def __post_init__(self):
         if not callable(self.residual):
-            raise InputError("PDEProblem: residual must be a function (derivs, x, t, params)")
-        for nm in ("x_span", "t_span"):
-            a, b = (float(v) for v in getattr(self, nm))
-            if not b > a:
-                raise InputError(f"PDEProblem: {nm}={getattr(self, nm)} must be (lo, hi), lo<hi")
-            object.__setattr__(self, nm, (a, b))
+            raise InputError("PDEProblem: residual must be a function (d, params)")
+        for nm in ("x_span", "y_span", "t_span"):
+            if getattr(self, nm) is not None or nm == "x_span":
+                object.__setattr__(self, nm, _span(nm, getattr(self, nm)))
         object.__setattr__(self, "boundary", tuple(self.boundary))
         for bc in self.boundary:
             if not isinstance(bc, (Dirichlet, Neumann, Periodic)):
                 raise InputError(f"PDEProblem: boundary conditions must be Dirichlet, Neumann "
                                  f"or Periodic, got {bc!r}")
+        if self.boundary and (self.y_span is not None or self.t_span is None):
+            raise InputError("PDEProblem: boundary conditions are supported in one space "
+                             "dimension with time; in 2D or stationary problems impose them "
+                             "through the network's output_transform or as data")
+        if self.initial is not None and self.t_span is None:
+            raise InputError("PDEProblem: initial= needs t_span; a stationary problem has no "
+                             "initial condition")
+        obs = tuple(range(self.n_outputs)) if self.observed is None else \
+            tuple(int(i) for i in self.observed)
+        if not obs or any(i < 0 or i >= self.n_outputs for i in obs):
+            raise InputError(f"PDEProblem: observed={self.observed} must name outputs among "
+                             f"0..{self.n_outputs - 1}")
+        object.__setattr__(self, "observed", obs)
         clash = sorted(set(self.params or {}) & set(self.estimate or {}))
         if clash:
             raise InputError(f"PDEProblem: {clash} are in both params and estimate; keep each "
@@ -290,18 +331,32 @@ class PDEProblem:
         self._data()
         self._check_residual()
 
+    @property
+    def coords(self) -> tuple[str, ...]:
+        """Names of the network's inputs, in order."""
+        return ("x",) + (("y",) if self.y_span else ()) + (("t",) if self.t_span else ())
+
+    @property
+    def box(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The domain: lower and upper corners, in the order of :attr:`coords`."""
+        spans = [self.x_span] + [s for s in (self.y_span, self.t_span) if s is not None]
+        return tuple(s[0] for s in spans), tuple(s[1] for s in spans)
+
     def _check_residual(self):
-        n = self.n_outputs
+        n, coords = self.n_outputs, self.coords
         q = {k: jnp.float64(v) for k, v in {**(self.params or {}),
                                             **(self.estimate or {})}.items()}
 
         def net(z):
-            return jnp.zeros(n) + z[0] * z[1]
+            return jnp.zeros(n) + jnp.prod(z)
         try:
-            out = jax.eval_shape(lambda: pde_residual(self.residual, net, 0.0, 0.0, q))
+            out = jax.eval_shape(lambda: pde_residual(self.residual, net,
+                                                      jnp.zeros(len(coords)), coords, q))
         except KeyError as exc:
-            raise InputError(f"PDEProblem: the residual reads parameter {exc.args[0]!r}, which "
-                             f"is in neither params nor estimate; add it to one of them") from None
+            raise InputError(f"PDEProblem: the residual reads {exc.args[0]!r}, which is neither "
+                             f"a parameter in params or estimate nor one of the derivatives "
+                             f"{sorted(derivatives(net, jnp.zeros(len(coords)), coords))}; "
+                             f"fix the name or add the parameter") from None
         if out.ndim != 1:
             raise InputError(f"PDEProblem: the residual returns shape {out.shape}; return a "
                              f"number or a 1-D array per point")
@@ -309,20 +364,29 @@ class PDEProblem:
     def _data(self):
         if self.data is None:
             return None
+        coords = self.coords
         try:
-            x, t, v = self.data
+            z, v = self.data
         except (TypeError, ValueError):
-            raise InputError("PDEProblem: data must be a triple (x, t, values)") from None
-        x = np.asarray(x, dtype=float).ravel()
-        t = np.asarray(t, dtype=float).ravel()
-        v = np.asarray(v, dtype=float).reshape(x.size, -1) if x.size else np.zeros((0, 1))
-        if t.shape != x.shape or v.shape[1] != self.n_outputs or x.size == 0:
-            raise InputError(f"PDEProblem: data has {x.size} x, {t.size} t and values of shape "
-                             f"{v.shape}; give n points with values of shape (n, "
-                             f"{self.n_outputs})")
-        _inside("PDEProblem data", x, *self.x_span, "x", "extend x_span or drop those points")
-        _inside("PDEProblem data", t, *self.t_span, "t", "extend t_span or drop those points")
-        return x, t, v
+            raise InputError("PDEProblem: data must be a pair (z, values)") from None
+        z = np.asarray(z, dtype=float)
+        v = np.asarray(v, dtype=float)
+        if z.ndim == 1 and len(coords) == 1:
+            z = z[:, None]
+        if v.ndim == 1 and len(self.observed) == 1:
+            v = v[:, None]
+        if z.ndim != 2 or z.shape[1] != len(coords) or z.shape[0] == 0 or \
+                v.shape != (z.shape[0], len(self.observed)):
+            raise InputError(f"PDEProblem: data has points of shape {z.shape} and values of "
+                             f"shape {v.shape}; give z of shape (n, {len(coords)}) (columns "
+                             f"{', '.join(coords)}) and values of shape (n, "
+                             f"{len(self.observed)})")
+        if not np.all(np.isfinite(v)):
+            raise InputError("PDEProblem: data values hold NaN or infinite entries; drop them")
+        for i, (c, lo, hi) in enumerate(zip(coords, *self.box, strict=True)):
+            _inside("PDEProblem data", z[:, i], lo, hi, c,
+                    f"extend the {c} span or drop those points")
+        return z, v
 
     def _spec(self) -> _Spec:
         return _cached(self, self._build)
@@ -330,68 +394,79 @@ class PDEProblem:
     def _build(self) -> _Spec:
         names, logs, init = _estimates(self.estimate, self.log_parameters, None, "the PDE")
         known = {k: jnp.float64(v) for k, v in (self.params or {}).items()}
-        (x0, x1), (t0, t1) = self.x_span, self.t_span
-        fn = self.residual
+        coords, (lower, upper) = self.coords, self.box
+        fn, n_out = self.residual, self.n_outputs
 
         def resolve(theta_p):
             vals = _unscale(theta_p, logs) if names else ()
             return {**known, **{n: vals[i] for i, n in enumerate(names)}}
 
         def residual(net, q, z):
-            return pde_residual(fn, net, z[0], z[1], q)
+            return pde_residual(fn, net, z, coords, q)
 
         terms = []
         if self.initial is not None:
-            xs = jnp.linspace(x0, x1, self.n_initial)
-            target = jax.vmap(lambda x: jnp.broadcast_to(
-                jnp.asarray(self.initial(x), dtype=jnp.float64), (self.n_outputs,)))(xs)
+            space = [self.x_span] + ([self.y_span] if self.y_span else [])
+            if len(space) == 1:
+                zs = np.linspace(*self.x_span, self.n_initial)[:, None]
+            else:
+                rng = np.random.default_rng(0)
+                lo, hi = np.array(space).T
+                zs = lo + (hi - lo) * rng.random((self.n_initial, 2))
+            z0 = jnp.asarray(np.hstack([zs, np.full((len(zs), 1), self.t_span[0])]))
+            target = jax.vmap(lambda z: jnp.broadcast_to(
+                jnp.asarray(self.initial(*z[:-1]), dtype=jnp.float64), (n_out,)))(z0)
 
             def initial(net, q):
-                u = jax.vmap(lambda x: net(jnp.stack([x, jnp.float64(t0)])))(xs)
-                return jnp.mean((u - target) ** 2)
+                return jnp.mean((jax.vmap(net)(z0) - target) ** 2)
             terms.append(("initial", initial))
+        if self.boundary:
+            terms += self._boundary_terms()
+        data = self._data()
+        if data is not None:
+            dz, dv = jnp.asarray(data[0]), jnp.asarray(data[1])
+            obs = jnp.asarray(self.observed)
+
+            def data_term(net, q):
+                return jnp.mean((jax.vmap(net)(dz)[:, obs] - dv) ** 2)
+            terms.append(("data", data_term))
+        return _Spec(len(coords), n_out, lower, upper,
+                     coords.index("t") if "t" in coords else None, residual, tuple(terms),
+                     resolve, names, logs, init,
+                     {"kind": "pde", "coords": list(coords), "lower": list(lower),
+                      "upper": list(upper), "terms": [n for n, _ in terms],
+                      "estimate": list(names)})
+
+    def _boundary_terms(self):
+        (x0, x1), (t0, t1) = self.x_span, self.t_span
         tb = jnp.linspace(t0, t1, self.n_boundary)
+
+        def value_and_slope(net, x, t):
+            return jax.jvp(lambda s: net(jnp.stack([s, t])), (jnp.float64(x),),
+                           (jnp.float64(1.0),))
+
+        terms = []
         for k, bc in enumerate(self.boundary):
-            sides = {"both": (x0, x1), "left": (x0,), "right": (x1,)}.get(
-                getattr(bc, "side", "both"))
             if isinstance(bc, Periodic):
                 def term(net, q):
                     def one(t):
-                        a = space_time_derivatives(net, x0, t)
-                        b = space_time_derivatives(net, x1, t)
-                        return jnp.sum((a["u"] - b["u"]) ** 2 + (a["u_x"] - b["u_x"]) ** 2)
+                        a, b = value_and_slope(net, x0, t), value_and_slope(net, x1, t)
+                        return jnp.sum((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2)
                     return jnp.mean(jax.vmap(one)(tb))
-                name = "boundary:periodic"
             else:
-                def term(net, q, bc=bc, sides=sides):
+                sides = {"both": (x0, x1), "left": (x0,), "right": (x1,)}[bc.side]
+                which = 0 if isinstance(bc, Dirichlet) else 1
+
+                def term(net, q, bc=bc, sides=sides, which=which):
                     def one(t):
-                        out = 0.0
-                        for x in sides:
-                            x = jnp.float64(x)
-                            if isinstance(bc, Dirichlet):
-                                v = net(jnp.stack([x, t]))
-                            else:  # one forward-mode derivative in x
-                                v = jax.jvp(lambda s: net(jnp.stack([s, t])), (x,),
-                                            (jnp.ones_like(x),))[1]
-                            out = out + jnp.sum((v - _value(bc.value, t)) ** 2)
-                        return out
+                        return sum(jnp.sum((value_and_slope(net, x, t)[which]
+                                            - _value(bc.value, t)) ** 2) for x in sides)
                     return jnp.mean(jax.vmap(one)(tb)) / len(sides)
-                name = f"boundary:{type(bc).__name__.lower()}"
+            name = f"boundary:{type(bc).__name__.lower()}"
             if name in dict(terms):
                 name = f"{name}{k}"
             terms.append((name, term))
-        data = self._data()
-        if data is not None:
-            dz = jnp.asarray(np.stack(data[:2], axis=1))
-            dv = jnp.asarray(data[2])
-
-            def data_term(net, q):
-                return jnp.mean((jax.vmap(net)(dz) - dv) ** 2)
-            terms.append(("data:u", data_term))
-        return _Spec(2, self.n_outputs, (x0, t0), (x1, t1), 1, residual, tuple(terms), resolve,
-                     names, logs, init,
-                     {"kind": "pde", "x_span": [x0, x1], "t_span": [t0, t1],
-                      "terms": [n for n, _ in terms], "estimate": list(names)})
+        return terms
 
 
 # ----- the residual term, optionally causal -------------------------------------------------

@@ -4,7 +4,10 @@ Aliev RR, Panfilov AV (1996) A simple two-variable model of cardiac excitation. 
 Solitons Fractals 7:293-301.
 
 ``du/dt = k u (1 - u)(u - a) - u v + I_stim(t)``,
-``dv/dt = (eps0 + mu1 v / (u + mu2)) (-v - k u (u - a - 1))``.
+``dv/dt = (eps0 + mu1 v / (u + mu2)) (-v - k u (u - b - 1))``.
+The original has one threshold (``b = a``); Herrero Martin et al. (2022, "EP-PINNs: cardiac
+electrophysiology characterisation using physics-informed neural networks", Front.
+Cardiovasc. Med. 8:768419) give the recovery equation its own ``b``, as here.
 ``u`` (excitation) and ``v`` (recovery) and the time are dimensionless; the paper maps
 them to physical units by E = 100 u - 80 mV and t[ms] = 12.9 t, given here as the
 observables ``V`` (mV) and ``t_ms``.
@@ -28,10 +31,10 @@ MS_PER_TIME_UNIT = 12.9  # Aliev & Panfilov (1996): 1 dimensionless time unit = 
 
 def _rhs(t, y, p, u):
     uu, v = y
-    k, a, eps0, mu1, mu2 = p
+    k, a, b, eps0, mu1, mu2 = p
     eps = eps0 + mu1 * v / (uu + mu2)
     du = k * uu * (1 - uu) * (uu - a) - uu * v + u[0]
-    dv = eps * (-v - k * uu * (uu - a - 1))
+    dv = eps * (-v - k * uu * (uu - b - 1))
     return jnp.stack([du, dv])
 
 
@@ -51,6 +54,7 @@ def aliev_panfilov(
     params = [  # Aliev & Panfilov (1996), the values used for their restitution fits
         Parameter("k", 8.0, lower=0.0),
         Parameter("a", 0.15, lower=0.0),
+        Parameter("b", 0.15, lower=0.0),
         Parameter("eps0", 0.002, lower=0.0),
         Parameter("mu1", 0.2, lower=0.0),
         Parameter("mu2", 0.3, lower=0.0),
