@@ -346,8 +346,7 @@ def _formula_initial(formulas, space, known) -> Callable:
 
     def initial(*z):
         env = {**consts, **dict(zip(space, z, strict=True))}
-        return jnp.stack([jnp.asarray(f(env), dtype=jnp.float64) + 0.0 * z[0]
-                          for f in formulas])
+        return jnp.stack([jnp.asarray(f(env), dtype=jnp.float64) for f in formulas])
     return initial
 
 

@@ -31,32 +31,26 @@ __all__ = ["ODEProblem", "PDEProblem", "Dirichlet", "Neumann", "Periodic", "caus
 _SIDES = ("both", "left", "right")
 
 
-def _check_side(kind, side):
-    if side not in _SIDES:
-        raise InputError(f"{kind}: side={side!r} is unknown; use 'both', 'left' or 'right'")
-
-
 @dataclass(frozen=True)
-class Dirichlet:
-    """``u = value`` on the left (``x = x0``), right (``x = x1``) or both ends; ``value`` is
-    a number or a function ``t -> u``."""
+class _EndCondition:
+    """A condition at the left (``x = x0``), right (``x = x1``) or both ends; ``value`` is a
+    number or a function ``t -> value``."""
 
     value: float | Callable = 0.0
     side: str = "both"
 
     def __post_init__(self):
-        _check_side("Dirichlet", self.side)
+        if self.side not in _SIDES:
+            raise InputError(f"{type(self).__name__}: side={self.side!r} is unknown; use "
+                             f"'both', 'left' or 'right'")
 
 
-@dataclass(frozen=True)
-class Neumann:
-    """``du/dx = value`` on the left, right or both ends (a number or a function of t)."""
+class Dirichlet(_EndCondition):
+    """``u = value`` at the chosen ends."""
 
-    value: float | Callable = 0.0
-    side: str = "both"
 
-    def __post_init__(self):
-        _check_side("Neumann", self.side)
+class Neumann(_EndCondition):
+    """``du/dx = value`` at the chosen ends."""
 
 
 @dataclass(frozen=True)

@@ -147,13 +147,5 @@ class Stacked(eqx.Module):
             raise InputError("Stacked: the networks must share one domain box (lower, upper)")
         self.networks = tuple(networks)
 
-    @property
-    def lower(self):
-        return self.networks[0].lower
-
-    @property
-    def upper(self):
-        return self.networks[0].upper
-
     def __call__(self, z):
         return jnp.concatenate([n(z) for n in self.networks])

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import write_atomic, write_json
+from ..report.fields import _plt
 from .case import Case, load_case, parameter_report
 from .train import Checkpoint, PINNResult, train_pinn
 
@@ -144,14 +145,6 @@ def _write_prediction(path, z, pred, case: Case):
     df = pd.DataFrame(np.hstack([z, pred]), columns=[*case.coords, *case.outputs])
     text = df.to_csv(index=False, float_format="%.9g").encode()
     write_atomic(path, lambda fh: fh.write(text))
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _plot_losses(res: PINNResult, path, title):
