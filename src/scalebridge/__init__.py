@@ -7,6 +7,7 @@ from . import (
     _x64,  # noqa: F401  (must come first: the one global JAX switch)
     discover,
     errors,
+    multiscale,
     pinn,
     sensitivity,
     surrogate,
@@ -52,6 +53,6 @@ __all__ = [
     "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
     "sensitivity", "sobol", "SobolResult", "morris", "MorrisResult", "ModelOutput", "surrogate",
     "GaussianProcess", "LinearMultiFidelityGP", "NonlinearMultiFidelityGP", "explore",
-    "ExploreResult", "testproblems", "discover", "SINDy", "pinn",
+    "ExploreResult", "testproblems", "discover", "SINDy", "pinn", "multiscale",
     "__version__",
 ]

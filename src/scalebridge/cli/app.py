@@ -19,6 +19,9 @@ from .models import models
 from .pinn import pinn
 from .sensitivity import sensitivity
 from .simulate import simulate
+from .surrogate import app as surrogate_app
+from .surrogate import train_cell
+from .tissue import tissue
 
 app = typer.Typer(
     name="scalebridge",
@@ -29,6 +32,7 @@ app = typer.Typer(
 )
 app.command("models")(models)
 app.command("simulate")(simulate)
+app.command("tissue")(tissue)
 app.command("ensemble")(ensemble)
 app.command("fit")(fit)
 app.command("profile")(profile)
@@ -38,6 +42,8 @@ app.command("explore")(explore)
 app.command("pinn")(pinn)
 app.add_typer(discover_app, name="discover")
 discover_app.command("sindy")(sindy_command)
+app.add_typer(surrogate_app, name="surrogate")
+surrogate_app.command("train-cell")(train_cell)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,32 @@ def resolve_spatial(spec: str, grid: str):
     return spatial_setup(spec, grid)
 
 
+def spatial_fields(solution, setup):
+    """The fields Dataset of a spatial zoo simulation, with its space and time units."""
+    from ..pde.fields import to_fields
+
+    ds = to_fields(solution, setup.model)
+    ds.attrs.update(units_space=setup.units.get("space", ""),
+                    units_time=setup.units.get("time", ""))
+    return ds
+
+
+def warn_coarse_front(solution, model) -> tuple[float, str | None]:
+    """Print a ``warning:`` line on stderr when the wavefront spans fewer than 4 grid
+    points; returns the measured number (NaN without a front) and the warning (or None)."""
+    import typer
+
+    from ..pde.checks import check_wave_resolution
+
+    points = check_wave_resolution(solution, model, warn=False)
+    if not points < 4:
+        return points, None
+    message = (f"the wavefront spans only {points:.2g} grid points (10-90% rise); results "
+               "depend on the grid: use a finer --grid")
+    typer.echo(f"warning: {message}", err=True)
+    return points, message
+
+
 def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
     """Parse ``name=value`` pairs of a repeated option."""
     out = {}

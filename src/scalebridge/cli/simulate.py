@@ -11,7 +11,13 @@ import numpy as np
 import typer
 
 from ..errors import InputError
-from .common import parse_assignments, resolve_model, resolve_spatial
+from .common import (
+    parse_assignments,
+    resolve_model,
+    resolve_spatial,
+    spatial_fields,
+    warn_coarse_front,
+)
 
 
 def simulate(
@@ -81,8 +87,7 @@ def simulate(
 def _simulate_grid(name, grid, times, params, init, rtol, atol, max_steps, out, plot,
                    animate, fps):
     """``simulate --grid``: a spatial zoo model, written as fields."""
-    from ..pde.checks import check_wave_resolution
-    from ..pde.fields import to_fields, write_fields
+    from ..pde.fields import write_fields
     from ..simulate import simulate as run
 
     if out.suffix.lower() != ".npz":
@@ -101,19 +106,14 @@ def _simulate_grid(name, grid, times, params, init, rtol, atol, max_steps, out, 
     sol = run(m, times, t0=float(times[0]), params=params, solver=setup.solver,
               rtol=setup.rtol if rtol is None else rtol, atol=setup.atol if atol is None else atol,
               max_steps=1_000_000 if max_steps is None else max_steps)
-    ds = to_fields(sol, m)
-    ds.attrs.update(units_space=setup.units.get("space", ""),
-                    units_time=setup.units.get("time", ""))
+    ds = spatial_fields(sol, setup)
     write_fields(ds, out, meta={"model": setup.name, "grid": shape,
                                 "parameters": dict(zip(m.parameter_names,
                                                        map(float, m.param_array(params)),
                                                        strict=True))})
     typer.echo(f"wrote {out} ({len(times)} times x {shape} nodes x {len(ds.data_vars)} fields, "
                f"{time.perf_counter() - start:.1f} s)")
-    points = check_wave_resolution(sol, m, warn=False)
-    if points < 4:
-        typer.echo(f"warning: the wavefront spans only {points:.2g} grid points (10-90% rise); "
-                   "results depend on the grid: use a finer --grid", err=True)
+    warn_coarse_front(sol, m)
     if plot is not None:
         from ..report.fields import plot_fields
 

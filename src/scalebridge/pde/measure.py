@@ -40,7 +40,7 @@ def _series(data, times):
 def _crossings(v, t, level, upward: bool):
     """Times of crossings of ``level`` along axis 0, as a list per node (flattened)."""
     v2 = v.reshape(v.shape[0], -1)
-    lev = np.broadcast_to(np.asarray(level, dtype=float), v2.shape[1:]).ravel()
+    lev = np.broadcast_to(np.asarray(level, dtype=float), v.shape[1:]).ravel()
     a, b = v2[:-1], v2[1:]
     hit = (a < lev) & (b >= lev) if upward else (a > lev) & (b <= lev)
     k, node = np.nonzero(hit)

@@ -16,6 +16,10 @@ name                   units (space, time)       domain, diffusivity            
 ``beeler_reuter``      mm, ms                    20 mm, D = 0.1 mm^2/ms           paced
 =====================  ========================  ===============================  =========
 
+For the excitable models (``aliev_panfilov``, ``fitzhugh_nagumo``, ``beeler_reuter``),
+``spatial_setup(name, grid, cell=..., stimuli=...)`` swaps in another cell model (e.g. a
+learned surrogate) and another stimulus protocol on the same domain.
+
 All use diffrax's explicit Tsit5 with loose tolerances: the implicit solvers form a
 dense Jacobian, hopeless beyond a few hundred nodes.
 """
@@ -117,54 +121,69 @@ def _gray_scott(shape) -> SpatialSetup:
                         rtol=1e-4, atol=1e-7, suggested_t_end=10000.0)
 
 
-def _aliev_panfilov(shape) -> SpatialSetup:
+def _excitable_cell(name: str, cell: Model | None, zoo_cell) -> Model:
+    """The cell of an excitable tissue: ``cell`` if given, else the zoo's; silenced."""
+    if cell is None:
+        from ..model.zoo import load_zoo
+
+        cell = zoo_cell(load_zoo(name))
+    elif not isinstance(cell, Model):
+        raise InputError(f"cell for {name!r} must be a scalebridge Model, got "
+                         f"{type(cell).__name__}")
+    return _quiet(cell)
+
+
+def _s1_s2(grid: Grid) -> list[Stimulus]:
+    """Aliev-Panfilov protocol: paced left end (1D), S1-S2 spiral induction (2D)."""
+    if grid.ndim == 1:
+        return [Stimulus(_edge(grid), 1.0, 0.0, 1.0, period=60.0)]
+    lx, ly = (a.length for a in grid.axes)
+    return [Stimulus(_edge(grid), 1.0, 0.0, 1.0),
+            Stimulus(lambda x, y: (x <= lx / 2) & (y <= ly / 2), 1.0, 60.0, 1.0)]
+
+
+def _aliev_panfilov(shape, cell: Model | None = None, stimuli=None) -> SpatialSetup:
     """Aliev-Panfilov tissue, dimensionless (1 t.u. = 12.9 ms; u = (V + 80 mV) / 100 mV);
     domain 80 x 80 (2D) with D = 1. 1D: the left end paced every 60 t.u. 2D: S1 on the
     left edge at t = 0, S2 on the lower-left quadrant at t = 60, when the S1 wave's
     refractory tail covers the quadrant's right half; its broken front curls into a
     spiral wave (about one rotation per 30 t.u.)."""
-    from ..model.zoo import load_zoo
-
-    L = 80.0
-    grid = _grid(shape, L)
-    if grid.ndim == 1:
-        stimuli = [Stimulus(_edge(grid), 1.0, 0.0, 1.0, period=60.0)]
-    else:
-        lx, ly = (a.length for a in grid.axes)
-        stimuli = [Stimulus(_edge(grid), 1.0, 0.0, 1.0),
-                   Stimulus(lambda x, y: (x <= lx / 2) & (y <= ly / 2), 1.0, 60.0, 1.0)]
-    model = monodomain(_quiet(load_zoo("aliev_panfilov")), grid, D=1.0, stimuli=stimuli,
-                       name="aliev_panfilov_tissue")
+    grid = _grid(shape, EXCITABLE["aliev_panfilov"])
+    if stimuli is None:
+        stimuli = _s1_s2(grid)
+    cell = _excitable_cell("aliev_panfilov", cell, lambda c: c)
+    model = monodomain(cell, grid, D=1.0, stimuli=stimuli, name="aliev_panfilov_tissue")
     return SpatialSetup("aliev_panfilov", model, "u", {"space": "1", "time": "t.u. (12.9 ms)"},
                         rtol=1e-3, atol=1e-5, suggested_t_end=300.0)
 
 
-def _fitzhugh_nagumo(shape) -> SpatialSetup:
+def _fitzhugh_nagumo(shape, cell: Model | None = None, stimuli=None) -> SpatialSetup:
     """FitzHugh-Nagumo tissue, dimensionless, excitable (I_ext = 0): domain 100, D = 1,
     the left edge paced every 100 time units."""
-    from ..model.zoo import load_zoo
-
-    grid = _grid(shape, 100.0)
-    cell = _quiet(load_zoo("fitzhugh_nagumo").with_parameters(I_ext=0.0))
-    model = monodomain(cell, grid, D=1.0, name="fitzhugh_nagumo_tissue",
-                       stimuli=[Stimulus(_edge(grid), 1.0, 0.0, 2.0, period=100.0)])
+    grid = _grid(shape, EXCITABLE["fitzhugh_nagumo"])
+    if stimuli is None:
+        stimuli = [Stimulus(_edge(grid), 1.0, 0.0, 2.0, period=100.0)]
+    cell = _excitable_cell("fitzhugh_nagumo", cell, lambda c: c.with_parameters(I_ext=0.0))
+    model = monodomain(cell, grid, D=1.0, name="fitzhugh_nagumo_tissue", stimuli=stimuli)
     return SpatialSetup("fitzhugh_nagumo", model, "v", {"space": "1", "time": "1"},
                         rtol=1e-4, atol=1e-6, suggested_t_end=200.0)
 
 
-def _beeler_reuter(shape) -> SpatialSetup:
+def _beeler_reuter(shape, cell: Model | None = None, stimuli=None) -> SpatialSetup:
     """Beeler-Reuter ventricular tissue in mm and ms (V in mV): 20 mm, D = 0.1 mm^2/ms
     (1 cm^2/s), the left edge paced every 500 ms by 2 ms pulses of 60 uA/cm^2."""
-    from ..model.zoo import load_zoo
-
-    grid = _grid(shape, 20.0)
-    model = monodomain(_quiet(load_zoo("beeler_reuter")), grid, D=0.1,
-                       name="beeler_reuter_tissue",
-                       stimuli=[Stimulus(_edge(grid), 60.0, 5.0, 2.0, period=500.0)])
+    grid = _grid(shape, EXCITABLE["beeler_reuter"])
+    if stimuli is None:
+        stimuli = [Stimulus(_edge(grid), 60.0, 5.0, 2.0, period=500.0)]
+    cell = _excitable_cell("beeler_reuter", cell, lambda c: c)
+    model = monodomain(cell, grid, D=0.1, name="beeler_reuter_tissue", stimuli=stimuli)
     model = model.replace(stiff=False)
     return SpatialSetup("beeler_reuter", model, "V", {"space": "mm", "time": "ms"},
                         rtol=1e-4, atol=1e-6, suggested_t_end=400.0)
 
+
+EXCITABLE = {"aliev_panfilov": 80.0, "fitzhugh_nagumo": 100.0, "beeler_reuter": 20.0}
+"""The excitable spatial models (cell + stimulus protocol) and their domain lengths."""
 
 SPATIAL = {
     "fisher_kpp": lambda shape: _fisher(shape, porous=False),
@@ -181,13 +200,25 @@ def spatial_names() -> list[str]:
     return list(SPATIAL)
 
 
-def spatial_setup(name: str, grid_spec: str) -> SpatialSetup:
+def spatial_setup(name: str, grid_spec: str, *, cell: Model | None = None,
+                  stimuli=None) -> SpatialSetup:
     """A spatial zoo model on ``grid_spec`` (``"200"`` or ``"100x100"``) with its solver
-    settings. Raises :class:`~scalebridge.errors.InputError` for an unknown name or grid."""
+    settings. Raises :class:`~scalebridge.errors.InputError` for an unknown name or grid.
+
+    For the excitable models (:data:`EXCITABLE`), ``cell`` replaces the zoo's cell model
+    (its first state is the membrane potential; its ``I_stim`` input is silenced and fed by
+    the tissue stimuli) and ``stimuli`` (a list of :class:`~scalebridge.pde.Stimulus`)
+    replaces the default protocol."""
     if name not in SPATIAL:
         raise InputError(f"no spatial model named {name!r}; spatial models: "
                          f"{', '.join(SPATIAL)}")
-    return SPATIAL[name](parse_grid(grid_spec))
+    shape = parse_grid(grid_spec)
+    if cell is None and stimuli is None:
+        return SPATIAL[name](shape)
+    if name not in EXCITABLE:
+        raise InputError(f"a custom cell or stimuli apply to the excitable spatial models "
+                         f"({', '.join(EXCITABLE)}), not to {name!r}")
+    return SPATIAL[name](shape, cell=cell, stimuli=None if stimuli is None else list(stimuli))
 
 
 def load_spatial(name: str, grid_spec: str) -> Model:
@@ -196,5 +227,5 @@ def load_spatial(name: str, grid_spec: str) -> Model:
     return spatial_setup(name, grid_spec).model
 
 
-__all__ = ["SpatialSetup", "SPATIAL", "load_spatial", "spatial_setup", "spatial_names",
-           "parse_grid"]
+__all__ = ["SpatialSetup", "SPATIAL", "EXCITABLE", "load_spatial",
+           "spatial_setup", "spatial_names", "parse_grid"]

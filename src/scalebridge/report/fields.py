@@ -170,6 +170,35 @@ def plot_fields(ds, variable=None, path=None, *, title: str | None = None, n_sna
     return _save(fig, path)
 
 
+def plot_activation(activation, coords, path=None, *, space_unit: str = "",
+                    time_unit: str = "", n_isochrones: int = 10):
+    """An activation map: in 1D activation time against x, in 2D a colour map with
+    ``n_isochrones`` isochrones. ``activation``: times of the grid's shape (NaN: never
+    activated); ``coords``: the node coordinates per axis. Saves to ``path`` if given."""
+    plt = _plt()
+    act = np.asarray(activation, dtype=float)
+    su = f" ({space_unit})" if space_unit not in ("", "1") else ""
+    tu = f" ({time_unit})" if time_unit not in ("", "1") else ""
+    fig, ax = plt.subplots(figsize=(5, 4) if act.ndim == 2 else (5.5, 3.5),
+                           constrained_layout=True)
+    if act.ndim == 1:
+        ax.plot(np.asarray(coords[0]), act, "o-", ms=2.5, lw=1.2)
+        ax.set_ylabel(f"activation time{tu}")
+    else:
+        x, y = (np.asarray(c) for c in coords)
+        mesh = ax.pcolormesh(x, y, act.T, shading="nearest", cmap="plasma")
+        fig.colorbar(mesh, ax=ax, label=f"activation time{tu}")
+        finite = act[np.isfinite(act)]
+        if finite.size and finite.max() > finite.min():
+            levels = np.linspace(finite.min(), finite.max(), n_isochrones + 2)[1:-1]
+            ax.contour(x, y, act.T, levels=levels, colors="k", linewidths=0.6)
+        ax.set_aspect("equal")
+        ax.set_ylabel(f"y{su}")
+    ax.set_xlabel(f"x{su}")
+    ax.set_title("activation map", fontsize=10)
+    return _save(fig, path)
+
+
 def animate_field(ds, variable=None, path=None, *, fps: int = 10, vmin=None, vmax=None,
                   cmap="viridis", dpi: int = 80, max_frames: int | None = None):
     """Animate a field over its output times and write it to ``path``: ``.gif`` with
@@ -215,4 +244,5 @@ def animate_field(ds, variable=None, path=None, *, fps: int = 10, vmin=None, vma
     return path
 
 
-__all__ = ["plot_snapshot", "plot_kymograph", "plot_traces", "plot_fields", "animate_field"]
+__all__ = ["plot_snapshot", "plot_kymograph", "plot_traces", "plot_fields", "plot_activation",
+           "animate_field"]

@@ -1,0 +1,532 @@
+"""Resumable parameter sweeps, and the tissue point of conduction studies.
+
+:func:`run_sweep` evaluates ``fn(shared, **point)`` at every point of a cartesian grid of
+axis values through an :class:`~scalebridge.infer.executor.Executor` (in-process, threads or
+a Dask cluster) and appends each result, as it arrives, to a JSON-lines file::
+
+    df = run_sweep(cable_point, {"conductivity": [0.2, 0.5, 1.0], "period": [200, 400]},
+                   out="sweep.jsonl", shared=(cell, CableProtocol()), executor="threads:2")
+
+The file's first line is a header naming the axes and their values; every further line is
+one point: its axis values and ``fn``'s results. A line is written, flushed and synced to
+disk before the next result is taken, so a run killed midway loses at most the points in
+progress; running the same sweep again skips the points already in the file (a trailing
+partial line, left by a kill during a write, is dropped). A file made for other axes is
+refused with :class:`~scalebridge.errors.InputError` rather than mixed.
+
+:func:`cable_outcome` simulates a paced 1D monodomain cable of an excitable cell and
+classifies what happens to the beats: ``"conduction"`` (every beat reaches the far end),
+``"block"`` (some do, e.g. 2:1) or ``"failure"`` (none does). :func:`plot_sweep` draws the
+outcome classes over two axes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..infer.executor import Executor, get_executor
+from ..io import write_atomic
+
+__all__ = ["run_sweep", "read_sweep", "sweep_grid", "CableProtocol", "cable_outcome",
+           "cable_point", "plot_sweep", "OUTCOMES"]
+
+FORMAT = "scalebridge-sweep"
+FORMAT_VERSION = 1
+OUTCOMES = ("conduction", "block", "failure")
+
+
+# ----- the generic sweep -----------------------------------------------------------------
+def _axes(axes) -> dict[str, tuple[float, ...]]:
+    if not isinstance(axes, Mapping) or not axes:
+        raise InputError("axes must be a non-empty dict {name: values}, e.g. "
+                         "{'conductivity': [0.5, 1.0], 'period': [200, 400]}")
+    out = {}
+    for name, values in axes.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InputError(f"axis name {name!r} must be a Python identifier (it becomes a "
+                             "keyword argument of fn)")
+        try:
+            vals = tuple(float(v) for v in np.atleast_1d(np.asarray(values, dtype=float)))
+        except (TypeError, ValueError):
+            raise InputError(f"axis {name!r}: values must be numbers, got {values!r}") from None
+        if not vals:
+            raise InputError(f"axis {name!r} has no values")
+        if not all(math.isfinite(v) for v in vals):
+            raise InputError(f"axis {name!r} has NaN or infinite values")
+        if len(set(vals)) != len(vals):
+            raise InputError(f"axis {name!r} repeats a value: {list(vals)}")
+        out[name] = vals
+    return out
+
+
+def sweep_grid(axes) -> list[dict[str, float]]:
+    """The points of the cartesian grid of ``axes``, in a fixed order: the first axis
+    varies slowest, each axis in the order its values are given."""
+    ax = _axes(axes)
+    names = list(ax)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*ax.values())]
+
+
+def _key(point: Mapping, names) -> tuple[float, ...]:
+    return tuple(float(point[n]) for n in names)
+
+
+def _clean(value):
+    """JSON-ready copy: NumPy scalars and arrays to Python, non-finite floats to None."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _header(axes: dict) -> dict:
+    return {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "axes": {k: list(v) for k, v in axes.items()}}
+
+
+def read_sweep(path, axes=None) -> list[dict]:
+    """The point records of a sweep file (a trailing partial line is ignored); with
+    ``axes``, check that the file was written for exactly these axes and values."""
+    return _read(Path(path), None if axes is None else _axes(axes))[0]
+
+
+def _read(path: Path, axes: dict | None) -> tuple[list[dict], int | None]:
+    """``(records, good_length)``: the complete records, and the byte length up to the
+    last complete line when a partial line follows it (else None)."""
+    data = path.read_bytes()
+    good = data.rfind(b"\n") + 1
+    partial = data[good:]
+    lines = data[:good].split(b"\n")[:-1]
+    if not lines:  # killed while the header was being written (cannot happen: atomic)
+        raise InputError(f"{path} is not a scalebridge sweep file (no header line); use "
+                         "another out file")
+    try:
+        header = json.loads(lines[0])
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise InputError(f"{path} is not a scalebridge sweep file; use another out file")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{path}: sweep file version {header.get('format_version')} is not "
+                         f"supported (reads version {FORMAT_VERSION})")
+    old = {k: tuple(float(x) for x in v) for k, v in header.get("axes", {}).items()}
+    if axes is not None and old != axes:
+        raise InputError(f"{path} holds a sweep over other axes: {_mismatch(old, axes)}; "
+                         "use another out file (or delete this one)")
+    names = list(old)
+    records = []
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            _key(rec, names)
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{path}, line {i}: not a sweep record; the file is corrupt "
+                             "(fix or delete that line)") from None
+        records.append(rec)
+    return records, (good if partial else None)
+
+
+def _mismatch(old: dict, new: dict) -> str:
+    if list(old) != list(new):
+        return f"axes {list(old)} in the file, {list(new)} asked for"
+    diff = [k for k in new if old[k] != new[k]]
+    return "; ".join(f"{k} = {list(old[k])} in the file, {list(new[k])} asked for"
+                     for k in diff)
+
+
+def _point_task(pack, names, values):
+    """The executor task: ``fn(shared, **point)`` (``pack`` = ``(fn, shared)``, sent once)."""
+    fn, shared = pack
+    return fn(shared, **dict(zip(names, values, strict=True)))
+
+
+class _Bar:
+    """A rich progress bar on standard error (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int, done: int, label: str):
+        self._bar = None
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from .._console import _CONSOLE
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                             console=_CONSOLE)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total, completed=done)
+
+    def advance(self):
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1)
+
+    def stop(self):
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=None,
+              executor=None, progress: bool = True):
+    """Evaluate ``fn(shared, **point)`` on the cartesian grid of ``axes`` and return every
+    point's axis values and results as a :class:`pandas.DataFrame` (grid order, see
+    :func:`sweep_grid`).
+
+    ``fn`` returns a dict of JSON-able results (NumPy scalars and NaN are accepted; NaN and
+    infinity are stored as null); it should catch the failures it expects and report them
+    as results. ``out``: the JSON-lines file the results are appended to as they finish;
+    points already in it are not computed again (resume), and a file written for other
+    axes raises :class:`~scalebridge.errors.InputError`. ``executor``: as
+    :func:`~scalebridge.infer.executor.get_executor` (``None``: in this process,
+    ``"threads:N"``, ``"dask://HOST:PORT"`` or an :class:`Executor`, which is left open);
+    ``fn`` and ``shared`` are sent once to each Dask worker, so make them picklable
+    (module-level functions). An exception escaping ``fn`` stops the sweep with the
+    executor's :class:`~scalebridge.infer.executor.TaskError`; the points finished before
+    it stay in ``out``. ``progress``: show a progress bar on standard error.
+    """
+    import pandas as pd
+
+    if not callable(fn):
+        raise InputError(f"fn must be callable, got {type(fn).__name__}")
+    ax = _axes(axes)
+    names = list(ax)
+    points = sweep_grid(ax)
+    path = Path(out)
+    if path.is_dir():
+        raise InputError(f"out {path} is a directory; give a file name, e.g. {path}/sweep.jsonl")
+    if path.exists():
+        records, good = _read(path, ax)
+        if good is not None:  # drop the partial last line before appending
+            with open(path, "r+b") as fh:
+                fh.truncate(good)
+                fh.flush()
+                os.fsync(fh.fileno())
+    else:
+        records = []
+        header = (json.dumps(_header(ax), allow_nan=False) + "\n").encode()
+        write_atomic(path, lambda fh: fh.write(header))
+    grid_keys = {_key(p, names) for p in points}
+    found = {}
+    for rec in records:
+        k = _key(rec, names)
+        if k not in grid_keys:  # cannot happen with a matching header unless edited
+            raise InputError(f"{path} holds a point {dict(zip(names, k, strict=True))} "
+                             "outside the sweep's grid; the file is corrupt")
+        found.setdefault(k, rec)
+    todo = [p for p in points if _key(p, names) not in found]
+    ex = get_executor(executor)
+    owned = not isinstance(executor, Executor)
+    bar = _Bar(progress and bool(todo), len(points), len(points) - len(todo),
+               f"sweep {path.name}")
+    try:
+        if todo:
+            tasks = [(tuple(names), _key(p, names)) for p in todo]
+            with open(path, "ab") as fh:
+                for i, result in ex.map(_point_task, tasks, shared=(fn, shared)):
+                    point = todo[i]
+                    if not isinstance(result, Mapping):
+                        raise InputError(f"fn returned a {type(result).__name__} at {point}; "
+                                         "it must return a dict of results")
+                    clash = set(result) & set(names)
+                    if clash:
+                        raise InputError(f"fn's result names {sorted(clash)} clash with the "
+                                         "axes; rename them")
+                    rec = {**point, **_clean(dict(result))}
+                    try:
+                        line = json.dumps(rec, allow_nan=False) + "\n"
+                    except (TypeError, ValueError) as exc:
+                        raise InputError(f"the result at {point} is not JSON-able: "
+                                         f"{exc}") from None
+                    fh.write(line.encode())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    found[_key(point, names)] = rec
+                    bar.advance()
+    finally:
+        bar.stop()
+        if owned:
+            ex.close()
+    rows = [found[_key(p, names)] for p in points]
+    df = pd.DataFrame.from_records(rows)
+    rest = [c for c in df.columns if c not in names]
+    return df[names + rest]
+
+
+# ----- the tissue point ------------------------------------------------------------------
+@dataclass(frozen=True)
+class CableProtocol:
+    """A paced 1D monodomain cable (defaults: Beeler-Reuter tissue of the spatial zoo, in
+    mm, ms and mV).
+
+    ``length`` and ``nodes``: the cable (no-flux ends); ``D``: the diffusivity at relative
+    conductivity 1. Pacing: ``beats`` pulses of ``amplitude`` lasting ``duration``, the
+    first at ``start``, on the nodes within ``stim_width`` (a fraction of the length, at
+    least 1.5 node spacings) of the left end. The run lasts until ``tail`` after the last
+    pulse, with output every ``output_dt``. Solver: operator splitting with step ``dt``,
+    ``scheme``, and ``diffusion`` ``"auto"`` (explicit while ``dt`` is within the explicit
+    limit of the point's diffusivity, implicit above it), ``"explicit"`` or ``"implicit"``.
+    Classification: a node is activated by an upward crossing of ``threshold`` (in the
+    cell's first state); a beat conducts when it activates the node at ``far`` (a fraction
+    of the length); conduction velocity from the first activation at ``cv_from`` and
+    ``cv_to``; APD90 of the last beat at ``apd_at``.
+    """
+
+    length: float = 20.0
+    nodes: int = 201
+    D: float = 0.1
+    beats: int = 6
+    amplitude: float = 60.0
+    duration: float = 2.0
+    start: float = 5.0
+    stim_width: float = 0.03
+    dt: float = 0.01
+    output_dt: float = 0.5
+    tail: float = 400.0
+    threshold: float = -40.0
+    far: float = 0.8
+    cv_from: float = 0.3
+    cv_to: float = 0.7
+    apd_at: float = 0.5
+    scheme: str = "godunov"
+    diffusion: str = "auto"
+
+    def __post_init__(self):
+        if int(self.beats) < 1 or int(self.nodes) < 3:
+            raise InputError(f"CableProtocol needs beats >= 1 and nodes >= 3, got "
+                             f"beats={self.beats}, nodes={self.nodes}")
+        for name in ("length", "D", "duration", "dt", "output_dt"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise InputError(f"CableProtocol.{name} must be positive and finite, got {v}")
+        for name in ("far", "cv_from", "cv_to", "apd_at", "stim_width"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise InputError(f"CableProtocol.{name} is a fraction of the length in "
+                                 f"[0, 1], got {v}")
+        if self.diffusion not in ("auto", "explicit", "implicit"):
+            raise InputError(f"CableProtocol.diffusion {self.diffusion!r} is unknown; use "
+                             "'auto', 'explicit' or 'implicit'")
+
+    def t_end(self, period: float) -> float:
+        return self.start + (self.beats - 1) * period + self.duration + self.tail
+
+
+_CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 64
+
+
+def _tissue(cell, period: float, protocol: CableProtocol):
+    """The cable model of ``cell`` paced every ``period`` (built once per process and
+    cell/period/protocol, so that simulate's compiled solver is reused), with its grid,
+    output times and a flag for "not yet simulated" (its first run compiles)."""
+    key = (id(cell), float(period), protocol)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit["cell"] is cell:
+            return hit
+        from ..pde.grid import grid1d
+        from ..pde.models import monodomain
+        from ..pde.tissue import Stimulus
+        from ..pde.zoo import _quiet
+
+        if "I_stim" not in cell.input_names:
+            raise InputError(f"cell {cell.name!r} has no input 'I_stim' for the pacing "
+                             f"stimulus; its inputs: {list(cell.input_names) or 'none'}")
+        grid = grid1d(int(protocol.nodes), protocol.length)
+        width = max(protocol.stim_width * protocol.length, 1.5 * grid.spacing[0])
+        stop = protocol.start + (protocol.beats - 1) * period + protocol.duration
+        stim = Stimulus(lambda x: x <= width, protocol.amplitude, protocol.start,
+                        protocol.duration, period=period, stop=stop)
+        model = monodomain(_quiet(cell), grid, D=protocol.D, stimuli=[stim],
+                           name=f"{cell.name}_cable").replace(stiff=False)
+        n_out = int(math.floor(protocol.t_end(period) / protocol.output_dt + 1e-9))
+        times = np.arange(n_out + 1) * protocol.output_dt
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+        hit = {"cell": cell, "model": model, "grid": grid, "times": times,
+               "compiled": set(), "stim_node": int(np.sum(grid.coords[0] <= width)) // 2}
+        _CACHE[key] = hit
+        return hit
+
+
+def _node(grid, fraction: float) -> int:
+    x = grid.coords[0]
+    return int(np.argmin(np.abs(x - fraction * grid.axes[0].length)))
+
+
+def _upward(v, level: float) -> int:
+    return int(np.count_nonzero((v[:-1] < level) & (v[1:] >= level)))
+
+
+def cable_outcome(cell, *, conductivity: float, period: float,
+                  protocol: CableProtocol | None = None) -> dict:
+    """Pace a 1D monodomain cable of ``cell`` at its left end every ``period`` and classify
+    the conduction of the beats.
+
+    ``cell``: an excitable cell :class:`~scalebridge.Model` whose first state is the
+    membrane potential and which has an ``I_stim`` input (its own pacing is silenced; the
+    cable's stimulus drives it). ``conductivity``: relative to the protocol's ``D`` (the
+    tissue parameter ``D`` is ``protocol.D * conductivity``, passed to ``simulate`` as a
+    parameter, so every conductivity shares one compiled solver per period).
+
+    Returns a dict: ``outcome`` (``"conduction"``: every beat reaches the node at
+    ``protocol.far``; ``"block"``: some but not all do; ``"failure"``: none does, or the
+    stimulated end is not excited), ``beats`` (delivered), ``excited`` (activations of the
+    stimulated end), ``conducted`` (activations of the far node, at most ``beats``),
+    ``cv`` (conduction velocity of the first beat between ``cv_from`` and ``cv_to``, length
+    per time unit; None if it did not get there), ``apd90`` (APD90 of the last beat at
+    ``apd_at``; None if that beat did not reach it or repolarise), ``diffusion`` (the
+    scheme used), ``ok`` (the solver finished with finite states), ``first_run`` (this
+    call compiled the solver) and ``seconds`` (wall time).
+
+    Diffusion is explicit while ``protocol.dt`` is within the explicit stability limit
+    ``dx^2 / (2 D conductivity)`` (0.05 / conductivity ms for the default cable, so up to a
+    relative conductivity of 5 at dt = 0.01 ms) and implicit (conjugate gradients) above
+    it, with ``protocol.diffusion="auto"``; each scheme compiles once.
+    """
+    import scalebridge as sb
+
+    from ..pde.measure import activation_times, apd
+    from ..pde.splitting import OperatorSplitting
+
+    p = protocol or CableProtocol()
+    conductivity, period = float(conductivity), float(period)
+    if not (math.isfinite(conductivity) and conductivity > 0):
+        raise InputError(f"conductivity must be positive, got {conductivity}")
+    if not (math.isfinite(period) and period >= p.duration):
+        raise InputError(f"period must be at least the pulse duration {p.duration}, got "
+                         f"{period}")
+    t0 = time.perf_counter()
+    tissue = _tissue(cell, period, p)
+    grid, times = tissue["grid"], tissue["times"]
+    D = p.D * conductivity
+    diffusion = p.diffusion
+    if diffusion == "auto":
+        limit = grid.spacing[0] ** 2 / (2 * D)
+        diffusion = "explicit" if p.dt <= limit * (1 - 1e-9) else "implicit"
+    solver = OperatorSplitting(p.dt, scheme=p.scheme, diffusion=diffusion)
+    first_run = diffusion not in tissue["compiled"]
+    sol = sb.simulate(tissue["model"], times, params={"D": D}, solver=solver, throw=False)
+    tissue["compiled"].add(diffusion)
+    n = grid.size
+    V = np.asarray(sol.states)[:, :n]  # the cell's first state at every node
+    ok = bool(np.all(np.isfinite(V)))
+    stim, far = tissue["stim_node"], _node(grid, p.far)
+    excited = _upward(V[:, stim], p.threshold) if ok else 0
+    conducted = min(_upward(V[:, far], p.threshold), p.beats) if ok else 0
+    if not ok or excited == 0 or conducted == 0:
+        outcome = "failure"
+    elif conducted == p.beats:
+        outcome = "conduction"
+    else:
+        outcome = "block"
+    cv = apd90 = None
+    if ok:
+        i, j = _node(grid, p.cv_from), _node(grid, p.cv_to)
+        act = activation_times(V[:, [i, j]], times, threshold=p.threshold)
+        if np.all(np.isfinite(act)) and act[1] > act[0]:
+            x = grid.coords[0]
+            cv = float((x[j] - x[i]) / (act[1] - act[0]))
+        m = _node(grid, p.apd_at)
+        ups = _upward(V[:, m], p.threshold)
+        durations = apd(V[:, m], times, 0.9) if ups else np.zeros(0)
+        # the last beat's APD only when every activation there repolarised
+        if ups and durations.size == ups and np.isfinite(durations[-1]):
+            apd90 = float(durations[-1])
+    return {"outcome": outcome, "beats": int(p.beats), "excited": int(excited),
+            "conducted": int(conducted), "cv": cv, "apd90": apd90, "diffusion": diffusion,
+            "ok": ok, "first_run": first_run, "seconds": time.perf_counter() - t0}
+
+
+def cable_point(shared, *, conductivity: float, period: float) -> dict:
+    """:func:`cable_outcome` as a :func:`run_sweep` point: ``shared`` is ``(cell,
+    protocol)`` (or a cell alone, with the default protocol)."""
+    cell, protocol = shared if isinstance(shared, tuple) else (shared, None)
+    return cable_outcome(cell, conductivity=conductivity, period=period, protocol=protocol)
+
+
+# ----- the outcome map -------------------------------------------------------------------
+_COLOURS = {"conduction": "#4daf4a", "block": "#ff7f00", "failure": "#e41a1c"}
+_OTHER = ("#377eb8", "#984ea3", "#a65628", "#f781bf", "#999999", "#ffff33")
+
+
+def plot_sweep(df, x: str, y: str, outcome: str = "outcome", path=None, *, title=None,
+               dpi: int = 120):
+    """A categorical map of ``df[outcome]`` over the axes ``x`` and ``y`` (one coloured
+    cell per grid point, a legend entry per class present); saved to ``path`` (PNG) when
+    given. Works for any grid density: cells span half-way to their neighbours. Returns the
+    matplotlib figure."""
+    from ..report.fields import _plt
+
+    for col in (x, y, outcome):
+        if col not in df.columns:
+            raise InputError(f"no column {col!r} in the sweep; columns: {list(df.columns)}")
+    if df.empty:
+        raise InputError("the sweep has no rows to plot")
+    plt = _plt()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    present = list(dict.fromkeys(str(v) for v in df[outcome]))
+    classes = [c for c in OUTCOMES if c in present] + sorted(c for c in present
+                                                             if c not in OUTCOMES)
+    others = iter(_OTHER * (len(classes) // len(_OTHER) + 1))
+    colours = [_COLOURS.get(c) or next(others) for c in classes]
+    xs = np.unique(df[x].to_numpy(float))
+    ys = np.unique(df[y].to_numpy(float))
+    code = np.full((ys.size, xs.size), np.nan)
+    ix = np.searchsorted(xs, df[x].to_numpy(float))
+    iy = np.searchsorted(ys, df[y].to_numpy(float))
+    code[iy, ix] = [classes.index(str(v)) for v in df[outcome]]
+
+    def edges(v):
+        if v.size == 1:
+            return np.array([v[0] - 0.5, v[0] + 0.5])
+        mid = (v[1:] + v[:-1]) / 2
+        return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ax.pcolormesh(edges(xs), edges(ys), np.ma.masked_invalid(code),
+                  cmap=ListedColormap(colours), vmin=-0.5, vmax=len(classes) - 0.5,
+                  edgecolors="white" if xs.size * ys.size <= 400 else "face",
+                  linewidth=0.5 if xs.size * ys.size <= 400 else 0.0)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title or f"{outcome} over {x} and {y} ({xs.size} x {ys.size} points)")
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in zip(classes, colours, strict=True)],
+              title=outcome, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig
+

@@ -1,0 +1,305 @@
+"""A two-variable cell surrogate: the Aliev-Panfilov form in the full model's units, with
+its parameters learned from the full model's paced action potentials and its conduction
+velocity in tissue.
+
+With ``u = (V - V_rest) / A``::
+
+    dV/dt = (A / T) [k u (1 - u)(u - a) - u r] + g I_stim
+    dr/dt = (eps0 + mu1 r / (max(u, 0) + mu2)) (-r - k u (u - b - 1)) / T
+
+(Aliev & Panfilov 1996, Chaos Solitons Fractals 7:293; the separate ``b`` of the recovery
+equation as in Herrero Martin et al. 2022). Eight parameters ``k, a, b, eps0, mu1, mu2, T,
+A`` are fitted by bounded least squares (scipy ``trf``, Jacobian by forward-mode
+differentiation) in two stages:
+
+1. the shape of the full model's action potentials under pacing;
+2. the same, plus the full model's converged conduction velocity on cables of the given
+   spacings, measured by the same Godunov splitting as the tissue solver.
+
+A cubic upstroke is cheap and smooth: two states and a dozen operations per node, no
+exponentials, and a front whose speed barely moves with the time step. The price is
+fidelity: action-potential shape and duration come from a two-parameter recovery law, not
+from the full model's currents (see benchmarks/results/multiscale.md for APD90 errors).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+
+from ..errors import InputError, SimulationError
+from ..model.inputs import PulseTrain
+from ..model.model import Model
+from ..simulate import simulate
+from .surrogate_base import SurrogateBase
+
+__all__ = ["TwoVariableSurrogate", "train_two_variable_surrogate", "paced_traces",
+           "cable_velocity", "PARAMETERS"]
+
+PARAMETERS = ("k", "a", "b", "eps0", "mu1", "mu2", "T", "A")
+# Aliev & Panfilov (1996), with T = 12.9 ms per time unit; A is set from the data
+_START = (8.0, 0.15, 0.15, 0.002, 0.2, 0.3, 12.9, 100.0)
+_LOWER = (0.1, 0.03, 0.01, 1e-5, 1e-5, 1e-2, 0.5, 20.0)
+_UPPER = (1000.0, 0.45, 0.6, 1.0, 10.0, 10.0, 200.0, 500.0)
+
+
+def _reaction(theta, v_rest, V, r, current):
+    """``(dV/dt, dr/dt)`` of the two-variable form; ``current`` is ``g I``."""
+    k, a, b, eps0, mu1, mu2, T, A = theta
+    u = (V - v_rest) / A
+    dV = A / T * (k * u * (1 - u) * (u - a) - u * r) + current
+    # u below rest (an undershoot) must not flip the sign of the recovery rate's pole
+    dr = (eps0 + mu1 * r / (jnp.maximum(u, 0.0) + mu2)) * (-r - k * u * (u - b - 1)) / T
+    return dV, dr
+
+
+@dataclass(frozen=True, eq=False)
+class TwoVariableSurrogate(SurrogateBase):
+    """A learned two-variable cell model (see the module docstring); ``params`` maps
+    :data:`PARAMETERS` to values, ``v_rest`` is the resting potential and ``gain`` the
+    full model's d(dV/dt)/d(I_stim)."""
+
+    params: Mapping[str, float]
+    v_rest: float
+    gain: float
+    ranges: Mapping[str, tuple[float, float]]
+    trained_for: str
+    voltage: str = "V"
+    stimulus_input: str = "I_stim"
+    recommended_dt: float = 0.01
+    meta: Mapping = field(default_factory=dict)
+    family = "two_variable"
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return (self.voltage, "r")
+
+    def rhs(self, t, y, p, u):
+        """The surrogate's right-hand side ``(t, y, p, u) -> dy/dt``."""
+        theta = [self.params[n] for n in PARAMETERS]
+        dV, dr = _reaction(theta, self.v_rest, y[0], y[1], self.gain * u[0])
+        return jnp.stack([dV, dr])
+
+    def _initial(self):
+        return (self.v_rest, 0.0)
+
+    def _gates(self):
+        return ()
+
+    def _arrays(self) -> dict:
+        return {"params": np.array([self.params[n] for n in PARAMETERS])}
+
+    def _fields(self) -> dict:
+        return {"parameter_names": list(PARAMETERS), "v_rest": self.v_rest,
+                "gain": self.gain}
+
+    @classmethod
+    def _from_file(cls, arrays, meta, common):
+        names = tuple(meta["parameter_names"])
+        values = np.asarray(arrays["params"], float)
+        if names != PARAMETERS or values.shape != (len(PARAMETERS),):
+            raise ValueError(f"parameters {names} with {values.shape} values, expected "
+                             f"{PARAMETERS}")
+        return cls(params=dict(zip(names, map(float, values), strict=True)),
+                   v_rest=float(meta["v_rest"]), gain=float(meta["gain"]), **common)
+
+
+# ----- training ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Trace:
+    period: float
+    times: np.ndarray  # uniform output times from 0
+    V: np.ndarray
+
+
+def paced_traces(cell: Model, periods: Sequence[float], *, beats: int, amplitude: float,
+                 duration: float, start: float = 5.0, output_every: float = 0.5,
+                 voltage: str | None = None) -> list[_Trace]:
+    """The full cell's potential, paced from rest every ``period`` in ``periods``."""
+    iv = cell.state_index(voltage or cell.state_names[0])
+    out = []
+    for period in periods:
+        t_end = start + beats * float(period)
+        times = np.arange(0.0, t_end, output_every)
+        pulse = PulseTrain("I_stim", amplitude, duration, float(period), start=start,
+                           stop=t_end)
+        paced = cell.replace(inputs=(*(i for i in cell.inputs if i.name != "I_stim"), pulse))
+        sol = simulate(paced, times, max_steps=2_000_000)
+        out.append(_Trace(float(period), times, np.asarray(sol.states)[:, iv]))
+    return out
+
+
+def _cell_trace(theta, v_rest, gain, trace: _Trace, stim, dt, *, recovery=False):
+    """The surrogate's potential (and with ``recovery`` its ``r``) at the trace's times
+    (forward Euler at ``dt``)."""
+    amplitude, duration, start = stim
+    every = int(round((trace.times[1] - trace.times[0]) / dt))
+    period = trace.period
+
+    def step(c, i):
+        V, r = c
+        t = i * dt
+        on = (t >= start) & (jnp.mod(t - start, period) < duration)
+        dV, dr = _reaction(theta, v_rest, V, r, gain * jnp.where(on, amplitude, 0.0))
+        return (V + dt * dV, r + dt * dr), None
+
+    def outer(c, j):
+        c, _ = jax.lax.scan(step, c, j * every + jnp.arange(every))
+        return c, c
+
+    c0 = (jnp.asarray(v_rest, float), jnp.asarray(0.0))
+    _, (Vs, rs) = jax.lax.scan(outer, c0, jnp.arange(len(trace.times) - 1))
+    V = jnp.concatenate([jnp.asarray([v_rest], float), Vs])
+    return (V, jnp.concatenate([jnp.zeros(1), rs])) if recovery else V
+
+
+def _cable_cv(theta, v_rest, gain, dx, D, stim, length, t_end, dt, threshold):
+    """Conduction velocity on a no-flux cable, Godunov splitting (Euler reaction, explicit
+    diffusion), between the nodes at 30% and 70% of ``length``."""
+    amplitude, duration, start = stim
+    n = int(round(length / dx)) + 1
+    x = jnp.arange(n) * dx
+    region = (x <= 2.5 * dx) * gain * amplitude
+    i1, i2 = int(round(0.3 * (n - 1))), int(round(0.7 * (n - 1)))
+
+    def step(c, i):
+        V, r = c
+        t = i * dt
+        dV, dr = _reaction(theta, v_rest, V, r,
+                           jnp.where((t >= start) & (t < start + duration), region, 0.0))
+        V, r = V + dt * dV, r + dt * dr
+        Vp = jnp.concatenate([V[1:2], V, V[-2:-1]])
+        V = V + dt * D * (Vp[2:] - 2 * V + Vp[:-2]) / dx**2
+        return (V, r), (V[i1], V[i2])
+
+    c0 = (jnp.full(n, v_rest, dtype=float), jnp.zeros(n))
+    _, (a1, a2) = jax.lax.scan(step, c0, jnp.arange(int(round(t_end / dt))))
+
+    def crossing(v):
+        hit = (v[:-1] < threshold) & (v[1:] >= threshold)
+        k = jnp.argmax(hit)
+        # no crossing: as if at twice the run's end, a finite (slow) velocity to fit from
+        return jnp.where(hit.any(), (k + (threshold - v[k]) / (v[k + 1] - v[k])) * dt,
+                         2 * t_end)
+
+    return (x[i2] - x[i1]) / (crossing(a2) - crossing(a1))
+
+
+def cable_velocity(cell: Model, dx: float, *, D: float, stimulus, length: float,
+                   t_end: float, threshold: float = -40.0, dt: float = 0.005) -> float:
+    """The converged conduction velocity of ``cell`` (Strang splitting, Rush-Larsen, step
+    ``dt``) on the no-flux cable of :func:`train_two_variable_surrogate`: spacing ``dx``,
+    stimulus on ``x <= 2.5 dx``, measured between the nodes at 30% and 70% of ``length``."""
+    from ..pde.grid import grid1d
+    from ..pde.measure import conduction_velocity
+    from ..pde.tissue import Stimulus
+    from .compare import tissue_run
+
+    amplitude, duration, start = stimulus
+    grid = grid1d(int(round(length / dx)) + 1, length)
+    stim = [Stimulus(lambda x: x <= 2.5 * dx, amplitude, start, duration)]
+    run = tissue_run(cell, grid, stimuli=stim, D=D, dt=dt, t_end=t_end, output_every=0.1,
+                     scheme="strang", threshold=threshold)
+    n = grid.size - 1
+    x = grid.coords[0]
+    return conduction_velocity(run["activation"], grid,
+                               points=((x[round(0.3 * n)],), (x[round(0.7 * n)],)))
+
+
+def train_two_variable_surrogate(
+    cell: Model,
+    traces: Sequence[_Trace],
+    *,
+    stimulus: tuple[float, float, float],
+    cv_targets: Sequence[tuple[float, float]] = (),
+    D: float = 0.1,
+    cable_length: float = 10.0,
+    cable_t_end: float = 40.0,
+    threshold: float = -40.0,
+    cv_weight: float = 400.0,
+    dt_trace: float = 0.02,
+    dt_cable: float = 0.01,
+    trained_for: str | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    meta: Mapping | None = None,
+    verbose: bool = False,
+) -> TwoVariableSurrogate:
+    """Fit a :class:`TwoVariableSurrogate` of ``cell`` to paced ``traces`` (from
+    :func:`paced_traces`, stimulated by ``stimulus = (amplitude, duration, start)``) and
+    to ``cv_targets``: ``(spacing, conduction velocity)`` pairs of the full model in tissue
+    of diffusivity ``D``. ``cv_weight``: weight of a 1% velocity miss relative to the RMS
+    shape error (in units of ``A``) over all samples; the default makes the fit match the
+    velocities to about 0.1% and give up some shape for it."""
+    from ..multiscale.cell_surrogate import _ionic
+
+    name = trained_for or (cell.source[1] if cell.source and cell.source[0] == "zoo"
+                           else cell.name)
+    if not traces:
+        raise InputError("traces is empty; simulate the full cell with paced_traces first")
+    v_rest = float(traces[0].V[0])
+    peak = max(float(tr.V.max()) for tr in traces)
+    rest_full = np.asarray(cell.initial_state(cell.param_array(None)))
+    _, gain = _ionic(cell, rest_full[None], cell.input_names.index("I_stim"))
+    scale = peak - v_rest
+    n_samples = sum(len(tr.times) for tr in traces)
+
+    def shape(theta):
+        return [(_cell_trace(theta, v_rest, gain, tr, stimulus, dt_trace) - tr.V) / scale
+                for tr in traces]
+
+    def velocity(theta):
+        return [cv_weight * np.sqrt(n_samples) / 100.0
+                * (_cable_cv(theta, v_rest, gain, dx, D, stimulus, cable_length, cable_t_end,
+                             dt_cable, threshold) / cv - 1.0) for dx, cv in cv_targets]
+
+    lo, hi = np.log(_LOWER), np.log(_UPPER)
+    x = np.log(np.array(_START))
+    x[PARAMETERS.index("A")] = np.log(np.clip(scale, _LOWER[-1], _UPPER[-1]))
+    start = time.perf_counter()
+    stages = [lambda th: jnp.concatenate(shape(th))]
+    if cv_targets:
+        stages.append(lambda th: jnp.concatenate([*shape(th), jnp.stack(velocity(th))]))
+    for stage, residual in enumerate(stages):
+        if stage == 1:  # start from the cubic front's speed sqrt(D k / 2T) (1 - 2a)
+            k_, a_, T_ = (np.exp(x[PARAMETERS.index(n)]) for n in ("k", "a", "T"))
+            k_ = 2 * T_ * (cv_targets[0][1] / (1 - 2 * a_)) ** 2 / D
+            x[0] = np.clip(np.log(k_), lo[0] + 1e-9, hi[0] - 1e-9)
+        f = jax.jit(lambda z, residual=residual: residual(jnp.exp(z)))
+        jac = jax.jit(jax.jacfwd(lambda z, residual=residual: residual(jnp.exp(z))))
+        if not np.all(np.isfinite(f(x))):
+            raise SimulationError(f"two-variable fit, stage {stage + 1}: the surrogate blows "
+                                  "up at the starting parameters; check the traces and the "
+                                  "velocity targets (units, stimulus)")
+        res = scipy.optimize.least_squares(lambda z, f=f: np.asarray(f(z)), x,
+                                           jac=lambda z, jac=jac: np.asarray(jac(z)),
+                                           bounds=(lo, hi), method="trf", max_nfev=300)
+        x = res.x
+        if verbose:
+            from .._console import progress
+
+            progress(f"  stage {stage + 1}: cost {res.cost:.4g} after {res.nfev} evaluations"
+                     f" ({time.perf_counter() - start:.1f} s)")
+    theta = np.exp(x)
+    shape_rmse = float(np.sqrt(np.mean(np.concatenate([np.asarray(s) for s in shape(theta)])
+                                       ** 2)) * scale)
+    cvs = [float(_cable_cv(theta, v_rest, gain, dx, D, stimulus, cable_length, cable_t_end,
+                           dt_cable, threshold)) for dx, _ in cv_targets]
+    own = [_cell_trace(theta, v_rest, gain, tr, stimulus, dt_trace, recovery=True)
+           for tr in traces]
+    r_all = np.concatenate([np.asarray(r) for _, r in own])
+    v_all = np.concatenate([tr.V for tr in traces])
+    ranges = {"V": (float(v_all.min()), float(v_all.max())),
+              "r": (float(r_all.min()), float(r_all.max())), **dict(ranges or {})}
+    fit = {"shape_rmse": shape_rmse, "cv": [[dx, c, t] for (dx, t), c in
+                                            zip(cv_targets, cvs, strict=True)],
+           "samples": int(n_samples), "seconds": round(time.perf_counter() - start, 2)}
+    return TwoVariableSurrogate(
+        params=dict(zip(PARAMETERS, map(float, theta), strict=True)), v_rest=v_rest,
+        gain=gain, ranges=ranges, trained_for=name,
+        meta={"fit": fit, **(dict(meta) if meta else {})})
