@@ -44,7 +44,7 @@ import scipy.sparse.linalg as spla
 
 from ..errors import InputError
 from ..model.model import Model
-from .surrogate_base import SurrogateBase
+from .surrogate_base import SurrogateBase, stimulus_gain
 
 __all__ = ["CellSurrogate", "train_cell_surrogate", "DEFAULT_LATENTS", "DEFAULT_PAIRS"]
 
@@ -199,16 +199,11 @@ def _penalised_fit(blocks: Sequence[sp.spmatrix], target, smoothing: float, n: i
     return coef.reshape(len(blocks), n)
 
 
-def _ionic(cell: Model, Y, stim_index: int):
-    """``-(dV/dt)`` with the stimulus off, and all derivatives, at states ``Y``."""
-    n_in = len(cell.inputs)
+def _derivatives(cell: Model, Y):
+    """The cell's derivatives with every input off, at states ``Y`` ``(n, n_states)``."""
     p = cell.param_array(None)
-    u0 = jnp.zeros(n_in)
-    f = jax.jit(jax.vmap(lambda y: cell.rhs(0.0, y, p, u0)))
-    dY = np.asarray(f(jnp.asarray(Y)))
-    e = jnp.zeros(n_in).at[stim_index].set(1.0)
-    gain = float(jax.jvp(lambda u: cell.rhs(0.0, jnp.asarray(Y[0]), p, u), (u0,), (e,))[1][0])
-    return dY, gain
+    u0 = jnp.zeros(len(cell.inputs))
+    return np.asarray(jax.jit(jax.vmap(lambda y: cell.rhs(0.0, y, p, u0)))(jnp.asarray(Y)))
 
 
 def train_cell_surrogate(
@@ -266,7 +261,8 @@ def train_cell_surrogate(
                          f"shape {Y.shape}")
     voltage = voltage or cell.state_names[0]
     iv = cell.state_index(voltage)
-    dY, gain = _ionic(cell, Y, cell.input_names.index(stimulus_input))
+    dY = _derivatives(cell, Y)
+    gain = stimulus_gain(cell, Y[0], voltage=iv, stimulus_input=stimulus_input)
     Z, dZ = _latent_values(cell, latents, Y)(Y, dY)
     V = Y[:, iv]
     lo, hi = np.floor(V.min() - 5.0), np.ceil(V.max() + 5.0)

@@ -91,6 +91,20 @@ class SurrogateBase:
         return write_archive(path, SURROGATE_KIND, self._arrays(), meta)
 
 
+def stimulus_gain(cell: Model, y, *, voltage: int = 0, stimulus_input: str = "I_stim"
+                  ) -> float:
+    """``d(dV/dt)/d(I_stim)`` of ``cell`` at state ``y`` (``1 / C_m`` for a membrane), by
+    forward-mode differentiation; the surrogates multiply their stimulus by it."""
+    import jax
+    import jax.numpy as jnp
+
+    p = cell.param_array(None)
+    u0 = jnp.zeros(len(cell.inputs))
+    e = u0.at[cell.input_names.index(stimulus_input)].set(1.0)
+    tangent = jax.jvp(lambda u: cell.rhs(0.0, jnp.asarray(y), p, u), (u0,), (e,))[1]
+    return float(tangent[voltage])
+
+
 def load_surrogate(path):
     """Read a surrogate written by ``save`` (any family)."""
     try:

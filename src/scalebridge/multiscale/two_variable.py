@@ -37,7 +37,7 @@ from ..errors import InputError, SimulationError
 from ..model.inputs import PulseTrain
 from ..model.model import Model
 from ..simulate import simulate
-from .surrogate_base import SurrogateBase
+from .surrogate_base import SurrogateBase, stimulus_gain
 
 __all__ = ["TwoVariableSurrogate", "train_two_variable_surrogate", "paced_traces",
            "cable_velocity", "PARAMETERS"]
@@ -236,8 +236,6 @@ def train_two_variable_surrogate(
     of diffusivity ``D``. ``cv_weight``: weight of a 1% velocity miss relative to the RMS
     shape error (in units of ``A``) over all samples; the default makes the fit match the
     velocities to about 0.1% and give up some shape for it."""
-    from ..multiscale.cell_surrogate import _ionic
-
     name = trained_for or (cell.source[1] if cell.source and cell.source[0] == "zoo"
                            else cell.name)
     if not traces:
@@ -245,7 +243,7 @@ def train_two_variable_surrogate(
     v_rest = float(traces[0].V[0])
     peak = max(float(tr.V.max()) for tr in traces)
     rest_full = np.asarray(cell.initial_state(cell.param_array(None)))
-    _, gain = _ionic(cell, rest_full[None], cell.input_names.index("I_stim"))
+    gain = stimulus_gain(cell, rest_full)
     scale = peak - v_rest
     n_samples = sum(len(tr.times) for tr in traces)
 
