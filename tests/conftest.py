@@ -1,4 +1,6 @@
-"""Shared fixtures: small models with exact solutions."""
+"""Shared fixtures: small models with exact solutions, and the peer-tool import."""
+
+import importlib
 
 import jax.numpy as jnp
 import pytest
@@ -31,6 +33,16 @@ def oscillator():
         initial=[1.0, 0.0],
         stiff=False,
     )
+
+
+def peer(module: str, package: str | None = None):
+    """Import a peer tool that a cross-check needs. Peer tools are dev dependencies: a
+    missing one fails the test with the command that installs it, it never skips it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - only on an incomplete install
+        pytest.fail(f"the cross-check needs {package or module}, a dev dependency: "
+                    f"pip install -e '.[dev]' ({exc})", pytrace=False)
 
 
 def assert_one_line_error(main, argv, capsys, match):
