@@ -6,7 +6,8 @@ Nagumo J, Arimoto S, Yoshizawa S (1962) An active pulse transmission line simula
 axon. Proc IRE 50:2061-2070.
 
 ``dv/dt = v - v^3/3 - w + I_ext + I_stim(t)``, ``dw/dt = (v + a - b w) / tau``.
-With FitzHugh's a = 0.7, b = 0.8, tau = 1/0.08 = 12.5 the rest state loses stability at
+With FitzHugh's a = 0.7, b = 0.8 (1961) and tau = 1/phi = 12.5 (phi = 0.08, FitzHugh's
+later choice, 1969; his 1961 c = 3 is tau = c^2 = 9) the rest state loses stability at
 I_ext ~ 0.33; the default I_ext = 0.5 gives a relaxation limit cycle. ``I_stim`` is an
 optional pulse input (zero by default: add one with ``model.replace(inputs=...)``).
 """
@@ -36,7 +37,7 @@ def fitzhugh_nagumo() -> Model:
     params = [
         Parameter("a", 0.7),  # FitzHugh (1961)
         Parameter("b", 0.8, lower=0.0),  # FitzHugh (1961)
-        Parameter("tau", 12.5, lower=0.0),  # 1/phi with phi = 0.08, FitzHugh (1961)
+        Parameter("tau", 12.5, lower=0.0),  # 1/phi, phi = 0.08 (FitzHugh 1969; 1961: tau 9)
         Parameter("I_ext", 0.5),  # constant stimulus current, above the Hopf point ~0.33
     ]
     return Model(
