@@ -6,7 +6,10 @@ import pytest
 
 import scalebridge as sb
 from scalebridge.discover.hybrid import HybridModel, recover_terms
+from scalebridge.discover.library import PolynomialLibrary
 from scalebridge.discover.neural import NeuralODE
+from scalebridge.discover.optimizers import STLSQ
+from scalebridge.discover.sindy import SINDy
 from scalebridge.errors import InputError, SimulationError
 
 A = np.array([[-0.1, 1.0], [-1.0, -0.1]])  # a damped rotation, dy/dt = A y
@@ -43,9 +46,12 @@ def test_neural_ode_learns_a_linear_system(neural, linear_data):
     model = neural.to_model()
     assert isinstance(model, sb.Model) and model.state_names == ("a", "b")
     pred = sb.simulate(model, t).states
-    assert _rel(pred, y) < 0.02
-    # the network is the vector field itself where the data are
-    assert _rel(neural.network_outputs(y), y @ A.T) < 0.1
+    err, field = _rel(pred, y), _rel(neural.network_outputs(y), y @ A.T)
+    print(f"neural ODE: trajectory {err:.2e}, vector field {field:.2e}")
+    # reference: the closed-form solution y = exp(A t) y0; measured 1.4e-3
+    assert err < 4e-3
+    # the network is the vector field A y itself where the data are; measured 1.5e-2
+    assert field < 3e-2
     assert neural.loss_ < 1e-3 and neural.train_time_ > 0
     phases = [p for p, _ in neural.loss_history_]
     assert phases.count("adam") == 300 and 0 < phases.count("lbfgs") <= 150
@@ -59,6 +65,11 @@ def test_same_seed_reproduces_and_reuses_the_compiled_steps(neural, linear_data)
     other = NeuralODE(seed=1, **dict(NEURAL, adam_steps=5, lbfgs_steps=0)).fit(t, y)
     assert other.loss_history_[0] != neural.loss_history_[0]
     assert other.initial_states_.shape == (1, 2)
+
+
+# the README's case as documented (examples/lotka_volterra_hybrid/run.py, seed 0)
+HYBRID = dict(hidden=(5, 5, 5), activation="rbf", window=5, learning_rate=1e-2,
+              adam_steps=5000, lbfgs_steps=1000, continuity=10.0)
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +89,18 @@ def lotka_volterra():
                     sb.Parameter("delta", LV[3], estimate=False)],
         rhs=lambda t, y, p, u: jnp.stack([p[0] * y[0], -p[1] * y[1]]),
         initial=U0, stiff=False, name="lv_known")
-    hybrid = HybridModel(known, hidden=(5, 5, 5), activation="rbf", window=None,
-                         adam_steps=1000, lbfgs_steps=300, seed=0).fit(t, data, y0=U0)
+    hybrid = HybridModel(known, seed=0, **HYBRID).fit(t, data, y0=U0)
     return true, t, data, hybrid
 
 
-@pytest.mark.slow  # kept out of the default run for time; run with -m slow
+@pytest.mark.slow  # the README's case: about 3 minutes of training; run with -m slow
 def test_hybrid_lotka_volterra_recovers_the_missing_terms(lotka_volterra):
+    """README: the two missing interaction terms exactly, and the refitted model within 1.1%
+    (relative L2) of the true solution on t in [3, 20]. Reference: the generating
+    coefficients beta = 0.9, gamma = 0.8 and the true model's solution. Recorded for seed 0
+    in examples/lotka_volterra_hybrid/results/results.json, and re-measured identically here
+    (161 s): SINDy on the network -0.8924, 0.7883 (0.8%, 1.5%), refitted -0.8997, 0.8029
+    (0.03%, 0.4%), relative L2 0.0113."""
     true, t, data, hybrid = lotka_volterra
     assert hybrid.term_states_ == ("u1", "u2")
     assert hybrid.parameters_ == {"alpha": LV[0], "delta": LV[3]}  # fixed, not trained
@@ -92,15 +108,20 @@ def test_hybrid_lotka_volterra_recovers_the_missing_terms(lotka_volterra):
     assert model.parameter_names == ("alpha", "delta")
     assert _rel(sb.simulate(model, t).states, data) < 0.02
 
-    rec = recover_terms(hybrid, n_starts=2)
+    sindy = SINDy(library=PolynomialLibrary(degree=2, include_constant=True),
+                  optimizer=STLSQ(threshold=0.1, alpha=0.0))
+    rec = recover_terms(hybrid, sindy=sindy, n_starts=5, seed=0)
+    print("hybrid LV:", rec.equations, rec.refitted)
     assert {k: set(v) for k, v in rec.equations.items()} == {"u1": {"u1*u2"}, "u2": {"u1*u2"}}
-    assert rec.equations["u1"]["u1*u2"] == pytest.approx(-LV[1], rel=0.05)
-    assert rec.equations["u2"]["u1*u2"] == pytest.approx(LV[2], rel=0.05)
-    assert rec.refitted["u1_u1_u2"] == pytest.approx(-LV[1], rel=0.02)
-    assert rec.refitted["u2_u1_u2"] == pytest.approx(LV[2], rel=0.02)
-    tt = np.linspace(3.0, 20.0, 171)
+    assert rec.equations["u1"]["u1*u2"] == pytest.approx(-LV[1], rel=0.03)
+    assert rec.equations["u2"]["u1*u2"] == pytest.approx(LV[2], rel=0.03)
+    assert rec.refitted["u1_u1_u2"] == pytest.approx(-LV[1], rel=5e-3)
+    assert rec.refitted["u2_u1_u2"] == pytest.approx(LV[2], rel=5e-3)
+    tt = np.round(np.arange(3.0, 20.0 + 1e-9, 0.1), 10)
     ref = sb.simulate(true, tt).states
-    assert _rel(sb.simulate(rec.fitted_model, tt).states, ref) < 0.1
+    err = _rel(sb.simulate(rec.fitted_model, tt).states, ref)
+    print(f"hybrid LV: relative L2 on [3, 20] {err:.4f}")
+    assert err < 0.012  # the README's 1.1%
 
 
 def test_nan_loss_stops_training_with_a_clear_error():

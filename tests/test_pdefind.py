@@ -30,7 +30,8 @@ def fisher():
     return U, t, x
 
 
-def _check(m, truth, tol=0.05):
+def _check(m, truth, tol):
+    """Exactly the true terms, each coefficient within ``tol`` (relative) of the truth."""
     eq = m.equations()["u_t"]
     assert set(eq) == set(truth), m
     for term, c in truth.items():
@@ -40,7 +41,7 @@ def _check(m, truth, tol=0.05):
 def test_strong_form_clean(fisher):
     U, t, x = fisher
     m = PDEFIND().fit(U, t, x)
-    _check(m, TRUE, tol=0.01)
+    _check(m, TRUE, tol=3e-3)  # reference: the generating D, r, K; measured 1.1e-3
     assert m.terms_ == ("u", "u^2", "u_x", "u*u_x", "u^2*u_x", "u_xx", "u*u_xx", "u^2*u_xx")
     assert m.coefficients_.shape == (1, 8) and not m.weak_
     assert str(m).startswith("u_t = ")
@@ -51,15 +52,34 @@ def test_weak_form_one_percent_noise(fisher):
     rng = np.random.default_rng(0)
     noisy = U + 0.01 * U.std() * rng.standard_normal(U.shape)
     m = PDEFIND(weak=True).fit(noisy, t, x)
-    _check(m, TRUE)
+    _check(m, TRUE, tol=1e-3)  # reference: the generating D, r, K; measured 2.4e-4
     assert m.terms_ == ("u", "u^2", "u_x", "(u^2)_x", "u_xx", "(u^2)_xx")
     # a fixed threshold and an ensemble pass through to the sparse regression
     fixed = PDEFIND(weak=True, optimizer=STLSQ(threshold=0.05)).fit(noisy, t, x)
-    _check(fixed, TRUE)
+    _check(fixed, TRUE, tol=1e-3)  # measured 2.4e-4
     assert fixed.path_ is None
     ens = PDEFIND(weak=True, ensemble=Ensemble(n_models=4, seed=1)).fit(noisy, t, x)
     assert ens.inclusion_.shape == (1, 6)
     assert np.all(ens.inclusion_[0, [0, 1, 4]] == 1)
+
+
+def test_readme_case_weak_form_one_percent_noise_within_the_claimed_error():
+    """The README's claim (examples/fisher_kpp_pdefind, weak form): at 1% noise on 401 nodes
+    and 161 times, five noise seeds, every coefficient within 0.13% of the generating D, r,
+    K (examples/fisher_kpp_pdefind/results.json: 0.129% at worst; re-measured 0.129%)."""
+    n, nt = 401, 161
+    x, t = np.linspace(0, L, n), np.linspace(0, 8, nt)
+    U = np.asarray(sb.simulate(fisher_kpp(length=L, n=n, D=D, r=R, K=K), t,
+                               y0=_initial(x)).states)
+    worst = 0.0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        m = PDEFIND(weak=True).fit(U + 0.01 * U.std() * rng.standard_normal(U.shape), t, x)
+        eq = m.equations()["u_t"]
+        assert set(eq) == set(TRUE), (seed, m)
+        worst = max(worst, *(abs(eq[k] - c) / abs(c) for k, c in TRUE.items()))
+    print(f"README Fisher-KPP case: worst coefficient error {worst:.3%}")
+    assert worst <= 1.4e-3  # the README's 0.13%, with rounding
 
 
 def _same_vector_field(model, truth, states, tol):
@@ -75,7 +95,8 @@ def test_to_model_matches_the_pde_layer(fisher):
     model = m.to_model()
     assert model.parameter_names == ("c_u_u", "c_u_u2", "D")
     assert np.allclose(model.initial_state(model.parameter_values()), U[0])
-    _same_vector_field(model, fisher_kpp(length=L, n=N, D=D, r=R, K=K), U[::20], 0.01)
+    # reference: the PDE layer's Fisher-KPP with the true D, r, K; measured 9.2e-4
+    _same_vector_field(model, fisher_kpp(length=L, n=N, D=D, r=R, K=K), U[::20], 3e-3)
 
 
 def test_weak_form_porous_diffusion_and_back():
@@ -85,12 +106,13 @@ def test_weak_form_porous_diffusion_and_back():
     truth = porous_fisher_kpp(length=L, n=N, D=1.0, r=R, K=K)
     U = np.asarray(sb.simulate(truth, t, y0=_initial(x)).states)
     m = PDEFIND(weak=True).fit(U, t, x)
-    _check(m, {"u": R, "u^2": -R / K, "(u^2)_xx": 1.0 / (2 * K)})
+    # reference: the generating Dp, r, K; measured 1.3e-3
+    _check(m, {"u": R, "u^2": -R / K, "(u^2)_xx": 1.0 / (2 * K)}, tol=3e-3)
     model = m.to_model()
     assert model.parameter_names == ("c_u_u", "c_u_u2", "c_u_u2_xx", "D")
-    _same_vector_field(model, truth, U[::20], 0.01)
+    _same_vector_field(model, truth, U[::20], 5e-3)
     back = np.asarray(sb.simulate(model, t).states)  # the discovered model runs
-    assert np.max(np.abs(back - U)) < 0.01 * K
+    assert np.max(np.abs(back - U)) < 5e-3 * K  # against the true model's run; measured 2.4e-3 K
 
 
 def test_to_model_rejects_advection(fisher):

@@ -37,7 +37,7 @@ def test_forward_ode_exponential_decay():
     err = _rel(res.predict(t)[:, 0], np.exp(-1.5 * t))
     print(f"forward ODE: rel L2 {err:.2e}, compile {res.compile_seconds:.1f}s, "
           f"run {res.run_seconds:.2f}s")
-    assert err < 1e-3
+    assert err < 5e-4  # against exp(-1.5 t); measured 2.4e-4
     assert set(res.history) == {"residual", "initial"} and len(res.history["residual"]) == 800
 
 
@@ -49,7 +49,7 @@ def test_inverse_ode_infers_rate():
                           adam=pinn.Adam(500, 1e-2), lbfgs=pinn.LBFGS(300))
     k = res.parameters["k"]
     print(f"inverse ODE: k = {k:.6f} (true 1.5), rel err {abs(k - 1.5) / 1.5:.2e}")
-    assert abs(k - 1.5) / 1.5 < 0.02
+    assert abs(k - 1.5) / 1.5 < 5e-4  # the generating k = 1.5; measured 1.3e-4
 
 
 def test_heat_equation():
@@ -69,7 +69,7 @@ def test_heat_equation():
     err = _rel(res.predict(z)[:, 0], exact)
     print(f"heat: rel L2 {err:.2e}, compile {res.compile_seconds:.1f}s, "
           f"run {res.run_seconds:.2f}s, final {res.losses}")
-    assert err < 1e-2
+    assert err < 3e-3  # against the separable exact solution; measured 1.1e-3
     assert set(res.losses) == {"residual", "initial", "boundary:dirichlet"}
 
 
@@ -227,7 +227,8 @@ def test_stationary_2d_problem_with_two_stacked_networks():
     err = _rel(out[:, 0], (grid**2).sum(axis=1))
     print(f"2D stationary: rel L2 of u {err:.2e}, c in [{out[:, 1].min():.3f}, "
           f"{out[:, 1].max():.3f}]")
-    assert err < 1e-2 and np.all(np.abs(out[:, 1] - 4.0) < 0.1)
+    # against u = x^2 + y^2 and c = 4; measured 2.7e-3 and |c - 4| = 0.057
+    assert err < 6e-3 and np.all(np.abs(out[:, 1] - 4.0) < 0.1)
     d = pinn.derivatives(lambda q: jnp.atleast_1d(q[0] ** 3 * q[1] ** 2), jnp.array([0.5, 2.0]),
                          ("x", "y"))
     np.testing.assert_allclose([d["u_x"][0], d["u_xx"][0], d["u_y"][0], d["u_yy"][0]],

@@ -45,11 +45,14 @@ def test_discovery_recovers_porous_fisher_kpp(synthetic):
     fit = discover_reaction_diffusion(data, x, TIMES, library=library, K=1.0, n_nodes=21,
                                       conditions=("high", "low"))
     assert fit.term_names == ("D1", "r0", "r1")
+    print("discovered:", fit.params, fit.rmse)
+    # reference: the generating D = 0.04, r = 2 (K = 1); noise 0.004. Measured: D1 off by
+    # 1.1% and 2.2%, r0 by 0.05% and 0.18%, r1 by 0.04% and 0.37%; RMSE 0.0039 and 0.0042
     for p in fit.params:
-        assert p["D1"] == pytest.approx(D_TRUE, rel=0.05)
-        assert p["r0"] == pytest.approx(R_TRUE, rel=0.03)
-        assert p["r1"] == pytest.approx(-R_TRUE, rel=0.05)
-    assert np.all(fit.rmse < 0.006)  # about the noise level
+        assert p["D1"] == pytest.approx(D_TRUE, rel=0.04)
+        assert p["r0"] == pytest.approx(R_TRUE, rel=5e-3)
+        assert p["r1"] == pytest.approx(-R_TRUE, rel=1e-2)
+    assert np.all(fit.rmse < 0.005)  # the noise level, 0.004
     assert len(fit.candidates) == 12  # every set with a diffusion term
     assert fit.candidates[0]["terms"] == ["D1", "r0", "r1"]
     assert "D1 (u/K)" in fit.equation()
@@ -58,8 +61,10 @@ def test_discovery_recovers_porous_fisher_kpp(synthetic):
 def test_fitted_model_simulates_with_scalebridge(synthetic):
     data, x = synthetic
     fit = fit_reaction_diffusion(data[:1], x, TIMES, porous_fisher_kpp_terms(), K=1.0, n_nodes=21)
-    assert fit.params[0]["D1"] == pytest.approx(D_TRUE, rel=0.05)
-    assert fit.params[0]["r"] == pytest.approx(R_TRUE, rel=0.03)
+    print("fitted:", fit.params)
+    # reference: the generating D and r; measured 1.2% (D1) and 0.08% (r) off
+    assert fit.params[0]["D1"] == pytest.approx(D_TRUE, rel=0.03)
+    assert fit.params[0]["r"] == pytest.approx(R_TRUE, rel=5e-3)
     model = fit.model(0)
     sol = sb.simulate(model, TIMES)
     np.testing.assert_allclose(np.asarray(sol.states), fit.predict(0), atol=1e-4)
@@ -82,10 +87,10 @@ def test_delay_is_recovered_and_simulated():
     fit = fit_reaction_diffusion(data, x, TIMES, porous_fisher_kpp_terms() + delay_terms(), K=1.0,
                                  n_nodes=21)
     p = fit.params[0]
-    assert p["D1"] == pytest.approx(D_TRUE, rel=0.02)
-    assert p["r"] == pytest.approx(R_TRUE, rel=0.02)
-    assert p["a_T"] == pytest.approx(a_true, rel=0.05)
-    assert p["b_T"] == pytest.approx(b_true, rel=0.05)
+    print("delay:", p)
+    # reference: the generating D, r, a, b; noise-free data, measured at most 1.1e-6 off
+    for name, truth in {"D1": D_TRUE, "r": R_TRUE, "a_T": a_true, "b_T": b_true}.items():
+        assert p[name] == pytest.approx(truth, rel=1e-4), name
     assert "T(t)" in fit.equation()
     sol = sb.simulate(fit.model(0), TIMES)
     np.testing.assert_allclose(np.asarray(sol.states), fit.predict(0), atol=1e-5)

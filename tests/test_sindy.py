@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import scalebridge as sb
+from conftest import peer
 from scalebridge.cli.app import main
 from scalebridge.discover import (
     SR3,
@@ -75,7 +76,7 @@ def test_library_terms_and_products():
 
 
 def test_polynomial_terms_match_pysindy_order():
-    ps = pytest.importorskip("pysindy")
+    ps = peer("pysindy")
     lib = ps.PolynomialLibrary(degree=3).fit(np.ones((5, 3)))
     theirs = [s.replace(" ", "*") for s in lib.get_feature_names(["x", "y", "z"])]
     ours = [t.name for t in PolynomialLibrary(3).terms(["x", "y", "z"])]
@@ -98,7 +99,7 @@ def test_derivatives_converge():
 
 
 def test_stlsq_matches_pysindy_on_same_derivatives(lorenz):
-    ps = pytest.importorskip("pysindy")
+    ps = peer("pysindy")
     t, x, _ = lorenz
     rng = np.random.default_rng(0)
     xn = x + 0.01 * np.sqrt(np.mean(x ** 2)) * rng.standard_normal(x.shape)
@@ -117,7 +118,8 @@ def test_default_recovers_lorenz_exactly_on_clean_and_noisy_data(lorenz):
         xn = x + noise * np.sqrt(np.mean(x ** 2)) * rng.standard_normal(x.shape)
         s = SINDy(PolynomialLibrary(2)).fit(xn, t, feature_names=["x", "y", "z"])
         assert support_matches(xi, s.coefficients_), s.equations()
-        assert relative_error(xi, s.coefficients_) < (1e-5 if noise == 0 else 1e-2)
+        # reference: the true Lorenz coefficients; measured 1.1e-7 (clean), 2.0e-3 (1% noise)
+        assert relative_error(xi, s.coefficients_) < (1e-6 if noise == 0 else 5e-3)
     # the default degree-3 library with a constant, on clean data
     s = SINDy().fit(x[::5], t[::5], feature_names=["x", "y", "z"])
     assert s.equations(2) == {"x": {"x": -10.0, "y": 10.0},
@@ -132,13 +134,18 @@ def test_sr3_weak_and_ensemble(lorenz, lotka):
     xn = x + 0.01 * np.sqrt(np.mean(x ** 2)) * rng.standard_normal(x.shape)
     s = SINDy(PolynomialLibrary(2), SR3(3.0)).fit(xn, t)
     assert support_matches(xi, s.coefficients_)
+    # reference: the true Lorenz coefficients at 1% noise; SR3, strong STLSQ and the
+    # ensemble measured 1.0e-3, the weak form 1.6e-3
+    assert relative_error(xi, s.coefficients_) < 3e-3
     weak = SINDy(PolynomialLibrary(2), STLSQ(0.1), weak=WeakForm()).fit(xn, t)
     strong = SINDy(PolynomialLibrary(2), STLSQ(0.1)).fit(xn, t)
     assert support_matches(xi, weak.coefficients_) and support_matches(xi, strong.coefficients_)
-    assert relative_error(xi, weak.coefficients_) < 5e-3
+    assert relative_error(xi, weak.coefficients_) < 4e-3
+    assert relative_error(xi, strong.coefficients_) < 3e-3
     ens = SINDy(PolynomialLibrary(2), STLSQ(0.1), ensemble=Ensemble(n_models=10, seed=0))
     ens.fit(xn, t)
     assert support_matches(xi, ens.coefficients_)
+    assert relative_error(xi, ens.coefficients_) < 3e-3
     assert ens.inclusion_.shape == (3, 10)
     assert np.all(ens.inclusion_[xi != 0] == 1.0)
     lib = SINDy(PolynomialLibrary(2), STLSQ(0.1),
@@ -172,7 +179,9 @@ def test_discovered_model_simulates_fits_and_round_trips_sbml(lotka, tmp_path):
     assert model.parameter_names == ("prey_prey", "prey_prey_predator",
                                      "predator_predator", "predator_prey_predator")
     sim = np.asarray(sb.simulate(model, t).states)
-    assert np.max(np.abs(sim - x)) < 1e-3 * np.max(np.abs(x))
+    # reference: the zoo model's own trajectory (alpha 1.1, beta 0.4, gamma 0.4, delta 0.1);
+    # measured 2.8e-5
+    assert np.max(np.abs(sim - x)) < 1e-4 * np.max(np.abs(x))
     path = s.to_sbml(tmp_path / "lv.xml", initial=x[0])
     back = sb.load_sbml(path)
     np.testing.assert_allclose(np.asarray(sb.simulate(back, t).states), sim, rtol=1e-6,
@@ -186,7 +195,10 @@ def test_discovered_model_simulates_fits_and_round_trips_sbml(lotka, tmp_path):
     problem = sb.Problem.from_table(start, pd.DataFrame(rows))
     result = sb.fit(problem, n_starts=4, seed=0)
     best = dict(zip(problem.parameter_ids, result.best_x, strict=True))
-    assert abs(best["prey_prey"] - 1.1) < 0.01 and abs(best["predator_predator"] + 0.4) < 0.01
+    print("refit from a perturbed start:", best)
+    # reference: the zoo's alpha = 1.1 and gamma = 0.4 that made the (noise-free) data;
+    # measured 2.6e-8 and 1.5e-8 off
+    assert abs(best["prey_prey"] - 1.1) < 1e-6 and abs(best["predator_predator"] + 0.4) < 1e-6
 
 
 def test_hybrid_model_made_explicit(lotka):
