@@ -70,6 +70,7 @@ def test_cable_activation_travels_along_x_at_the_fitted_speed(cable):
     assert np.all(np.isfinite(act)) and summary["activation"]["activated_nodes"] == 41
     assert np.all(np.diff(act[2:]) > 0)  # beyond the stimulated edge (x <= 0.6 mm)
     assert summary["activation"]["min"] == pytest.approx(act.min())
+    # the protocol's stimulus runs from 5 to 7 ms: the stimulated edge fires during it
     assert 5.0 < act.min() < 7.0 and act.max() == pytest.approx(summary["activation"]["max"])
     # an independent two-point speed between x = 5 and 15 mm from the written fields
     ds = read_fields(out / "fields.npz")
@@ -80,7 +81,10 @@ def test_cable_activation_travels_along_x_at_the_fitted_speed(cable):
     cv = summary["conduction_velocity"]
     assert cv["method"] == "fit" and cv["units"] == "mm/ms" and cv["reason"] is None
     assert cv["value"] == pytest.approx(cv_two_point, rel=0.02)
-    assert 0.25 < cv["value"] < 0.45  # coarse grid: slower than the converged 0.47 mm/ms
+    # regression band (this project's runs: coarse grid, slower than its converged 0.47
+    # mm/ms); the independent checks are the two-point speed above and the planar sheet
+    # below, which must travel at the cable's speed
+    assert 0.25 < cv["value"] < 0.45
     assert summary["apd90"]["mean"] is None and "run longer" in summary["apd90"]["reason"]
 
 
@@ -112,7 +116,9 @@ def test_aliev_panfilov_apd90_matches_the_traces(tmp_path):
     assert s["dt"] == 0.02 and s["activation"]["threshold"] == 0.5
     apd = s["apd90"]
     assert apd["reason"] is None and apd["nodes"] > 10
-    assert 20 < apd["min"] <= apd["mean"] <= apd["max"] < 32  # t.u. (about 330 ms)
+    # regression band (this project's runs, t.u.; about 330 ms); the independent check is
+    # the APD90 measured here from the written traces
+    assert 20 < apd["min"] <= apd["mean"] <= apd["max"] < 32
     ds = read_fields(out / "fields.npz")
     u, t = np.asarray(ds["u"])[:, 4], np.asarray(ds["time"])  # x = 8
     ref = u[0] + 0.1 * (u.max() - u[0])

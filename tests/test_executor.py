@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import scalebridge as sb
+from conftest import peer
 from scalebridge.errors import InputError, ScalebridgeError
 from scalebridge.infer import Problem
 from scalebridge.infer.executor import (
@@ -21,7 +22,8 @@ from scalebridge.infer.executor import (
     get_executor,
 )
 
-distributed = pytest.importorskip("distributed")
+# a missing peer fails collection of this module (an error), it never skips it
+distributed = peer("distributed", "dask distributed")
 
 # no dashboard; the scheduler's HTTP server (always on) takes a free port, not 8787
 CLUSTER = dict(threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,

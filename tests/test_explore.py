@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import scalebridge  # noqa: F401  (float64)
+from scalebridge import testproblems as tp
 from scalebridge.errors import InputError
 from scalebridge.surrogate.explore import ExploreResult, Space, explore
 from scalebridge.testproblems import BRANIN_BOUNDS, BRANIN_MIN, branin
@@ -24,6 +25,64 @@ def wiggly(x):
     """A 1D function with features of several scales on [0, 1]."""
     x = np.asarray(x, float)[:, 0]
     return np.sin(12 * x) + 0.5 * np.cos(31 * x) * x + 2 * x
+
+
+# ----- the optimisation test functions against Surjanovic & Bingham's library -------------
+# (Virtual Library of Simulation Experiments, sfu.ca/~ssurjano: hart6.html, branin.html)
+H6_ALPHA = [1.0, 1.2, 3.0, 3.2]
+H6_A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14]]
+H6_P = [[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]]
+H6_XSTAR = [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]
+H6_FSTAR = -3.32237
+
+
+def hartmann6_numpy(x):
+    """f(x) = -sum_i alpha_i exp(-sum_j A_ij (x_j - P_ij)^2), P = 1e-4 * H6_P."""
+    x = np.atleast_2d(np.asarray(x, float))
+    a, p = np.asarray(H6_A, float), 1e-4 * np.asarray(H6_P, float)
+    return -np.exp(-((x[:, None, :] - p) ** 2 * a).sum(axis=2)) @ np.asarray(H6_ALPHA)
+
+
+def hartmann6_value_and_gradient(z):
+    """The NumPy Hartmann-6 at one point with its gradient, for scipy's L-BFGS-B."""
+    a, p = np.asarray(H6_A, float), 1e-4 * np.asarray(H6_P, float)
+    w = np.asarray(H6_ALPHA) * np.exp(-(a * (z - p) ** 2).sum(axis=1))
+    return -w.sum(), 2 * (w[:, None] * a * (z - p)).sum(axis=0)
+
+
+def test_hartmann6_matches_the_library_and_its_global_minimum():
+    import scipy.optimize
+
+    assert tp.HARTMANN6_BOUNDS == [(0.0, 1.0)] * 6 and tp.HARTMANN6_MIN == H6_FSTAR
+    x = np.random.default_rng(0).uniform(0.0, 1.0, (500, 6))
+    np.testing.assert_allclose(np.asarray(tp.hartmann6(x)), hartmann6_numpy(x), rtol=1e-14)
+    # the published minimiser, given to 6 digits: the value to the 6 published digits
+    f_star = float(tp.hartmann6(np.asarray(H6_XSTAR))[0])
+    assert f_star == pytest.approx(H6_FSTAR, abs=5e-6)
+    # a local search from x* stays there; a multistart search finds nothing lower
+    kw = dict(jac=True, bounds=tp.HARTMANN6_BOUNDS, method="L-BFGS-B")
+    local = scipy.optimize.minimize(hartmann6_value_and_gradient, H6_XSTAR, **kw,
+                                    options={"ftol": 1e-15, "gtol": 1e-10})
+    np.testing.assert_allclose(local.x, H6_XSTAR, atol=2e-5)
+    assert local.fun == pytest.approx(H6_FSTAR, abs=5e-6)
+    starts = np.random.default_rng(1).uniform(0.0, 1.0, (30, 6))
+    best = min(scipy.optimize.minimize(hartmann6_value_and_gradient, s, **kw).fun
+               for s in starts)
+    assert best >= H6_FSTAR - 5e-6 and best == pytest.approx(H6_FSTAR, abs=1e-4)
+
+
+def test_branin_minimisers_from_the_library():
+    """Branin's global minimum 0.397887 at (-pi, 12.275), (pi, 2.275), (9.42478, 2.475)."""
+    xs = np.array([[-np.pi, 12.275], [np.pi, 2.275], [9.42478, 2.475]])
+    np.testing.assert_allclose(np_branin(xs), BRANIN_MIN, atol=1e-6)
+    # the closed form a (x2 - b x1^2 + c x1 - r)^2 + s (1 - t) cos(x1) + s at other points
+    x = np.random.default_rng(0).uniform([-5.0, 0.0], [10.0, 15.0], (200, 2))
+    b, c, t = 5.1 / (4 * np.pi**2), 5 / np.pi, 1 / (8 * np.pi)
+    ref = (x[:, 1] - b * x[:, 0] ** 2 + c * x[:, 0] - 6) ** 2 + 10 * (1 - t) * np.cos(x[:, 0]) + 10
+    np.testing.assert_allclose(np_branin(x), ref, rtol=1e-13)
+    assert np.all(np_branin(x) >= BRANIN_MIN - 1e-6)
 
 
 def test_branin_reaches_the_minimum(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import scalebridge  # noqa: F401  (float64)
+from conftest import peer
 from scalebridge.errors import InputError, SerializationError
 from scalebridge.surrogate import gp as gpmod
 from scalebridge.surrogate.gp import GaussianProcess
@@ -69,7 +70,7 @@ def test_matches_closed_form_gp(cls):
 
 def test_sum_product_kernels_match_gpy():
     """A sum of a product and a Matern kernel, ARD and normalised, agrees with GPy."""
-    gpy = pytest.importorskip("GPy")
+    gpy = peer("GPy", "GPy")
     x, y = _data(15)
     xs = np.random.default_rng(2).uniform(0, 1, (9, 2))
     k1, k2, k3 = RBF(LS, 1.3), Matern32([0.5], 0.8, active_dims=[1]), Matern52(LS[::-1], 0.4)
@@ -84,10 +85,12 @@ def test_sum_product_kernels_match_gpy():
                                     noise_var=1e-3 / sd**2)
     gm, gv = model.predict_noiseless((xs - lo) / span)
     m, v = gp.predict(xs)
-    np.testing.assert_allclose(m, mu + sd * gm[:, 0], rtol=1e-6)
+    # GPy (1.15) adds a small jitter to the kernel matrix: the agreement it allows, measured,
+    # is 1.4e-8 (mean, relative), 2.6e-6 (variance, relative) and 1.8e-6 (log likelihood)
+    np.testing.assert_allclose(m, mu + sd * gm[:, 0], rtol=1e-7)
     np.testing.assert_allclose(v, sd**2 * gv[:, 0], rtol=1e-5, atol=1e-8)
     lml = float(model.log_likelihood()) - len(y) * np.log(sd)
-    np.testing.assert_allclose(gp.log_marginal_likelihood_, lml, atol=1e-5)  # GPy jitter
+    np.testing.assert_allclose(gp.log_marginal_likelihood_, lml, atol=1e-5)
 
 
 def test_lml_gradient_matches_finite_differences():

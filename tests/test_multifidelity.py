@@ -133,6 +133,59 @@ def test_linear_model_correlation_between_levels():
     np.testing.assert_allclose(jitted[2], corr, rtol=1e-6)
 
 
+# ----- the benchmark functions against their published closed forms ------------------------
+# Currin et al. (1988) and Morris et al. (1993) as given by Surjanovic & Bingham
+# (sfu.ca/~ssurjano: curretal88exp.html, borehole.html), the low fidelities of Xiong, Qian and
+# Wu (2013), and the 1D pair and 3-level Branin of Perdikaris et al. (2017), each rewritten
+# here in NumPy.
+def currin_ref(x1, x2):
+    return (1 - np.exp(-1 / (2 * x2))) * (2300 * x1**3 + 1900 * x1**2 + 2092 * x1 + 60) / (
+        100 * x1**3 + 500 * x1**2 + 4 * x1 + 20)
+
+
+def borehole_ref(x, numerator=2 * np.pi, shift=1.0):
+    rw, r, tu, hu, tl, hl, ell, kw = x.T
+    lr = np.log(r / rw)
+    return numerator * tu * (hu - hl) / (lr * (shift + 2 * ell * tu / (lr * rw**2 * kw)
+                                               + tu / tl))
+
+
+def branin_ref(x1, x2):
+    b, c, t = 5.1 / (4 * np.pi**2), 5 / np.pi, 1 / (8 * np.pi)
+    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * np.cos(x1) + 10
+
+
+def test_benchmark_functions_match_their_closed_forms():
+    rng = np.random.default_rng(0)
+    x = _box(rng, 200, tp.CURRIN_BOUNDS)
+    x[:, 1] = np.maximum(x[:, 1], 0.06)  # keep the low level's shifted copies off x2 = 0
+    x1, x2 = x.T
+    np.testing.assert_allclose(np.asarray(tp.currin(x)), currin_ref(x1, x2), rtol=1e-13)
+    low = 0.25 * sum(currin_ref(x1 + d, x2 + e) for d in (0.05, -0.05) for e in (0.05, -0.05))
+    np.testing.assert_allclose(np.asarray(tp.currin_low(x)), low, rtol=1e-13)
+    # x2 -> 0: the factor 1 - exp(-1 / (2 x2)) tends to 1, so f(0, 0) = 60 / 20 = 3
+    assert float(tp.currin(np.array([0.0, 0.0]))[0]) == pytest.approx(3.0, rel=1e-15)
+    xb = _box(rng, 200, tp.BOREHOLE_BOUNDS)
+    np.testing.assert_allclose(np.asarray(tp.borehole(xb)), borehole_ref(xb), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(tp.borehole_low(xb)), borehole_ref(xb, 5.0, 1.5),
+                               rtol=1e-13)
+    xs = _box(rng, 200, tp.BRANIN_BOUNDS)
+    med = 10 * np.sqrt(branin_ref(xs[:, 0] - 2, xs[:, 1] - 2)) + 2 * (xs[:, 0] - 0.5) \
+        - 3 * (3 * xs[:, 1] - 1) - 1
+    np.testing.assert_allclose(np.asarray(tp.branin_medium(xs)), med, rtol=1e-12)
+    z = 1.2 * (xs + 2)
+    med_z = 10 * np.sqrt(branin_ref(z[:, 0] - 2, z[:, 1] - 2)) + 2 * (z[:, 0] - 0.5) \
+        - 3 * (3 * z[:, 1] - 1) - 1
+    np.testing.assert_allclose(np.asarray(tp.branin_low(xs)), med_z - 3 * xs[:, 1] + 1,
+                               rtol=1e-12)
+    t = np.linspace(0.0, 1.0, 101)[:, None]
+    np.testing.assert_allclose(np.asarray(tp.nonlinear_sin_low(t)), np.sin(8 * np.pi * t[:, 0]),
+                               atol=1e-15)
+    np.testing.assert_allclose(np.asarray(tp.nonlinear_sin_high(t)),
+                               (t[:, 0] - np.sqrt(2)) * np.sin(8 * np.pi * t[:, 0]) ** 2,
+                               atol=1e-15)
+
+
 @pytest.mark.slow
 def test_currin_two_levels():
     """Currin 20 low / 8 high points (nested), Xiong, Qian and Wu (2013)."""

@@ -1,6 +1,10 @@
 """Learned cell surrogates: exact recovery of true gates, the saved format, range and model
-checks, and the surrogate against the full Beeler-Reuter model in single cells and tissue."""
+checks, the surrogate against the full Beeler-Reuter model in single cells and tissue,
+compare_runs' arithmetic, and the published benchmark (benchmarks/results/multiscale.json)
+against itself and the README's targets."""
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +21,15 @@ from scalebridge.multiscale import (
     train_cell_surrogate,
     train_two_variable_surrogate,
 )
-from scalebridge.multiscale.compare import largest_dt, tissue_run, validate_cell
+from scalebridge.multiscale.compare import compare_runs, largest_dt, tissue_run, validate_cell
 from scalebridge.multiscale.two_variable import cable_velocity, paced_traces
 from scalebridge.pde import Stimulus, grid1d
 from scalebridge.pde.zoo import _quiet
 
-SHIPPED = (Path(__file__).parents[1] / "benchmarks" / "results" / "multiscale"
-           / "beeler_reuter_gated.npz")
+ROOT = Path(__file__).parents[1]
+SHIPPED = ROOT / "benchmarks" / "results" / "multiscale" / "beeler_reuter_gated.npz"
+SHIPPED_TWO_VARIABLE = SHIPPED.with_name("beeler_reuter_two_variable.npz")
+BENCHMARK = ROOT / "benchmarks" / "results" / "multiscale.json"
 SMALL = CellProtocol(periods=(300.0,), conductivities=(0.0, 1.0), beats=2, nodes=21,
                      length=4.0, sample_every=0.5)
 
@@ -101,20 +107,123 @@ def test_single_cell_action_potential_matches(cell, sur):
     assert v["apd90_error_percent"] < 3.0 and v["shape_rmse_mV"] < 3.0
 
 
-def test_shipped_surrogate_tissue_conducts_like_the_full_model(cell):
-    """The benchmark's surrogate (full training protocol) in an 8 mm cable."""
+# an 8 mm cable at the benchmark's spacing (0.1 mm), D and stimulus
+CABLE = dict(stimuli=[Stimulus(lambda x: x <= 0.3, 60.0, 1.0, 2.0)], D=0.1, t_end=30.0,
+             output_every=0.25)
+
+
+@pytest.fixture(scope="module")
+def full_cable(cell):
+    """The full Beeler-Reuter model on the cable at dt = 0.005 ms (its CV is 0.3% from
+    converged; the benchmark's own step, 0.0125 ms, is 0.7% from it)."""
+    return tissue_run(cell, grid1d(81, 8.0), dt=0.005, **CABLE)
+
+
+def test_shipped_surrogate_tissue_conducts_like_the_full_model(cell, full_cable):
+    """The benchmark's surrogate (full training protocol) in an 8 mm cable. The reference
+    is the full model run alongside; the 1% is the step-search tolerance of largest_dt."""
     sur = load_surrogate(SHIPPED)
     grid = grid1d(81, 8.0)
-    stim = [Stimulus(lambda x: x <= 0.3, 60.0, 1.0, 2.0)]
-    kw = dict(stimuli=stim, D=0.1, t_end=30.0, output_every=0.25)
-    a = tissue_run(cell, grid, dt=0.005, **kw)
-    b = tissue_run(sur.model, grid, dt=0.005, **kw)
+    a = full_cable
+    b = tissue_run(sur.model, grid, dt=0.005, **CABLE)
     assert b["ok"] and abs(b["cv"] / a["cv"] - 1) < 0.01
     ok = np.isfinite(a["activation"])
     assert np.sqrt(np.mean((a["activation"][ok] - b["activation"][ok]) ** 2)) < 0.2
-    found = largest_dt(sur.model, grid, candidates=(0.005, 0.01, 0.02, 0.05), **kw)
+    found = largest_dt(sur.model, grid, candidates=(0.005, 0.01, 0.02, 0.05), **CABLE)
+    # regression check: the step found by the benchmark run (recommended_dt 0.0125 there)
     assert found["dt"] in (0.01, 0.02)  # 0.05 breaks the 1% limit (or explodes)
     assert abs(found["cv"][found["dt"]] / found["reference_cv"] - 1) <= 0.01
+
+
+def test_shipped_two_variable_surrogate_reproduces_the_full_velocity(full_cable):
+    """The README's claim for the shipped fast surrogate: conduction velocity within 2% of
+    the full model's and activation RMSE below 1 ms, here on a short cable at the
+    surrogate's recommended step (the full model is the reference, run alongside)."""
+    sur = load_surrogate(SHIPPED_TWO_VARIABLE)
+    assert isinstance(sur, TwoVariableSurrogate) and sur.state_names == ("V", "r")
+    b = tissue_run(sur.model, grid1d(81, 8.0), dt=sur.recommended_dt, **CABLE)
+    a = full_cable
+    assert b["ok"] and abs(b["cv"] / a["cv"] - 1) <= 0.02, (b["cv"], a["cv"])
+    ok = np.isfinite(a["activation"])
+    assert np.all(np.isfinite(b["activation"][ok]))
+    assert np.sqrt(np.mean((a["activation"][ok] - b["activation"][ok]) ** 2)) <= 1.0
+
+
+def _run(run_s, steps, dt, cv, activation, apd90, compile_s=0.5):
+    return {"run_s": run_s, "steps": steps, "dt": dt, "cv": cv, "compile_s": compile_s,
+            "activation": np.asarray(activation, float), "apd90": np.asarray(apd90, float)}
+
+
+def test_compare_runs_arithmetic_on_constructed_runs():
+    """Hand-computed: 8 s over 400 steps against 0.5 s over 200 steps is a speed-up of 16,
+    2 from the step counts times 8 per step (0.02 s against 0.0025 s per step)."""
+    nan = float("nan")
+    a = _run(8.0, 400, 0.01, 0.5, [0.0, 1.0, 2.0, nan, 4.0], [200.0, 200.0, 250.0, nan, 100.0])
+    b = _run(0.5, 200, 0.02, 0.49, [0.0, 1.3, 2.4, 3.0, nan], [210.0, 190.0, 200.0, 1.0, nan],
+             compile_s=0.25)
+    r = compare_runs(a, b, full_states=8, surrogate_states=2)
+    assert r["speedup"] == 16.0
+    assert r["speedup_from_steps"] == 2.0 and r["speedup_per_step"] == 8.0
+    assert math.isclose(r["speedup"], r["speedup_from_steps"] * r["speedup_per_step"],
+                        rel_tol=1e-15)
+    assert math.isclose(r["cv_error_percent"], 2.0, rel_tol=1e-12)  # |0.49 / 0.5 - 1|
+    # nodes finite in both: 0, 1, 2 with differences 0, 0.3, 0.4: sqrt(0.25 / 3)
+    assert math.isclose(r["activation_rmse_ms"], math.sqrt(0.25 / 3), rel_tol=1e-12)
+    assert r["nodes_activated"] == 3
+    # APD90 ratios - 1 where both are finite: 5%, 5%, 20%
+    assert math.isclose(r["apd_error_percent"], 10.0, rel_tol=1e-12)
+    assert math.isclose(r["apd_error_max_percent"], 20.0, rel_tol=1e-12)
+    assert r["full"] == {"dt": 0.01, "cv": 0.5, "run_s": 8.0, "compile_s": 0.5, "steps": 400,
+                         "apd90_mean": 187.5, "states": 8}
+    assert r["surrogate"]["states"] == 2 and r["surrogate"]["compile_s"] == 0.25
+    assert math.isclose(r["surrogate"]["apd90_mean"], 150.25, rel_tol=1e-15)
+
+
+def test_multiscale_benchmark_is_consistent_and_meets_the_readme_targets():
+    """benchmarks/results/multiscale.json: every derived number follows from the raw ones
+    (run times, step counts, velocities), the step search picked the largest step within 1%
+    of converged, and the headline surrogate meets the README targets (speed-up >= 10, CV
+    error <= 2%, activation RMSE <= 1 ms) on both grids. (test_readme ties the README's table
+    to this file.)"""
+    out = json.loads(BENCHMARK.read_text())
+    assert out["headline"] == "two_variable"
+    for name in ("cable_1d", "sheet_2d"):
+        g = out["grids"][name]
+        assert g["targets"] == {"speedup": ">= 10", "cv_error_percent": "<= 2",
+                                "activation_rmse_ms": "<= 1"}
+        for fam, r in g["families"].items():
+            full, sur = r["full"], r["surrogate"]
+            assert sur["states"] == len(out["surrogates"][fam]["states"])
+            assert full["states"] == out["full_states"] == 8
+            assert math.isclose(r["speedup"], full["run_s"] / sur["run_s"], rel_tol=1e-12)
+            assert math.isclose(r["speedup_from_steps"], full["steps"] / sur["steps"],
+                                rel_tol=1e-12)
+            assert math.isclose(r["speedup"], r["speedup_from_steps"] * r["speedup_per_step"],
+                                rel_tol=1e-12)
+            # both runs span the same time: steps = t_end / dt
+            assert math.isclose(full["steps"] * full["dt"], sur["steps"] * sur["dt"],
+                                rel_tol=1e-12)
+            assert math.isclose(r["cv_error_percent"], 100 * abs(sur["cv"] / full["cv"] - 1),
+                                rel_tol=1e-9)
+            assert r["apd_error_percent"] <= r["apd_error_max_percent"]
+            for side in ("full", "surrogate"):
+                search = r["dt_search"][side]
+                assert search["dt"] == r[side]["dt"]
+                cvs = {float(k): v for k, v in search["cv"].items()}
+                for dt, cv in cvs.items():  # within 1% up to the chosen step, not beyond
+                    within = abs(cv / search["reference_cv"] - 1) <= 0.01
+                    assert within == (dt <= search["dt"]), (name, fam, side, dt)
+            assert r["met"] == {"speedup": r["speedup"] >= 10,
+                                "cv_error_percent": r["cv_error_percent"] <= 2,
+                                "activation_rmse_ms": r["activation_rmse_ms"] <= 1}
+            assert r["nodes_activated"] == math.prod(g["nodes"])
+        head = g["families"]["two_variable"]
+        for key in ("speedup", "cv_error_percent", "activation_rmse_ms", "apd_error_percent"):
+            assert g[key] == head[key]
+        assert head["speedup"] >= 10 and head["cv_error_percent"] <= 2
+        assert head["activation_rmse_ms"] <= 1
+        assert head["dt_search"]["surrogate"]["dt"] == out["surrogates"]["two_variable"][
+            "recommended_dt"]
 
 
 # ----- the two-variable family -------------------------------------------------------------
@@ -137,7 +246,9 @@ def test_two_variable_fit_reaches_the_velocity_in_the_tissue_solver(two_variable
     assert abs(fitted / target - 1) < 0.005
     measured = cable_velocity(sur.model, 0.2, **cable, dt=0.01)
     assert abs(measured / target - 1) < 0.01
-    assert sur.meta["fit"]["shape_rmse"] < 15.0  # mV: an action potential, roughly
+    # a sanity band, not a measured value: the two-variable form misses the plateau's detail
+    # (the README reports 7-11 mV on held-out beats)
+    assert sur.meta["fit"]["shape_rmse"] < 15.0  # mV
 
 
 def test_two_variable_round_trip_and_checks(two_variable, tmp_path):

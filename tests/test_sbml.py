@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import scalebridge as sb
+from conftest import peer
 from scalebridge.errors import SBMLError
 from scalebridge.model.sbml import load_sbml
 
@@ -17,7 +18,7 @@ RTOL, ATOL = 1e-12, 1e-14
 
 def roadrunner_run(text, selections, t_end, n, rtol=RTOL, atol=ATOL):
     """libroadrunner (CVODE) time course of ``selections`` on ``linspace(0, t_end, n)``."""
-    roadrunner = pytest.importorskip("roadrunner")
+    roadrunner = peer("roadrunner", "libroadrunner")
     rr = roadrunner.RoadRunner(text)
     rr.integrator.relative_tolerance = rtol
     rr.integrator.absolute_tolerance = atol
@@ -33,17 +34,22 @@ def relative_deviation(ours, ref):
 
 
 # ----- benchmark models: end of the measurement time span (PEtab measurement tables) -----
+# Reference: libroadrunner 2.10 (CVODE, BDF), both tools at rtol 1e-12. The bound per model is
+# what the two achieve together, measured (max over states and times of the deviation
+# relative to the state's largest value), with about a tenfold margin:
+#   Boehm 1.1e-10, Bertozzi 1.7e-11.
 # Crauste amplifies integration errors: CVODE at rtol 1e-12 is 2.3e-5 away from a converged
-# solution (ours is 7e-10 away), so its reference runs CVODE at rtol 1e-14 (5e-7 away).
+# solution (ours is 7e-10 away), so its reference runs CVODE at rtol 1e-14, which is still
+# 5e-7 away (measured 5.0e-7): that reference error, not ours, sets its bound.
 BENCHMARKS = [
-    ("Boehm_JProteomeRes2014", 240.0, RTOL, ATOL),
-    ("Crauste_CellSystems2017", 28.0, 1e-14, 1e-16),
-    ("Bertozzi_PNAS2020", 10.0, RTOL, ATOL),
+    ("Boehm_JProteomeRes2014", 240.0, RTOL, ATOL, 1e-9),
+    ("Crauste_CellSystems2017", 28.0, 1e-14, 1e-16, 2e-6),
+    ("Bertozzi_PNAS2020", 10.0, RTOL, ATOL, 2e-10),
 ]
 
 
-@pytest.mark.parametrize(("name", "t_end", "ref_rtol", "ref_atol"), BENCHMARKS)
-def test_benchmark_model_matches_roadrunner(name, t_end, ref_rtol, ref_atol):
+@pytest.mark.parametrize(("name", "t_end", "ref_rtol", "ref_atol", "bound"), BENCHMARKS)
+def test_benchmark_model_matches_roadrunner(name, t_end, ref_rtol, ref_atol, bound):
     path = DATA / f"{name}.xml"
     model = load_sbml(path)
     assert model.stiff and model.source[0] == "sbml"
@@ -51,7 +57,8 @@ def test_benchmark_model_matches_roadrunner(name, t_end, ref_rtol, ref_atol):
     sol = sb.simulate(model, times, rtol=RTOL, atol=ATOL, max_steps=1_000_000)
     ref = roadrunner_run(path.read_text(), [f"[{s}]" for s in model.state_names], t_end, 49,
                          ref_rtol, ref_atol)
-    assert np.all(relative_deviation(sol.states, ref) < 1e-5)
+    dev = relative_deviation(sol.states, ref)
+    assert np.all(dev < bound), float(np.max(dev))
 
 
 def test_benchmark_structure():
@@ -175,7 +182,9 @@ def test_feature_model_matches_roadrunner():
              "tot2": "tot2"}
     ref = roadrunner_run(FEATURES, list(names.values()), 6.0, 61)
     ours = np.stack([np.asarray(sol[n]) for n in names], axis=1)
-    assert np.all(relative_deviation(ours, ref) < 1e-8)
+    # libroadrunner 2.10 at the same rtol 1e-12: measured 1.6e-11
+    dev = relative_deviation(ours, ref)
+    assert np.all(dev < 1e-10), float(np.max(dev))
     a = np.asarray(sol["A"])
     assert times[30] == 3.0 and a[30] > a[29] + 0.9  # the event at t = 3 adds 1 to [A]
 
@@ -286,7 +295,8 @@ def test_growing_compartment_and_math_match_roadrunner():
     ref = roadrunner_run(text, ["[S]", "V", "x", *MATH], 3.0, 31)
     ours = np.stack([np.asarray(sol[n]) for n in names], axis=1)
     dev = np.max(np.abs(ours - ref) / np.maximum(1.0, np.abs(ref)), axis=0)
-    assert np.all(dev < 1e-9), dict(zip(names, dev, strict=True))
+    # libroadrunner 2.10 at the same rtol 1e-12: measured 1.0e-11 (V, after its event)
+    assert np.all(dev < 1e-10), dict(zip(names, dev, strict=True))
 
 
 def test_initial_assignment_and_parameters_against_exact_solution():
@@ -329,15 +339,17 @@ def _check(text, times, exact, params=None, model=None):
     """[S] against the exact solution and libroadrunner; returns both deviations.
 
     atol 1e-12, not ATOL: the event root finder stops only once |g| < atol / 100, which
-    rounding of g = 1 - S (~1e-16) cannot reach with atol 1e-14."""
+    rounding of g = 1 - S (~1e-16) cannot reach with atol 1e-14. The bound 1e-8 is what the
+    event location achieves (measured at most 1.5e-9 against both references, the sawtooth's
+    exact solution and libroadrunner 2.10 at rtol 1e-12), with a sixfold margin."""
     sol = sb.simulate(model or load_sbml(text), times, params=params, rtol=RTOL, atol=1e-12)
     ours = np.asarray(sol["S"])[:, None]
     dev_exact = relative_deviation(ours, exact[:, None])[0]
-    assert dev_exact < 1e-6, dev_exact
+    assert dev_exact < 1e-8, dev_exact
     if params:
         return dev_exact, None
     dev_rr = relative_deviation(ours, roadrunner_run(text, ["[S]"], times[-1], len(times)))[0]
-    assert dev_rr < 1e-6, dev_rr
+    assert dev_rr < 1e-8, dev_rr
     return dev_exact, dev_rr
 
 

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 import scalebridge as sb
+from conftest import peer
 from scalebridge import testproblems as tp
 from scalebridge.errors import InputError, SerializationError, SimulationError
 from scalebridge.sensitivity import (
@@ -92,7 +93,7 @@ def test_bootstrap_coverage_over_seeds(sampling):
 
 
 def test_sobol_agrees_with_salib_at_equal_n():
-    pytest.importorskip("SALib")
+    peer("SALib", "SALib")
     from SALib.analyze import sobol as salib_analyze
     from SALib.sample import sobol as salib_sample
 
@@ -140,7 +141,7 @@ def test_numpy_black_box_threads_and_jax_paths_agree():
 
 
 def test_dask_executor_gives_the_same_indices():
-    distributed = pytest.importorskip("distributed")
+    distributed = peer("distributed", "dask distributed")
     ref = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n=256, n_bootstrap=50)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
