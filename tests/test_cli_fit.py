@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, peer
 from scalebridge.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_profile_command_around_a_fit(tmp_path, capsys):
 def test_sample_command_writes_posterior_and_plots(tmp_path, capsys):
     import shutil
 
-    petabtests = pytest.importorskip("petabtests")
+    petabtests = peer("petabtests")
     case = Path(petabtests.__file__).parent / "cases" / "v1.0.0" / "sbml" / "0001"
     shutil.copytree(case, tmp_path / "case", ignore=shutil.ignore_patterns("*.py",
                                                                            "__pycache__"))

@@ -11,6 +11,7 @@ import pytest
 
 import scalebridge as sb
 import scalebridge.infer.fit as fitmod
+from conftest import peer
 from scalebridge.errors import InputError
 from scalebridge.infer import Problem
 from scalebridge.infer.fit import FitResult, fit, residual_function, start_points
@@ -24,6 +25,22 @@ BOEHM_OPT = 138.2220  # published optimum
 @pytest.fixture(scope="module")
 def boehm():
     return load_petab(BOEHM)
+
+
+def _peer_nll():
+    """The NLL of the Boehm PEtab problem from pyPESTO's libroadrunner objective (petab's
+    import, CVODE at rtol 1e-10): a likelihood that shares no code with scalebridge."""
+    petab = peer("petab.v1", "petab")
+    pypesto_petab = peer("pypesto.petab", "pypesto")
+    problem = pypesto_petab.PetabImporter(petab.Problem.from_yaml(str(BOEHM)),
+                                          simulator_type="roadrunner").create_problem()
+    opts = problem.objective.solver_options
+    opts.relative_tolerance, opts.absolute_tolerance = 1e-10, 1e-12
+    names = [problem.x_names[i] for i in problem.x_free_indices]
+    assert names == ["Epo_degradation_BaF3", "k_exp_hetero", "k_exp_homo", "k_imp_hetero",
+                     "k_imp_homo", "k_phos", "sd_pSTAT5A_rel", "sd_pSTAT5B_rel",
+                     "sd_rSTAT5A_rel"]
+    return lambda x: float(problem.objective(np.asarray(x, float)))
 
 
 @pytest.mark.slow  # kept out of the default run for time; run with -m slow
@@ -66,10 +83,25 @@ def test_boehm_multistart_trf(boehm, tmp_path):
                 "iterations", "time_s"):
         assert key in rec
     assert rec["success"]
-    # measured: start 0 of seed 0 ends at the local optimum 147.544 (the global 138.2220 is
-    # not reached from the first LHS starts; see docs/decisions/0007-local-optimiser.md)
-    assert res.best_nll <= 147.6
+    # regression check (a value of this project's own run, not a reference): start 0 of seed
+    # 0 ends at the local optimum 147.544 (the global 138.2220 is not reached from the first
+    # LHS starts; see docs/decisions/0007-local-optimiser.md)
+    assert res.best_nll == pytest.approx(147.544, abs=0.01)
+    # independent checks: the published optimum bounds it from below; pyPESTO's libroadrunner
+    # likelihood of the same PEtab problem gives the reported NLL at x, and x is a local
+    # minimum of that peer likelihood along every coordinate (steps of 0.01 in log10)
     assert res.best_nll >= BOEHM_OPT - 1e-3
+    x = np.asarray(rec["x"])
+    peer_nll = _peer_nll()
+    # the peer runs CVODE at rtol 1e-10, ours Rodas5 at the default 1e-8: the NLLs agree to
+    # 1e-5 at the published optimum (tests/test_petab.py)
+    assert peer_nll(x) == pytest.approx(res.best_nll, abs=1e-4)
+    for i in range(x.size):
+        for step in (-0.01, 0.01):
+            y = x.copy()
+            y[i] = np.clip(y[i] + step, boehm.lower[i], boehm.upper[i])
+            if y[i] != x[i]:
+                assert peer_nll(y) > res.best_nll - 1e-4, (boehm.parameter_ids[i], step)
     assert res.n_converged == 1
     assert set(res.best_params) == set(boehm.parameter_ids)
     x = np.asarray(rec["x"])

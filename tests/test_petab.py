@@ -12,16 +12,193 @@ import pytest
 import yaml
 
 import scalebridge as sb
+from conftest import peer
 from scalebridge.errors import InputError, ScalebridgeError
 from scalebridge.infer import Problem, parse_formula
 from scalebridge.petab import load_petab
 
+# ----- gradient and Fisher information against finite differences ---------------------------
+# Solver tolerances for the finite-difference truth: rtol 1e-12 / atol 1e-14 make the
+# simulation error (about 1e-11 relative) negligible against the differencing errors below.
+TIGHT = dict(rtol=1e-12, atol=1e-14, max_steps=1_000_000)
+# Fourth-order central differences with step H on the scaled parameters: truncation error
+# about H^4 |f^(5)| / 30 (1e-12 relative for the O(1) derivatives here) and rounding/solver
+# error about 1e-11 / H = 1e-8 relative, so derivatives are good to ~1e-7 of their scale;
+# the checks use 1e-5 (relative) with an absolute floor of 1e-6 of the derivative's scale.
+H = 1e-3
+FD_RTOL, FD_ATOL = 1e-5, 1e-6
+
+
+def _fd(f, x, h=H):
+    """Fourth-order central differences of the (array-valued) ``f`` at ``x``: one column
+    (last axis) per parameter; ``h`` a step or one step per parameter."""
+    cols = []
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = np.broadcast_to(h, x.shape)[i]
+        h_i = e[i]
+        cols.append((-np.asarray(f(x + 2 * e)) + 8 * np.asarray(f(x + e))
+                     - 8 * np.asarray(f(x - e)) + np.asarray(f(x - 2 * e))) / (12 * h_i))
+    return np.stack(cols, axis=-1)
+
+
+def _noise_models(problem, observable_table: pd.DataFrame):
+    """Per measurement row of ``problem.simulations()``: transformation h and the Fisher
+    weight of log(sigma) (2 for normal, 1 for Laplace noise), read from the PEtab observable
+    table itself, not from the parsed problem."""
+    obs = observable_table.set_index("observableId")
+    ids = problem.measurements["observableId"].astype(str)
+    trans = [obs.loc[o].get("observableTransformation", "lin") for o in ids]
+    trans = ["lin" if not isinstance(t, str) or not t else t for t in trans]
+    dist = [obs.loc[o].get("noiseDistribution", "normal") for o in ids]
+    weight = np.array([1.0 if d == "laplace" else 2.0 for d in dist])
+    return np.array(trans), weight
+
+
+def _transformed(problem, trans, x):
+    """(h(simulation), log(sigma)) of all measurements from the public simulation table."""
+    sims = problem.simulations(x)
+    y, s = sims["simulation"].to_numpy(), sims["sigma"].to_numpy()
+    mu = y.copy()
+    mu[trans == "log10"] = np.log10(y[trans == "log10"])
+    mu[trans == "log"] = np.log(y[trans == "log"])
+    return np.concatenate([mu, np.log(s)])
+
+
+def check_gradient_and_fim(problem, observable_table, x=None, step=H, rtol=FD_RTOL,
+                           atol=FD_ATOL):
+    """``nll_grad_fim`` at ``x`` against an independent construction: the gradient against
+    finite differences of ``nll``; the Fisher information against
+    sum_m (dmu_m dmu_m^T / s_m^2 + w_m dlog(s_m) dlog(s_m)^T), the expected Hessian of
+    the NLL for Gaussian (w = 2) and Laplace (w = 1) noise with transformed simulation mu and
+    noise s, built from a finite-difference Jacobian of the simulation table."""
+    x = problem.x_nominal if x is None else np.asarray(x, float)
+    value, grad, fim = problem.nll_grad_fim(x)
+    assert value == pytest.approx(problem.nll(x), rel=1e-12)
+    # step H on log scales; on the linear scale H relative to the value (at least 0.1 H)
+    h = np.where(np.asarray(problem.parameter_scales) == "lin",
+                 step * np.maximum(np.abs(x), 0.1), step)
+    fd_grad = _fd(problem.nll, x, h)
+    trans, weight = _noise_models(problem, observable_table)
+    n = trans.size
+    jac = _fd(lambda v: _transformed(problem, trans, v), x, h)
+    s = np.exp(_transformed(problem, trans, x)[n:])
+    j_mu, j_ls = jac[:n] / s[:, None], jac[n:]
+    fim_ref = j_mu.T @ j_mu + j_ls.T @ (weight[:, None] * j_ls)
+    # scale of each gradient component: the square root of its Fisher information (the
+    # standard deviation of the score), so a gradient of ~0 at an optimum is still held to
+    # 1e-6 of that scale
+    scale = np.sqrt(np.maximum(np.diag(fim_ref), 1e-300))
+    np.testing.assert_allclose(grad, fd_grad, rtol=rtol, atol=atol * scale.max())
+    np.testing.assert_allclose(fim, fim_ref, rtol=rtol, atol=atol * np.abs(fim_ref).max())
+    return grad, fd_grad, fim, fim_ref
+
+
 DATA = Path(__file__).parent / "data" / "petab"
-BENCHMARKS = {
-    "Boehm_JProteomeRes2014": ("Boehm_JProteomeRes2014.yaml", 138.2220),
-    "Crauste_CellSystems2017": ("Crauste_CellSystems2017.yaml", 190.9652),
+# Problems of the PEtab benchmark collection (tests/data/README.md): the YAML file, the
+# collection's table of simulations at the nominal parameters, and the reference NLL there,
+# from AMICI's benchmark table (nll = -llh) except Bertozzi (converged scipy Radau) and
+# Blasi (petab's calculate_llh on the collection's simulatedData table).
+COLLECTION = {
+    "Boehm_JProteomeRes2014": ("Boehm_JProteomeRes2014.yaml", 138.221997),
+    "Crauste_CellSystems2017": ("Crauste_CellSystems2017.yaml", 190.965219),
     "Bertozzi_PNAS2020": ("problem.yaml", 158.8643),
+    "Borghans_BiophysChem1997": ("Borghans_BiophysChem1997.yaml", -83.323719),
+    "Fiedler_BMCSystBiol2016": ("Fiedler_BMCSystBiol2016.yaml", -58.583902),
+    "Blasi_CellSystems2016": ("Blasi_CellSystems2016.yaml", -642.826894),
+    "Weber_BMC2015": ("Weber_BMC2015.yaml", 296.201792),
+    "Brannmark_JBC2010": ("Brannmark_JBC2010.yaml", 141.889114),
+    "Schwen_PONE2014": ("Schwen_PONE2014.yaml", 943.999299),
 }
+# compiling these takes minutes on a 2-core CPU: kept out of the default run
+SLOW = {"Brannmark_JBC2010", "Schwen_PONE2014", "Weber_BMC2015"}
+# the default run checks the gradient and Fisher information of these (one compile each);
+# the others run with -m slow
+FAST_GRADIENT = {"Boehm_JProteomeRes2014"}
+# The collection's simulation tables come from its tools at their (unrecorded) tolerances.
+# Measured largest relative deviation from ours: Schwen 1e-7, Bertozzi 1.2e-7, Blasi 2e-7,
+# Fiedler 5e-7, Brannmark 5e-6, Borghans 4e-5: held to 2e-4 relative (plus 1e-6 of the
+# observable's largest value, for values that cross 0). Crauste's table is 4.6e-4 off; ours
+# is converged (the same at rtol 1e-12) and matches libroadrunner at rtol 1e-12
+# (tests/test_sbml.py).
+SIM_RTOL_DEFAULT = 2e-4
+SIM_RTOL = {"Crauste_CellSystems2017": 1e-3}
+# NLL: the reference values carry 6 decimals; solver errors at rtol 1e-8 move the NLL by
+# ~1e-4 (measured at most 2.5e-4, Weber): held to 1e-3, far below the 1.92 of a 95%
+# likelihood-ratio interval. Crauste: ours, 190.963978, is converged (the same at rtol
+# 1e-12) and 1.24e-3 below AMICI's reference, as are our simulations from the collection's
+# table (above): held to 2e-3 there.
+NLL_ATOL = {"Crauste_CellSystems2017": 2e-3}
+# Finite-difference step and tolerance where the defaults do not fit: Borghans' calcium
+# oscillations make its NLL vary on a scale of 1e-4 in the log10 parameters (it rises from
+# -83 to +9 within 1e-3 of log10(K_par)), so steps of 1e-3 see another function; at 1e-6 the
+# truncation error is ~1e-6 and the solver error ~1e-9 / 1e-6, 1e-5 relative: held to 1e-4.
+FD_SETTINGS = {"Borghans_BiophysChem1997": dict(step=1e-6, rtol=1e-4)}
+# PEtab features or reference values that scalebridge does not reproduce (strict xfail)
+COLLECTION_XFAIL = {
+    "Weber_BMC2015": "at the default rtol 1e-8 the simulations are 1e-3 (relative) off the "
+                     "collection's table and off ours at rtol 1e-10 (the NLL 2.5e-4 off "
+                     "AMICI's, 2.7e-5 at rtol 1e-10): the preequilibration stops too early",
+}
+GRADIENT_XFAIL = {
+    "Weber_BMC2015": "at rtol 1e-12 the preequilibration never meets its steady-state "
+                     "criterion (10x the tolerances): the NLL is not finite",
+    "Crauste_CellSystems2017": "the model's solution breaks down 2e-3 (log10) from the "
+                               "nominal parameters (delta_EL: the NLL is not finite, and "
+                               "libroadrunner's CVODE fails at t = 9.67): no finite "
+                               "differences with these steps",
+}
+
+
+def _marks(name, fast, xfail):
+    marks = [] if name in fast else [pytest.mark.slow]
+    if name in xfail:
+        marks.append(pytest.mark.xfail(reason=xfail[name], strict=True))
+    return marks
+
+
+def _collection(fast, xfail, names=tuple(COLLECTION)):
+    return [pytest.param(n, marks=_marks(n, fast, xfail)) for n in names]
+
+
+def _tables(yaml_file: Path, kind: str) -> pd.DataFrame:
+    spec = yaml.safe_load(yaml_file.read_text())["problems"][0]
+    return pd.concat([pd.read_csv(yaml_file.parent / f, sep="\t")
+                      for f in spec[f"{kind}_files"]], ignore_index=True)
+
+
+def _simulation_table(folder: Path) -> pd.DataFrame:
+    name = "simulations.tsv" if (folder / "simulations.tsv").is_file() else \
+        f"simulatedData_{folder.name}.tsv"
+    return pd.read_csv(folder / name, sep="\t", dtype=str, keep_default_na=False)
+
+
+IDS = ["observableId", "simulationConditionId", "preequilibrationConditionId"]
+
+
+def _with_reference(ours: pd.DataFrame, theirs: pd.DataFrame) -> pd.DataFrame:
+    """Our simulation table with the collection's simulation of the same measurement as
+    ``ref``. The collection's tables write parameter values where the measurement table has
+    parameter names and round times differently: rows are matched in order where the tables
+    list the same measurements in the same order (ids equal, times within 1e-6 relative),
+    else on the ids, the time and the override columns that both tables write alike (the
+    collection's tables may list rows in another order, or once per replicate)."""
+    ours = ours.copy()
+    for df in (ours, theirs):
+        for k in [*IDS, "observableParameters", "noiseParameters"]:
+            df[k] = df[k].fillna("").astype(str).str.strip() if k in df.columns else ""
+        df["time"] = df["time"].astype(float)
+    if len(ours) == len(theirs) and all((ours[k].to_numpy() == theirs[k].to_numpy()).all()
+                                        for k in IDS) \
+            and np.allclose(ours["time"], theirs["time"], rtol=1e-6, atol=0):
+        return ours.assign(ref=theirs["simulation"].astype(float).to_numpy())
+    keys = [*IDS, "time"] + [k for k in ("observableParameters", "noiseParameters")
+                             if set(ours[k]) == set(theirs[k])]
+    theirs = theirs.drop_duplicates(keys)[[*keys, "simulation"]]
+    out = ours.merge(theirs.rename(columns={"simulation": "ref"}).astype({"ref": float}),
+                     on=keys, how="left", validate="many_to_one")
+    assert len(out) == len(ours) and not out["ref"].isna().any()
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +206,26 @@ def boehm():
     return load_petab(DATA / "Boehm_JProteomeRes2014" / "Boehm_JProteomeRes2014.yaml")
 
 
-@pytest.mark.parametrize("name", list(BENCHMARKS))
-def test_benchmark_nll_at_nominal(name, boehm):
-    yaml_name, ref = BENCHMARKS[name]
+@pytest.mark.parametrize("name", _collection(set(COLLECTION) - SLOW, COLLECTION_XFAIL))
+def test_benchmark_nll_and_simulations_at_nominal(name, boehm):
+    yaml_name, ref = COLLECTION[name]
     problem = boehm if name.startswith("Boehm") else load_petab(DATA / name / yaml_name)
-    assert problem.nll() == pytest.approx(ref, rel=1e-4)
+    assert problem.nll() == pytest.approx(ref, abs=NLL_ATOL.get(name, 1e-3))
     # the explicit nominal vector gives the same value
     assert problem.nll(problem.x_nominal) == pytest.approx(problem.nll(), rel=1e-12)
+    # simulations against the collection's own simulation table
+    m = _with_reference(problem.simulations(), _simulation_table(DATA / name))
+    peak = m.groupby("observableId")["ref"].transform(lambda v: v.abs().max()).to_numpy()
+    err = np.abs(m["simulation"].to_numpy() - m["ref"].to_numpy())
+    rtol = SIM_RTOL.get(name, SIM_RTOL_DEFAULT)
+    assert np.all(err <= rtol * np.abs(m["ref"].to_numpy()) + 1e-6 * peak), \
+        (np.max(err / np.abs(m["ref"])), np.max(err / peak))
 
 
 @pytest.fixture(scope="module")
 def boehm_tight():
     return load_petab(DATA / "Boehm_JProteomeRes2014" / "Boehm_JProteomeRes2014.yaml",
-                      rtol=1e-12, atol=1e-14)
+                      **TIGHT)
 
 
 def test_boehm_gradient_matches_finite_differences(boehm_tight):
@@ -53,14 +237,21 @@ def test_boehm_gradient_matches_finite_differences(boehm_tight):
     assert value == pytest.approx(boehm.nll(x), rel=1e-10)
     # fourth-order central differences: the gradient is small at the optimum, so second-order
     # differences are dominated by their truncation error
-    h = 1e-3
-    fd = np.empty_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        fd[i] = (-boehm.nll(x + 2 * e) + 8 * boehm.nll(x + e) - 8 * boehm.nll(x - e)
-                 + boehm.nll(x - 2 * e)) / (12 * h)
+    fd = _fd(boehm.nll, x)
     np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
+
+
+# Brannmark: not in the gradient check yet (compiling its sensitivities took over 10 minutes
+# on the loaded 2-core machine these tests were written on, so it was never run to the end)
+@pytest.mark.parametrize("name", _collection(
+    FAST_GRADIENT, GRADIENT_XFAIL, [n for n in COLLECTION if n != "Brannmark_JBC2010"]))
+def test_benchmark_gradient_and_fim(name, boehm_tight):
+    yaml_file = DATA / name / COLLECTION[name][0]
+    problem = boehm_tight if name.startswith("Boehm") else load_petab(yaml_file, **TIGHT)
+    check_gradient_and_fim(problem, _tables(yaml_file, "observable"),
+                           **FD_SETTINGS.get(name, {}))
+
+
 
 
 def test_boehm_parameters_and_bounds(boehm):
@@ -78,10 +269,7 @@ def test_boehm_parameters_and_bounds(boehm):
 
 # ----- the PEtab test suite ------------------------------------------------------------------
 def _petabtests_cases():
-    try:
-        import petabtests
-    except ImportError:
-        return Path(), []
+    petabtests = peer("petabtests")  # a dev dependency: missing, the module fails, not skips
     base = Path(petabtests.__file__).parent / "cases" / "v1.0.0" / "sbml"
     return base, sorted(p.name for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
@@ -104,6 +292,29 @@ def test_petab_test_suite(case):
         ref = pd.read_csv(d / f, sep="\t")
         np.testing.assert_allclose(ours["simulation"].to_numpy(), ref["simulation"].to_numpy(),
                                    atol=solution["tol_simulations"])
+
+
+# the default run checks a case per feature of the likelihood that the gradient and Fisher
+# information must carry (compiling the sensitivities costs several seconds per case):
+# observable parameters (0004), preequilibration (0009), an estimated noise parameter
+# (0015), log-transformed observables (0016); all cases run with -m slow
+FAST_CASES = {"0004", "0009", "0015", "0016"}
+
+
+@pytest.mark.parametrize("case", [c if c in FAST_CASES else pytest.param(
+    c, marks=pytest.mark.slow) for c in CASES])
+def test_petab_test_suite_gradient_and_fim(case):
+    d = CASES_DIR / case
+    problem = load_petab(d / f"_{case}.yaml", **TIGHT)
+    assert problem.parameter_ids, f"case {case} estimates no parameter: no gradient to check"
+    spec = yaml.safe_load((d / f"_{case}.yaml").read_text())
+    obs = pd.concat([pd.read_csv(d / f, sep="\t") for f in
+                     spec["problems"][0]["observable_files"]])
+    # the test-suite models are small and smooth: the differences agree with the gradient and
+    # Fisher information to ~1e-11 relative, 3e-9 with preequilibration (0009: the steady
+    # state ends at 10x the solver tolerance) and up to 1e-8 in 0018; measured on all 18
+    # cases: held to 1e-6
+    check_gradient_and_fim(problem, obs, rtol=1e-6, atol=1e-7)
 
 
 # ----- formulas ------------------------------------------------------------------------------
