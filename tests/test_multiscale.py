@@ -238,6 +238,7 @@ def two_variable(cell):
     return sur, target, cable
 
 
+@pytest.mark.slow  # fits a surrogate (about 45 s); the shipped one is checked by default
 def test_two_variable_fit_reaches_the_velocity_in_the_tissue_solver(two_variable):
     """The fit's own cable (JAX, inside least squares) and the PDE layer's operator
     splitting must agree on the surrogate's velocity, and both match the full model's."""
@@ -251,6 +252,7 @@ def test_two_variable_fit_reaches_the_velocity_in_the_tissue_solver(two_variable
     assert sur.meta["fit"]["shape_rmse"] < 15.0  # mV
 
 
+@pytest.mark.slow  # fits a surrogate (about 45 s); the shipped one is checked by default
 def test_two_variable_round_trip_and_checks(two_variable, tmp_path):
     sur = two_variable[0]
     back = load_surrogate(sur.save(tmp_path / "tv.npz"))

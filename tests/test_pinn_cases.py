@@ -27,6 +27,7 @@ def _small(src: Path, dst: Path, replace: dict[str, str]) -> Path:
     return out
 
 
+@pytest.mark.slow  # about 30 s; test_eikonal_readme_case_meets_its_claim is the full case
 def test_eikonal_case_beats_linear_interpolation(tmp_path, capsys):
     case = _small(EXAMPLES / "pinn_eikonal" / "eikonal.toml", tmp_path, {
         "steps = 5000": "steps = 600", "lbfgs = { steps = 3000 }": "lbfgs = { steps = 400 }",
