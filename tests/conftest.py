@@ -55,6 +55,23 @@ def assert_one_line_error(main, argv, capsys, match):
     assert match in lines[0]
 
 
+def pytest_configure(config):
+    """One JAX persistent compilation cache per test run, shared by the xdist workers: the
+    same program (the Boehm likelihood, the zoo's simulations ...) is built by many modules
+    and by both workers, and is compiled once. Keyed by the run, so each run starts empty,
+    as on a fresh machine."""
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    import jax
+
+    run = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
+    path = Path(tempfile.gettempdir()) / f"scalebridge-tests-jax-cache-{run}"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_code():
     """Drop JAX's compiled executables after each test module: the whole suite in one

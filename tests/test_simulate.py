@@ -145,7 +145,7 @@ def test_gradient_matches_finite_differences(oscillator):
 
 def test_forward_mode_jacobian(decay):
     def out(p):
-        return sb.simulate(decay, T, params=p, adjoint=diffrax.ForwardMode(),
+        return sb.simulate(decay, T, params=p, sensitivities="forward",
                            rtol=1e-11, atol=1e-12)["y"]
 
     jac = jax.jacfwd(out)(jnp.array([0.5, 2.0]))

@@ -34,7 +34,7 @@ from .model import (
 from .model.zoo import load_zoo, zoo_names
 from .petab import load_petab
 from .sensitivity import ModelOutput, MorrisResult, SobolResult, morris, sobol
-from .simulate import simulate, simulate_ensemble
+from .simulate import Simulator, simulate, simulate_ensemble, steady_state
 from .solution import EnsembleSolution, Solution
 from .surrogate import (
     ExploreResult,
@@ -48,7 +48,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter",
-    "PulseTrain", "Interpolated", "FunctionInput", "simulate", "simulate_ensemble", "Solution",
+    "PulseTrain", "Interpolated", "FunctionInput", "Simulator", "simulate", "simulate_ensemble",
+    "steady_state", "Solution",
     "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab", "Problem", "fit",
     "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
     "sensitivity", "sobol", "SobolResult", "morris", "MorrisResult", "ModelOutput", "surrogate",

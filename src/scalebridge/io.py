@@ -167,8 +167,8 @@ def _encode_model(model):
                                                    "args": list(p.prior.args)}
         params.append(d)
     meta = {"name": model.name, "source": list(model.source), "parameters": params}
-    if not callable(model.initial):
-        meta["initial"] = list(model.initial)
+    if model.initial_values is not None:
+        meta["initial"] = [float(v) for v in np.asarray(model.initial_values)]
     return {}, meta
 
 

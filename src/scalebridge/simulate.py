@@ -1,4 +1,5 @@
-"""simulate() and simulate_ensemble(): solve a Model's ODEs with diffrax.
+"""The simulation engine: :class:`Simulator`, and simulate(), simulate_ensemble() and
+steady_state() on it.
 
 The time axis is split at the model's event times into segments; each segment is one
 ``diffrax.diffeqsolve`` that saves at the output times inside it, and the events are
@@ -88,9 +89,19 @@ def _check_dense_jacobian(model: Model):
             "steps are stable")
 
 
-def _default_solver(model: Model):
+def default_solver(model: Model, *, batched: bool = False):
+    """The one rule for the default solver: Tsit5 for non-stiff models; for stiff ones
+    Kvaerno5 (it differentiates in reverse mode too), or, for a batch without
+    state-triggered events, :class:`scalebridge.solvers.Rodas5` (each member with its own
+    adaptive steps; much faster on small stiff models, forward-mode derivatives only)."""
+    if not model.stiff:
+        return diffrax.Tsit5()
     _check_dense_jacobian(model)
-    return diffrax.Kvaerno5() if model.stiff else diffrax.Tsit5()
+    if batched and not any(e.trigger is not None for e in model.events):
+        from .solvers import Rodas5
+
+        return Rodas5()
+    return diffrax.Kvaerno5()
 
 
 def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
@@ -119,10 +130,13 @@ def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
             ys_k, ps_k, y, pc, armed, ok_k = _segment_with_triggers(
                 term, kw, state_events, a, b, ts[lo:hi], y, pc, armed, rtol, atol, max_events)
         else:
+            # the output times and then the segment's end (one SaveAt(ts=...), which every
+            # adjoint supports)
+            save = jnp.concatenate([ts[lo:hi], jnp.reshape(b, (1,))])
             sol = diffrax.diffeqsolve(term, t0=a, t1=b, dt0=None, y0=y, args=(pc, None),
-                                      saveat=_outputs_and_end(ts[lo:hi], b), **kw)
+                                      saveat=diffrax.SaveAt(ts=save), **kw)
             ok_k = sol.result == diffrax.RESULTS.successful
-            ys_k, y = sol.ys[0][:hi - lo], sol.ys[1][0]
+            ys_k, y = sol.ys[:hi - lo], sol.ys[-1]
             ps_k = jnp.broadcast_to(pc, (hi - lo, pc.size))
         ok = ok & ok_k
         ys_parts.append(ys_k)
@@ -282,92 +296,27 @@ def _failure_message(model: Model, max_steps: int) -> str:
             "initial state, raise max_steps, or use a stiff solver (diffrax.Kvaerno5())")
 
 
-def simulate(
-    model: Model,
-    times,
-    *,
-    params=None,
-    y0=None,
-    t0: float = 0.0,
-    solver=None,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    max_steps: int = 100_000,
-    adjoint: diffrax.AbstractAdjoint | None = None,
-    throw: bool = True,
-) -> Solution:
-    """Solve ``model`` from ``t0`` and report states and observables at ``times``.
-
-    ``params``: ``None`` (nominal values), ``{name: value}`` or a full vector. ``y0``:
-    ``None`` (the model's initial state), ``{state: value}`` or a full vector.
-    ``solver``: a diffrax solver (by default Kvaerno5 for stiff models, Tsit5 otherwise),
-    or one of scalebridge's own fixed-step solvers (e.g. operator splitting for tissue
-    models, :class:`~scalebridge.solvers.segment.AbstractSegmentSolver`).
-    :class:`scalebridge.solvers.Rodas5` / ``Rodas4`` are much faster on small stiff models
-    (no state-triggered events); they support forward-mode derivatives (``jax.jvp``,
-    ``jax.jacfwd``) only.
-    ``adjoint``: how derivatives are taken, e.g. ``diffrax.ForwardMode()`` for
-    ``jax.jacfwd`` with respect to few parameters (default: reverse-mode checkpointing).
-
-    Raises :class:`~scalebridge.errors.SimulationError` when the solver fails; with
-    ``throw=False`` a failed solve gives NaN states and observables instead (for use
-    inside optimisers, which treat NaN as a failed trial point).
-    """
-    if not isinstance(model, Model):
-        raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
-    from .solvers import AbstractRosenbrock
-
-    if isinstance(solver, AbstractRosenbrock) and any(e.trigger is not None
-                                                      for e in model.events):
-        raise InputError(f"{type(solver).__name__} does not support state-triggered events; "
-                         "pass a diffrax solver, e.g. solver=diffrax.Kvaerno5()")
-    if isinstance(solver, AbstractSegmentSolver) and any(e.trigger is not None
-                                                         for e in model.events):
-        raise InputError(f"{type(solver).__name__} does not handle state-triggered events; "
-                         "use a diffrax solver for this model")
-    ts = _check_times(times, float(t0))
-    p = model.param_array(params)
-    y = _y0(model, p, y0)
-    if _is_concrete(y) and not bool(jnp.all(jnp.isfinite(y))):
-        finite = np.isfinite(np.asarray(y))
-        bad = [n for n, ok in zip(model.state_names, finite, strict=True) if not ok]
-        raise InputError(f"initial state is not finite for {', '.join(bad)}; give finite y0")
-    bounds, plan = _plan(model, ts, float(t0))
-    jump = jnp.asarray(model.jump_times(float(t0), float(ts[-1])))
-    args = (model, plan, jnp.asarray(bounds), jnp.asarray(ts), jump if jump.size else None)
-    if isinstance(solver, AbstractRosenbrock):  # one member of the ensemble loop
-        ys, obs, ok = _solve_ensemble_jit(
-            *args, p[None], y[None], jnp.asarray(rtol, float), jnp.asarray(atol, float),
-            solver, int(max_steps), None)
-        ys, obs, ok = ys[0], obs[0], ok[0]
-    else:
-        ys, obs, ok = _solve_jit(
-            *args, p, y, jnp.asarray(rtol, float), jnp.asarray(atol, float),
-            solver or _default_solver(model), int(max_steps),
-            adjoint or diffrax.RecursiveCheckpointAdjoint(),
-        )
-    if not throw:
-        ys, obs = jnp.where(ok, ys, jnp.nan), jnp.where(ok, obs, jnp.nan)
-    elif _is_concrete(ok):
-        if not bool(ok):
-            raise SimulationError(_failure_message(model, max_steps))
-    else:
-        ys = eqx.error_if(ys, ~ok, _failure_message(model, max_steps))
-    return Solution(jnp.asarray(ts), ys, obs, model.state_names, model.observable_names)
 
 
-def _default_ensemble_solver(model: Model):
-    from .solvers import Rodas5
+def _jump_times(model: Model, t0: float, t_end: float):
+    """The inputs' jump times in the span, padded past its end to a length that changes
+    only by doubling (at least 8), so that a new pacing period or schedule is new data for
+    the same compiled program; ``None`` for a model without inputs."""
+    if not model.inputs:
+        return None
+    jumps = np.asarray(model.jump_times(t0, t_end), dtype=float)
+    size = max(8, 1 << int(np.ceil(np.log2(max(jumps.size, 1)))))
+    pad = np.full(size - jumps.size, t_end + (t_end - t0) + 1.0)
+    return jnp.asarray(np.concatenate([jumps, pad]))
 
-    if not model.stiff:
-        return diffrax.Tsit5()
-    _check_dense_jacobian(model)
-    if any(e.trigger is not None for e in model.events):
-        return diffrax.Kvaerno5()
-    return Rodas5()
+
+SENSITIVITIES = (None, "forward", "adjoint")
 
 
-def _param_matrix(model: Model, param_sets) -> jax.Array:
+def _params_matrix(model: Model, param_sets) -> jax.Array:
+    """An ``(n, n_params)`` array from an array, or a dict/DataFrame of varied columns."""
+    if isinstance(param_sets, jax.core.Tracer):
+        return param_sets
     base = np.asarray(model.parameter_values())
     if isinstance(param_sets, Mapping) or hasattr(param_sets, "columns"):
         cols = {k: np.asarray(param_sets[k], dtype=float) for k in
@@ -388,68 +337,233 @@ def _param_matrix(model: Model, param_sets) -> jax.Array:
     return jnp.asarray(arr)
 
 
-def simulate_ensemble(
-    model: Model,
-    param_sets,
-    times,
-    *,
-    y0=None,
-    t0: float = 0.0,
-    solver=None,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    max_steps: int = 100_000,
-    batch_size: int | None = None,
-    progress=None,
-) -> EnsembleSolution:
-    """Simulate many parameter sets in one vmapped, jit-compiled call.
+class Simulator(eqx.Module):
+    """The simulation engine: one model on one time grid, compiled once.
+
+    ``Simulator(model, times, *, t0=0, solver=None, rtol=1e-8, atol=1e-10,
+    sensitivities=None, max_steps=100_000)``; then ``sim(params=None, y0=None)`` gives a
+    :class:`~scalebridge.Solution` and ``sim.batch(params, y0=None)`` an
+    :class:`~scalebridge.EnsembleSolution` of many parameter sets or initial states, each
+    member with its own step control.
+
+    The simulator is a pytree whose arrays are the model's numbers (nominal parameters,
+    initial values, input data, event amounts) and the output times; the model's functions,
+    the segment layout, the solver and the tolerances' kind are its static structure. A
+    second simulator of the same model with new numbers (``model.with_parameters``, new
+    ``Interpolated`` samples, a new pacing period, new output times of the same count) runs
+    the program already compiled. Both calls are pure JAX functions of their arguments:
+    they work under ``jax.jit`` and ``jax.vmap``, and under ``jax.grad`` / ``jax.jacfwd``
+    as the sensitivities allow.
+
+    ``solver``: ``None`` picks by :func:`default_solver` (per call: Kvaerno5 or Tsit5 for
+    one run, :class:`scalebridge.solvers.Rodas5` for a stiff batch); a diffrax solver;
+    a :mod:`scalebridge.solvers` Rosenbrock method (forward-mode derivatives only, no
+    state-triggered events); or a fixed-step segment solver such as operator splitting.
+
+    ``sensitivities`` (how derivatives through the solve are taken): ``None``, reverse mode
+    by checkpointing (``jax.grad``; batches: direct, for ``jax.jacfwd`` too);
+    ``"forward"``, forward mode (``jax.jacfwd``, ``jax.jvp``; the choice for few
+    parameters, e.g. a likelihood's gradient); ``"adjoint"``, the continuous adjoint
+    (``diffrax.BacksolveAdjoint``: memory independent of the number of steps, for many
+    states and parameters under ``jax.grad``).
+    """
+
+    model: Model
+    times: jax.Array
+    bounds: jax.Array
+    jumps: jax.Array | None
+    rtol: jax.Array
+    atol: jax.Array
+    plan: _Plan
+    solver: object
+    max_steps: int = eqx.field(static=True)
+    sensitivities: str | None = eqx.field(static=True)
+
+    def __init__(self, model: Model, times, *, t0: float = 0.0, solver=None,
+                 rtol: float = 1e-8, atol: float = 1e-10, sensitivities: str | None = None,
+                 max_steps: int = 100_000):
+        if not isinstance(model, Model):
+            raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
+        if sensitivities not in SENSITIVITIES:
+            raise InputError(f"sensitivities={sensitivities!r} is unknown; use None, "
+                             "'forward' or 'adjoint'")
+        from .solvers import AbstractRosenbrock
+
+        triggers = any(e.trigger is not None for e in model.events)
+        if isinstance(solver, AbstractRosenbrock | AbstractSegmentSolver) and triggers:
+            raise InputError(f"{type(solver).__name__} does not support state-triggered "
+                             "events; pass a diffrax solver, e.g. solver=diffrax.Kvaerno5()")
+        if isinstance(solver, AbstractRosenbrock) and sensitivities == "adjoint":
+            raise InputError(f"{type(solver).__name__} differentiates in forward mode only; "
+                             "use sensitivities='forward' or a diffrax solver")
+        if not int(max_steps) > 0:
+            raise InputError(f"max_steps must be positive, got {max_steps}")
+        ts = _check_times(times, float(t0))
+        bounds, plan = _plan(model, ts, float(t0))
+        self.model = model
+        self.times = jnp.asarray(ts)
+        self.bounds = jnp.asarray(bounds)
+        self.jumps = _jump_times(model, float(t0), float(ts[-1]))
+        self.rtol = jnp.asarray(rtol, dtype=jnp.float64)
+        self.atol = jnp.asarray(atol, dtype=jnp.float64)
+        self.plan = plan
+        self.solver = solver
+        self.max_steps = int(max_steps)
+        self.sensitivities = sensitivities
+
+    # ----- the pure functions (traced; compiled by the calls below) -----------------------
+    def _adjoint(self, batched: bool):
+        if self.sensitivities == "forward":
+            return diffrax.ForwardMode()
+        if self.sensitivities == "adjoint":
+            return diffrax.BacksolveAdjoint()
+        return diffrax.DirectAdjoint() if batched else diffrax.RecursiveCheckpointAdjoint()
+
+    def solve(self, p, y0):
+        """States, observables and success flag of one run from parameter vector ``p`` and
+        initial state ``y0`` (pure; no checks)."""
+        from .solvers import AbstractRosenbrock
+
+        solver = default_solver(self.model) if self.solver is None else self.solver
+        if isinstance(solver, AbstractRosenbrock):  # one member of the batched loop
+            ys, obs, ok = self.solve_batch(p[None], y0[None])
+            return ys[0], obs[0], ok[0]
+        return _solve(self.model, self.plan, self.bounds, self.times, self.jumps, p, y0,
+                      self.rtol, self.atol, solver, self.max_steps, self._adjoint(False))
+
+    def solve_batch(self, ps, y0s):
+        """:meth:`solve` for the rows of ``ps`` and ``y0s`` (pure); failed members hold NaN."""
+        solver = (default_solver(self.model, batched=True) if self.solver is None
+                  else self.solver)
+        return _solve_ensemble(self.model, self.plan, self.bounds, self.times, self.jumps,
+                               ps, y0s, self.rtol, self.atol, solver, self.max_steps,
+                               self._adjoint(True))
+
+    # ----- the public calls ---------------------------------------------------------------
+    def __call__(self, params=None, y0=None, *, throw: bool = True) -> Solution:
+        """One run: ``params`` ``None`` (nominal), ``{name: value}`` or a full vector;
+        ``y0`` ``None`` (the model's initial state), ``{state: value}`` or a full vector.
+
+        Raises :class:`~scalebridge.errors.SimulationError` when the solver fails; with
+        ``throw=False`` a failed run gives NaN states and observables instead (for
+        optimisers, which treat NaN as a failed trial point)."""
+        model = self.model
+        p = model.param_array(params)
+        y = _y0(model, p, y0)
+        if _is_concrete(y) and not np.all(np.isfinite(np.asarray(y))):
+            finite = np.isfinite(np.asarray(y))
+            bad = [n for n, ok in zip(model.state_names, finite, strict=True) if not ok]
+            raise InputError(f"initial state is not finite for {', '.join(bad)}; give finite y0")
+        ys, obs, ok = _solve_one_jit(self, p, y)
+        if not throw:
+            ys, obs = jnp.where(ok, ys, jnp.nan), jnp.where(ok, obs, jnp.nan)
+        elif _is_concrete(ok):
+            if not bool(ok):
+                raise SimulationError(_failure_message(model, self.max_steps))
+        else:
+            ys = eqx.error_if(ys, ~ok, _failure_message(model, self.max_steps))
+        return Solution(self.times, ys, obs, model.state_names, model.observable_names)
+
+    def batch(self, params, y0=None, *, batch_size: int | None = None,
+              progress=None) -> EnsembleSolution:
+        """Many runs: ``params`` an ``(n, n_params)`` array or a dict/DataFrame of the
+        parameters that vary (the others keep their nominal values); ``y0`` ``None`` (each
+        member's model initial state) or an ``(n, n_states)`` array. Members run in
+        batches of ``batch_size`` (all at once by default; the last batch is padded, so one
+        compilation serves all), with ``progress(done, total)`` after each. A failing member
+        is flagged in ``success`` and holds NaN; it never sinks the batch."""
+        model = self.model
+        ps = _params_matrix(model, params)
+        n = ps.shape[0]
+        if n == 0:
+            raise InputError("param_sets is empty; give at least one parameter set")
+        if y0 is None:
+            y0s = jax.vmap(model.initial_state)(ps)
+        else:
+            y0s = jnp.asarray(y0, dtype=jnp.float64)
+            if y0s.shape != (n, len(model.state_names)):
+                raise InputError(f"y0 has shape {y0s.shape}, expected ({n}, "
+                                 f"{len(model.state_names)})")
+        names = (model.state_names, model.observable_names, model.parameter_names)
+        if not (_is_concrete(ps) and _is_concrete(y0s)):  # traced: one pure solve
+            ys, obs, ok = self.solve_batch(ps, y0s)
+            return EnsembleSolution(self.times, ps, ys, obs, ok, *names)
+        bs = n if batch_size is None else max(1, min(int(batch_size), n))
+        parts = []
+        for start in range(0, n, bs):
+            pb, yb = ps[start:start + bs], y0s[start:start + bs]
+            m = pb.shape[0]
+            if m < bs:  # pad with copies of the first member so the batch shape stays fixed
+                pb = jnp.concatenate([pb, jnp.repeat(pb[:1], bs - m, axis=0)])
+                yb = jnp.concatenate([yb, jnp.repeat(yb[:1], bs - m, axis=0)])
+            parts.append([a[:m] for a in _solve_batch_jit(self, pb, yb)])
+            if progress is not None:
+                progress(min(start + bs, n), n)
+        ys, obs, ok = (jnp.concatenate(k) for k in zip(*parts, strict=True))
+        return EnsembleSolution(self.times, ps, ys, obs, ok, *names)
+
+
+_solve_one_jit = eqx.filter_jit(Simulator.solve)
+_solve_batch_jit = eqx.filter_jit(Simulator.solve_batch)
+
+
+def simulate(model: Model, times, *, params=None, y0=None, t0: float = 0.0, solver=None,
+             rtol: float = 1e-8, atol: float = 1e-10, max_steps: int = 100_000,
+             sensitivities: str | None = None, throw: bool = True) -> Solution:
+    """Solve ``model`` from ``t0`` and report states and observables at ``times``: one
+    call of :class:`Simulator` (see there for ``solver``, ``sensitivities`` and
+    ``throw``)."""
+    sim = Simulator(model, times, t0=t0, solver=solver, rtol=rtol, atol=atol,
+                    sensitivities=sensitivities, max_steps=max_steps)
+    return sim(params, y0, throw=throw)
+
+
+def simulate_ensemble(model: Model, param_sets, times, *, y0=None, t0: float = 0.0,
+                      solver=None, rtol: float = 1e-8, atol: float = 1e-10,
+                      max_steps: int = 100_000, batch_size: int | None = None,
+                      progress=None) -> EnsembleSolution:
+    """Simulate many parameter sets in one compiled call: :meth:`Simulator.batch`.
 
     ``param_sets``: an ``(n, n_params)`` array, or a dict/DataFrame of the parameters that
-    vary (the others keep their nominal values). ``y0``: ``None`` (each member's model
-    initial state) or an ``(n, n_states)`` array. Members are run in batches of
-    ``batch_size`` (all at once by default; the last batch is padded, so one compilation
-    serves all); ``progress(done, total)`` is called after each batch. A failing member is
-    flagged in ``success`` and holds NaN; it never sinks the batch.
+    vary. The default solver for stiff models is :class:`scalebridge.solvers.Rodas5`, each
+    member with its own adaptive steps (:func:`default_solver`)."""
+    sim = Simulator(model, times, t0=t0, solver=solver, rtol=rtol, atol=atol,
+                    max_steps=max_steps)
+    return sim.batch(param_sets, y0, batch_size=batch_size, progress=progress)
 
-    ``solver``: a :mod:`scalebridge.solvers` method (default for stiff models:
-    :class:`scalebridge.solvers.Rodas5`, each member with its own adaptive steps) or a diffrax
-    solver (``jax.vmap`` of ``diffrax.diffeqsolve``; default Tsit5 for non-stiff models).
-    """
+
+def steady_state_pure(model: Model, p, y0, rtol, atol, max_steps: int):
+    """The steady state reached from ``y0`` under ``p`` (pure): integrate until
+    ``|dy/dt| <= 10 (atol + rtol |y|)`` (diffrax's steady-state event) with forward-mode
+    sensitivities; NaN where none is reached."""
+    term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
+    solver = diffrax.Kvaerno5() if model.stiff else diffrax.Tsit5()
+    sol = diffrax.diffeqsolve(
+        term, solver, 0.0, jnp.inf, None, y0, args=p,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmin=None),
+        event=diffrax.Event(diffrax.steady_state_event(rtol=rtol * 10, atol=atol * 10)),
+        max_steps=max_steps, adjoint=diffrax.ForwardMode(), throw=False)
+    ok = sol.result == diffrax.RESULTS.event_occurred
+    return jnp.where(ok, sol.ys[-1], jnp.nan)
+
+
+_steady_state_jit = eqx.filter_jit(steady_state_pure)
+
+
+def steady_state(model: Model, params=None, y0=None, *, rtol: float = 1e-8,
+                 atol: float = 1e-10, max_steps: int = 100_000) -> jax.Array:
+    """The steady state of ``model`` reached from ``y0`` (default: its initial state) under
+    ``params`` (as in :func:`simulate`), by integrating until the time derivative is within
+    ten times the tolerances. Raises :class:`~scalebridge.errors.SimulationError` when no
+    steady state is reached within ``max_steps`` (oscillations, unbounded growth)."""
     if not isinstance(model, Model):
         raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
-    ts = _check_times(times, float(t0))
-    ps = _param_matrix(model, param_sets)
-    n = ps.shape[0]
-    if n == 0:
-        raise InputError("param_sets is empty; give at least one parameter set")
-    if y0 is None:
-        y0s = jax.vmap(model.initial_state)(ps)
-    else:
-        y0s = jnp.asarray(y0, dtype=jnp.float64)
-        if y0s.shape != (n, len(model.state_names)):
-            raise InputError(f"y0 has shape {y0s.shape}, expected ({n}, "
-                             f"{len(model.state_names)})")
-    bounds, plan = _plan(model, ts, float(t0))
-    jump = jnp.asarray(model.jump_times(float(t0), float(ts[-1])))
-    bs = n if batch_size is None else max(1, min(int(batch_size), n))
-    static = (solver or _default_ensemble_solver(model), int(max_steps),
-              diffrax.DirectAdjoint())
-    ys_all, obs_all, ok_all = [], [], []
-    for start in range(0, n, bs):
-        pb, yb = ps[start:start + bs], y0s[start:start + bs]
-        m = pb.shape[0]
-        if m < bs:  # pad with copies of the first member so the batch shape stays fixed
-            pb = jnp.concatenate([pb, jnp.repeat(pb[:1], bs - m, axis=0)])
-            yb = jnp.concatenate([yb, jnp.repeat(yb[:1], bs - m, axis=0)])
-        ys, obs, ok = _solve_ensemble_jit(
-            model, plan, jnp.asarray(bounds), jnp.asarray(ts), jump if jump.size else None,
-            pb, yb, jnp.asarray(rtol, float), jnp.asarray(atol, float), *static)
-        ys_all.append(ys[:m])
-        obs_all.append(obs[:m])
-        ok_all.append(ok[:m])
-        if progress is not None:
-            progress(min(start + bs, n), n)
-    return EnsembleSolution(
-        jnp.asarray(ts), ps, jnp.concatenate(ys_all), jnp.concatenate(obs_all),
-        jnp.concatenate(ok_all), model.state_names, model.observable_names,
-        model.parameter_names)
+    p = model.param_array(params)
+    y = _y0(model, p, y0)
+    out = _steady_state_jit(model, p, y, jnp.asarray(rtol, float), jnp.asarray(atol, float),
+                            int(max_steps))
+    if _is_concrete(out) and not bool(jnp.all(jnp.isfinite(out))):
+        raise SimulationError(f"model {model.name!r} reached no steady state within "
+                              f"max_steps={max_steps} (it oscillates, grows without bound or "
+                              "needs more steps); raise max_steps or check the parameters")
+    return out

@@ -39,7 +39,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -461,7 +460,7 @@ class Problem:
     # ----- simulation ---------------------------------------------------------------------
     def _simulate_all(self, q):
         """(params per simulation, states and observables at all simulation times)."""
-        from ..simulate import simulate
+        from ..simulate import Simulator
 
         m = self.model
         ps, ys, obs = [], [], []
@@ -477,9 +476,9 @@ class Problem:
             times = sim["times"]
             finite = times[np.isfinite(times)]
             if finite.size and finite[-1] > 0:
-                sol = simulate(m, finite, params=p, y0=y0, rtol=self.rtol, atol=self.atol,
-                               max_steps=self.max_steps, solver=self._solver(),
-                               adjoint=diffrax.ForwardMode(), throw=False)
+                sol = Simulator(m, finite, rtol=self.rtol, atol=self.atol,
+                                max_steps=self.max_steps, solver=self._solver(),
+                                sensitivities="forward")(p, y0, throw=False)
                 y, o = sol.states, sol.observables
             else:  # only t = 0
                 y = jnp.broadcast_to(y0, (finite.size, y0.size))
@@ -513,18 +512,9 @@ class Problem:
         return y0
 
     def _steady_state(self, p, y0):
-        m = self.model
-        term = diffrax.ODETerm(lambda t, y, args: m.vector_field(t, y, args))
-        solver = diffrax.Kvaerno5() if m.stiff else diffrax.Tsit5()
-        sol = diffrax.diffeqsolve(
-            term, solver, 0.0, jnp.inf, None, y0, args=p,
-            stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol,
-                                                      dtmin=None),
-            event=diffrax.Event(diffrax.steady_state_event(rtol=self.rtol * 10,
-                                                           atol=self.atol * 10)),
-            max_steps=self.max_steps, adjoint=diffrax.ForwardMode(), throw=False)
-        ok = sol.result == diffrax.RESULTS.event_occurred
-        return jnp.where(ok, sol.ys[-1], jnp.nan)  # NaN: no steady state reached
+        from ..simulate import steady_state_pure
+
+        return steady_state_pure(self.model, p, y0, self.rtol, self.atol, self.max_steps)
 
     def _predictions(self, x):
         """Per observable group: (simulation y, noise sigma) over its rows."""

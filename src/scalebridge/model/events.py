@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ModelError
@@ -27,13 +28,15 @@ class Event(eqx.Module):
     same time are applied in the order the model lists them.
     """
 
-    affect: Callable = eqx.field(static=True)
+    affect: Callable = eqx.field(converter=lambda f: f if isinstance(f, eqx.Module)
+                                 else _Function(f))
     times: tuple[float, ...] = eqx.field(static=True, default=(), converter=_times)
     trigger: Callable | None = eqx.field(static=True, default=None)
     name: str = eqx.field(static=True, default="event")
 
     def __check_init__(self):
-        if not callable(self.affect):
+        fn = self.affect.fn if isinstance(self.affect, _Function) else self.affect
+        if not callable(fn):
             raise ModelError(f"event {self.name!r}: affect must be a function (t, y, p) -> (y, p)")
         if any(not np.isfinite(t) for t in self.times):
             raise ModelError(f"event {self.name!r}: event times must be finite")
@@ -43,24 +46,30 @@ class Event(eqx.Module):
             raise ModelError(f"event {self.name!r}: trigger must be a function (t, y, p) -> float")
 
 
-@dataclass(frozen=True)
-class _AddToState:
-    """affect: add ``amount`` to state ``index`` (equal by value, so equal models share one
-    compiled simulation)."""
+class _Function(eqx.Module):
+    """A user's affect function, static (the event's numbers live in its closure)."""
 
-    index: int
-    amount: float
+    fn: Callable = eqx.field(static=True)
+
+    def __call__(self, t, y, p):
+        return self.fn(t, y, p)
+
+
+class _AddToState(eqx.Module):
+    """affect: add ``amount`` (an array leaf: a new dose is new data) to state ``index``."""
+
+    index: int = eqx.field(static=True)
+    amount: jax.Array = eqx.field(converter=lambda v: jnp.asarray(v, dtype=jnp.float64))
 
     def __call__(self, t, y, p):
         return y.at[self.index].add(self.amount), p
 
 
-@dataclass(frozen=True)
-class _SetParameter:
-    """affect: set parameter ``index`` to ``value``."""
+class _SetParameter(eqx.Module):
+    """affect: set parameter ``index`` to ``value`` (an array leaf)."""
 
-    index: int
-    value: float
+    index: int = eqx.field(static=True)
+    value: jax.Array = eqx.field(converter=lambda v: jnp.asarray(v, dtype=jnp.float64))
 
     def __call__(self, t, y, p):
         return y, p.at[self.index].set(self.value)

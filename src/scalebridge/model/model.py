@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
@@ -50,9 +49,11 @@ class Model(eqx.Module):
 
     name: str = eqx.field(static=True)
     state_names: tuple[str, ...] = eqx.field(static=True)
-    parameters: tuple[Parameter, ...] = eqx.field(static=True)
+    parameter_specs: tuple[Parameter, ...] = eqx.field(static=True)
+    nominal: jax.Array
     rhs: Callable = eqx.field(static=True)
-    initial: Callable | tuple[float, ...] = eqx.field(static=True)
+    initial_fn: Callable | None = eqx.field(static=True)
+    initial_values: jax.Array | None
     observables: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
     inputs: tuple[AbstractInput, ...]
     events: tuple[Event, ...]
@@ -79,21 +80,29 @@ class Model(eqx.Module):
     ):
         self.name = str(name)
         self.state_names = _names("state", states)
-        self.parameters = as_parameters(parameters)
-        _names("parameter", [p.name for p in self.parameters])
+        specs = as_parameters(parameters)
+        _names("parameter", [p.name for p in specs])
+        # the numbers are array leaves, the rest of each specification is static: a model
+        # with other values is the same program (no recompilation)
+        self.nominal = jnp.asarray([p.value for p in specs], dtype=jnp.float64)
+        self.parameter_specs = tuple(p.replace(value=0.0) for p in specs)
         if not callable(rhs):
             raise ModelError(f"model {name!r}: rhs must be a function (t, y, p, u) -> dy/dt")
         self.rhs = rhs
         if callable(initial):
-            self.initial = initial
+            self.initial_fn, self.initial_values = initial, None
         else:
-            y0 = np.asarray(initial, dtype=float)
+            try:
+                y0 = jnp.asarray(initial, dtype=jnp.float64)
+            except (TypeError, ValueError):
+                raise ModelError(f"model {name!r}: initial must be numbers or a function "
+                                 f"p -> y0, got {initial!r}") from None
             if y0.shape != (len(self.state_names),):
                 raise ModelError(
                     f"model {name!r}: initial state has shape {y0.shape}, expected "
                     f"({len(self.state_names)},) for states {self.state_names}"
                 )
-            self.initial = tuple(float(v) for v in y0)
+            self.initial_fn, self.initial_values = None, y0
         obs = dict(observables or {})
         _names("observable", list(obs))
         clash = sorted(set(obs) & set(self.state_names))
@@ -119,6 +128,8 @@ class Model(eqx.Module):
             raise ModelError(f"model {name!r}: gates {unknown} are not states")
         self.citation = citation
         self.source = source
+
+    def __check_init__(self):
         self._check_shapes()
 
     def _check_shapes(self):
@@ -148,7 +159,20 @@ class Model(eqx.Module):
     # ----- names and values -------------------------------------------------------------
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.parameters)
+        return tuple(p.name for p in self.parameter_specs)
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """The parameter specifications with their nominal values (needs concrete values:
+        outside ``jax.jit``; inside, use :meth:`parameter_values`)."""
+        values = np.asarray(self.nominal, dtype=float)
+        return tuple(p.replace(value=float(v))
+                     for p, v in zip(self.parameter_specs, values, strict=True))
+
+    @property
+    def initial(self):
+        """The initial state: a function ``p -> y0``, or the array of initial values."""
+        return self.initial_fn if self.initial_fn is not None else self.initial_values
 
     @property
     def observable_names(self) -> tuple[str, ...]:
@@ -177,7 +201,7 @@ class Model(eqx.Module):
 
     def parameter_values(self) -> jax.Array:
         """The nominal parameter vector."""
-        return jnp.asarray([p.value for p in self.parameters], dtype=jnp.float64)
+        return self.nominal
 
     def param_array(self, params=None) -> jax.Array:
         """Resolve ``params`` to a full parameter vector.
@@ -201,28 +225,46 @@ class Model(eqx.Module):
         return arr
 
     def with_parameters(self, **values) -> Model:
-        """A copy whose nominal values are changed, e.g. ``m.with_parameters(k1=2.0)``."""
-        for k in values:
-            self.parameter_index(k)
-        new = tuple(p.replace(value=values[p.name]) if p.name in values else p
-                    for p in self.parameters)
-        return self.replace(parameters=new)
+        """A copy whose nominal values are changed, e.g. ``m.with_parameters(k1=2.0)``:
+        the same program with new data (simulating it compiles nothing new)."""
+        nominal = self.nominal
+        for k, v in values.items():
+            nominal = nominal.at[self.parameter_index(k)].set(v)
+        return eqx.tree_at(lambda m: m.nominal, self, nominal)
+
+    def with_initial(self, y0) -> Model:
+        """A copy with new initial values (a model whose initial state is numbers)."""
+        if self.initial_values is None:
+            raise InputError(f"model {self.name!r} computes its initial state from its "
+                             "parameters; change those, or pass y0 to the simulation")
+        y0 = jnp.asarray(y0, dtype=jnp.float64)
+        if y0.shape != self.initial_values.shape:
+            raise InputError(f"initial values have shape {y0.shape}, expected "
+                             f"{self.initial_values.shape} for states {self.state_names}")
+        return eqx.tree_at(lambda m: m.initial_values, self, y0)
+
+    _INIT_FIELDS = ("states", "parameters", "rhs", "initial", "observables", "inputs",
+                    "events", "stiff", "gates", "name", "citation", "source")
 
     def replace(self, **fields) -> Model:
-        """A copy with some fields replaced (``parameters``, ``initial``, ``events`` ...)."""
-        new = copy.copy(self)
-        for k, v in fields.items():
-            if k not in self.__dataclass_fields__:
-                raise InputError(f"Model has no field {k!r}")
-            object.__setattr__(new, k, v)
-        new._check_shapes()
-        return new
+        """A copy built again with some of the constructor's arguments replaced
+        (``parameters``, ``initial``, ``inputs``, ``events``, ``rhs`` ...)."""
+        unknown = sorted(set(fields) - set(self._INIT_FIELDS))
+        if unknown:
+            raise InputError(f"Model has no field {unknown[0]!r}; replaceable: "
+                             f"{', '.join(self._INIT_FIELDS)}")
+        args = dict(states=self.state_names, parameters=self.parameters, rhs=self.rhs,
+                    initial=self.initial, observables=dict(self.observables),
+                    inputs=self.inputs, events=self.events, stiff=self.stiff,
+                    gates=self.gates, name=self.name, citation=self.citation,
+                    source=self.source)
+        return Model(**(args | fields))
 
     # ----- evaluation ---------------------------------------------------------------------
     def initial_state(self, p) -> jax.Array:
-        if callable(self.initial):
-            return jnp.asarray(self.initial(p), dtype=jnp.float64)
-        return jnp.asarray(self.initial, dtype=jnp.float64)
+        if self.initial_fn is not None:
+            return jnp.asarray(self.initial_fn(p), dtype=jnp.float64)
+        return self.initial_values
 
     def input_values(self, t, p) -> jax.Array:
         if not self.inputs:

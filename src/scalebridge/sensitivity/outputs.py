@@ -30,7 +30,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -149,7 +148,7 @@ class ModelOutput:
                  t0: float = 0.0, points: int = 1001, rtol: float = 1e-8, atol: float = 1e-10,
                  max_steps: int = 100_000, solver=None, batch_size: int = 256):
         from ..model.model import Model
-        from ..simulate import _check_times, _default_ensemble_solver, _plan
+        from ..simulate import Simulator
 
         if not isinstance(model, Model):
             raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
@@ -198,18 +197,12 @@ class ModelOutput:
             if not self.t_end > self.t0:
                 raise InputError(f"t_end={self.t_end:g} must be after t0={self.t0:g}")
             ts = np.linspace(self.t0, self.t_end, self.points)
-        ts = _check_times(ts, self.t0)
         if int(batch_size) < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = int(batch_size)
         self._ts = ts
-        bounds, plan = _plan(model, ts, self.t0)
-        jump = jnp.asarray(model.jump_times(self.t0, float(ts[-1])))
-        self._static = dict(plan=plan, bounds=jnp.asarray(bounds), ts=jnp.asarray(ts),
-                            jump=jump if jump.size else None,
-                            rtol=jnp.asarray(rtol, float), atol=jnp.asarray(atol, float),
-                            solver=solver or _default_ensemble_solver(model),
-                            max_steps=int(max_steps))
+        self._sim = Simulator(model, ts, t0=self.t0, solver=solver, rtol=rtol, atol=atol,
+                              sensitivities="forward", max_steps=max_steps)
 
     def default_bounds(self, factor: float = 2.0) -> dict:
         """``{name: LogUniform(nominal / factor, nominal * factor)}`` for every parameter
@@ -229,11 +222,8 @@ class ModelOutput:
         return out
 
     def _args(self):
-        s = self._static
-        return (self.model, s["plan"], s["bounds"], s["ts"], s["jump"], s["rtol"], s["atol"],
-                s["solver"], s["max_steps"], jnp.asarray(self.model.parameter_values()),
-                jnp.asarray(self._index), jnp.asarray(OUTPUT_KINDS.index(self.output.kind)),
-                jnp.asarray(self._series))
+        return (self._sim, jnp.asarray(self._index),
+                jnp.asarray(OUTPUT_KINDS.index(self.output.kind)), jnp.asarray(self._series))
 
     def __call__(self, x):
         if isinstance(x, jax.core.Tracer):
@@ -258,9 +248,13 @@ class ModelOutput:
     @property
     def checkpoint_key(self) -> str:
         """What identifies this function's values in a checkpoint file."""
-        s = self._static
-        return (f"{self!r} t0={self.t0} grid={self._ts.size} rtol={float(s['rtol'])} "
-                f"atol={float(s['atol'])} solver={type(s['solver']).__name__} "
+        from ..simulate import default_solver
+
+        sim = self._sim
+        solver = sim.solver if sim.solver is not None else default_solver(self.model,
+                                                                           batched=True)
+        return (f"{self!r} t0={self.t0} grid={self._ts.size} rtol={float(sim.rtol)} "
+                f"atol={float(sim.atol)} solver={type(solver).__name__} "
                 f"params={self.model.parameter_values().tolist()}")
 
     def __repr__(self):
@@ -268,20 +262,17 @@ class ModelOutput:
                 f"{list(self.names)}, t_end={self.t_end:g})")
 
 
-def _apply(x, model, plan, bounds, ts, jump, rtol, atol, solver, max_steps, base, index, kind,
-           series):
-    from ..simulate import _solve_ensemble
-
+def _apply(x, sim, index, kind, series):
+    base = sim.model.parameter_values()
     ps = jnp.broadcast_to(base, (x.shape[0], base.shape[0])).at[:, index].set(x)
-    y0s = jax.vmap(model.initial_state)(ps)
-    ys, obs, ok = _solve_ensemble(model, plan, bounds, ts, jump, ps, y0s, rtol, atol, solver,
-                                  max_steps, diffrax.ForwardMode())
+    y0s = jax.vmap(sim.model.initial_state)(ps)
+    ys, obs, ok = sim.solve_batch(ps, y0s)
     traj = jnp.concatenate([ys, obs], axis=2)[:, :, series]
-    out = jax.vmap(lambda y: _reduce(kind, y, ts))(traj)
+    out = jax.vmap(lambda y: _reduce(kind, y, sim.times))(traj)
     return jnp.where(ok, out, jnp.nan)
 
 
 # one compiled function for every ModelOutput: outputs of the same model on the same grid
-# layout reuse its compilation, whatever their kind and series (those are traced indices;
-# the model's functions and the plan are static)
+# layout reuse its compilation, whatever their kind, series and the model's numbers (those
+# are traced; the model's functions and the plan are static)
 _apply_jit = eqx.filter_jit(_apply)

@@ -1,0 +1,200 @@
+"""The engine (sb.Simulator): a model's numbers are data. New values of parameters, initial
+states, input samples, pacing and doses run the program already compiled, and give the
+exact solution of the new problem (a stale compiled constant would give the old one)."""
+
+import contextlib
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import monitoring
+
+import scalebridge as sb
+from scalebridge.errors import InputError, SimulationError
+
+# every jit cache miss lowers a program to MLIR (whether or not the persistent compilation
+# cache then spares the backend compile); checking a model's shapes (jax.eval_shape) does not
+_LOWERINGS = []
+monitoring.register_event_duration_secs_listener(
+    lambda name, dur, **kw: _LOWERINGS.append(name)
+    if name.endswith("jaxpr_to_mlir_module_duration") else None)
+
+
+@contextlib.contextmanager
+def no_new_compilation():
+    """Fails if any program is compiled inside the block."""
+    before = len(_LOWERINGS)
+    yield
+    assert len(_LOWERINGS) == before, f"{len(_LOWERINGS) - before} new compilation(s)"
+
+
+# the model's functions are its structure: defined once, shared by every model built here
+def _decay_rhs(t, y, p, u):
+    return -p[0] * y
+
+
+def _sum_of_inputs(t, y, p, u):
+    return jnp.sum(u, keepdims=True)
+
+
+def _decay(**kw):
+    return sb.Model(name="decay", states=["y"], parameters={"k": 0.5}, rhs=_decay_rhs,
+                    initial=[2.0], stiff=False, **kw)
+
+
+def _integrator(inputs, events=()):
+    """dy/dt = sum of the inputs (each in u): y(t) is the integral of the inputs."""
+    return sb.Model(name="integrator", states=["y"], parameters={"k": 1.0},
+                    rhs=_sum_of_inputs, initial=[0.0], inputs=inputs, events=events,
+                    stiff=False)
+
+
+T = np.linspace(0.0, 10.0, 11)
+
+
+def test_new_parameters_initial_values_and_models_reuse_the_program():
+    model = _decay()
+    sim = sb.Simulator(model, T)
+    sim(params={"k": 0.3})  # compiles
+    with no_new_compilation():
+        a = sim(params={"k": 0.7})
+        b = sb.simulate(model.with_parameters(k=1.1), T)
+        c = sb.Simulator(model.with_initial([5.0]), T)(params=[0.2])
+        d = sim(y0=[3.0])
+    np.testing.assert_allclose(a["y"], 2.0 * np.exp(-0.7 * T), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(b["y"], 2.0 * np.exp(-1.1 * T), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(c["y"], 5.0 * np.exp(-0.2 * T), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(d["y"], 3.0 * np.exp(-0.5 * T), rtol=1e-7, atol=1e-9)
+    assert model.parameters[0].value == 0.5  # the original is unchanged
+
+
+def test_batches_of_new_members_reuse_the_program():
+    sim = sb.Simulator(_decay(), T)
+    sim.batch({"k": [0.1, 0.2, 0.3]})
+    with no_new_compilation():
+        ens = sim.batch({"k": [0.4, 0.5, 0.6]}, y0=np.full((3, 1), 4.0))
+    assert ens.success.all()
+    ks = np.array([0.4, 0.5, 0.6])
+    np.testing.assert_allclose(ens.states[:, :, 0], 4.0 * np.exp(-np.outer(ks, T)), rtol=1e-7, atol=1e-9)
+
+
+def test_new_interpolated_samples_reuse_the_program():
+    knots = np.array([0.0, 2.5, 5.0, 7.5])
+
+    def run(values):
+        inp = sb.Interpolated("u", knots, values, kind="previous")
+        return sb.simulate(_integrator([inp]), T)["y"]
+
+    run([1.0, 2.0, 3.0, 4.0])
+    values = np.array([4.0, -1.0, 0.5, 2.0])
+    with no_new_compilation():
+        y = run(values)
+    # the integral of a step function held from each knot to the next (the last for ever)
+    widths = np.array([2.5, 2.5, 2.5, np.inf])
+    exact = [np.sum(values * np.clip(t - knots, 0.0, widths)) for t in T]
+    np.testing.assert_allclose(y, exact, rtol=1e-9, atol=1e-9)
+
+
+def test_new_pacing_reuses_the_program():
+    """A new period, amplitude or start of a PulseTrain (within the same power-of-two count
+    of pulse edges in the span) is data."""
+    def run(amplitude, period, start):
+        pulse = sb.PulseTrain("stim", amplitude=amplitude, duration=0.25, period=period,
+                              start=start)
+        return sb.simulate(_integrator([pulse]), T)["y"]
+
+    run(1.0, 2.0, 0.5)  # 5 pulses in [0, 10]: 10 edges
+    with no_new_compilation():
+        y = run(3.0, 1.5, 0.2)  # 7 pulses: 14 edges, the same bucket of 16
+    starts = 0.2 + 1.5 * np.arange(7)
+    exact = [3.0 * np.sum(np.clip(t - starts, 0.0, 0.25)) for t in T]
+    np.testing.assert_allclose(y, exact, rtol=1e-9, atol=1e-9)
+
+
+def test_new_doses_reuse_the_program():
+    def run(amount):
+        return sb.simulate(_decay(events=[sb.bolus(0, amount, times=[2.0, 6.0])]), T)["y"]
+
+    run(1.0)
+    with no_new_compilation():
+        y = run(4.0)
+    exact = 2.0 * np.exp(-0.5 * T) + sum(4.0 * np.exp(-0.5 * (T - td)) * (T >= td)
+                                         for td in (2.0, 6.0))
+    np.testing.assert_allclose(y, exact, rtol=1e-7, atol=1e-9)
+
+
+def _slope(t, y, p, u):
+    return jnp.stack([p[0]])
+
+
+def _offset(p):
+    return p[1:2]
+
+
+def test_new_petab_parameter_vectors_reuse_the_program():
+    def line(a, b):
+        return sb.Problem.from_table(
+            sb.Model(name="line", states=["y"], parameters={"a": a, "b": b},
+                     rhs=_slope, initial=_offset, stiff=False),
+            {"observable": ["y"] * 3, "time": [1.0, 2.0, 3.0], "value": [1.0, 2.1, 2.9],
+             "sigma": [0.1] * 3})
+
+    problem = line(1.0, 0.0)
+    problem.nll(problem.x_nominal)  # the NLL's program and the gradient's
+    problem.nll_and_grad(problem.x_nominal)
+    with no_new_compilation():
+        nll = problem.nll([0.9, 0.2])
+        _, grad = problem.nll_and_grad([1.2, -0.1])
+    resid = np.array([1.0, 2.1, 2.9]) - (0.2 + 0.9 * np.array([1.0, 2.0, 3.0]))
+    assert nll == pytest.approx(0.5 * np.sum((resid / 0.1) ** 2)
+                                + 3 * math.log(0.1 * math.sqrt(2 * math.pi)), rel=1e-9)
+    resid = np.array([1.0, 2.1, 2.9]) - (-0.1 + 1.2 * np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(grad, [-np.sum(resid * [1, 2, 3]) / 0.01,
+                                      -np.sum(resid) / 0.01], rtol=1e-7, atol=1e-9)
+
+
+def test_simulator_under_jit_vmap_and_derivatives():
+    model = _decay()
+    sim = sb.Simulator(model, T)
+    y_end = jax.jit(lambda k: sim(params=jnp.stack([k]))["y"][-1])
+    assert float(y_end(0.4)) == pytest.approx(2.0 * math.exp(-4.0), rel=1e-7)
+    ks = jnp.array([0.2, 0.4])
+    np.testing.assert_allclose(jax.vmap(y_end)(ks), 2.0 * np.exp(-10 * ks), rtol=1e-7, atol=1e-9)
+    exact = -20.0 * math.exp(-4.0)  # d/dk of 2 exp(-10 k)
+    assert float(jax.grad(y_end)(0.4)) == pytest.approx(exact, rel=1e-6)
+    fwd = sb.Simulator(model, T, sensitivities="forward")
+    assert float(jax.jacfwd(lambda k: fwd(params=jnp.stack([k]))["y"][-1])(0.4)) == \
+        pytest.approx(exact, rel=1e-6)
+    adj = sb.Simulator(model, T, sensitivities="adjoint")
+    assert float(jax.grad(lambda k: adj(params=jnp.stack([k]))["y"][-1])(0.4)) == \
+        pytest.approx(exact, rel=1e-5)
+    batch = jax.jit(lambda k: sim.batch(k[:, None]).states[:, -1, 0])
+    np.testing.assert_allclose(batch(ks), 2.0 * np.exp(-10 * ks), rtol=1e-7, atol=1e-9)
+
+
+def test_steady_state_against_the_closed_form():
+    # dy/dt = s - k y: y* = s / k, from any start
+    model = sb.Model(name="turnover", states=["y"], parameters={"s": 3.0, "k": 0.5},
+                     rhs=lambda t, y, p, u: p[0] - p[1] * y, initial=[0.0])
+    np.testing.assert_allclose(sb.steady_state(model), [6.0], rtol=1e-6)
+    np.testing.assert_allclose(sb.steady_state(model, {"k": 2.0}, y0=[10.0]), [1.5], rtol=1e-6)
+    growth = sb.Model(name="growth", states=["y"], parameters={"r": 1.0},
+                      rhs=lambda t, y, p, u: p[0] * y, initial=[1.0], stiff=False)
+    with pytest.raises(SimulationError, match="no steady state"):
+        sb.steady_state(growth, max_steps=200)
+
+
+def test_bad_engine_arguments_name_the_fix():
+    model = _decay()
+    with pytest.raises(InputError, match="sensitivities"):
+        sb.Simulator(model, T, sensitivities="backward")
+    with pytest.raises(InputError, match="max_steps"):
+        sb.Simulator(model, T, max_steps=0)
+    with pytest.raises(InputError, match="forward mode only"):
+        sb.Simulator(model, T, solver=sb.solvers.Rodas5(), sensitivities="adjoint")
+    with pytest.raises(InputError, match="initial values"):
+        _decay().with_initial([1.0, 2.0])
+    with pytest.raises(InputError, match="no field"):
+        model.replace(colour="red")
