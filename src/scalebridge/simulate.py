@@ -360,12 +360,16 @@ class Simulator(eqx.Module):
     a :mod:`scalebridge.solvers` Rosenbrock method (forward-mode derivatives only, no
     state-triggered events); or a fixed-step segment solver such as operator splitting.
 
-    ``sensitivities`` (how derivatives through the solve are taken): ``None``, reverse mode
-    by checkpointing (``jax.grad``; batches: direct, for ``jax.jacfwd`` too);
-    ``"forward"``, forward mode (``jax.jacfwd``, ``jax.jvp``; the choice for few
-    parameters, e.g. a likelihood's gradient); ``"adjoint"``, the continuous adjoint
-    (``diffrax.BacksolveAdjoint``: memory independent of the number of steps, for many
-    states and parameters under ``jax.grad``).
+    ``sensitivities`` (how derivatives through the solve are taken), by one rule: a full
+    Jacobian of the outputs, or the derivative along few parameters, is ``"forward"``
+    (``jax.jacfwd``, ``jax.jvp``: one extra state vector per parameter; the likelihood's
+    gradient and Fisher information); the gradient of one scalar with respect to many
+    parameters of a large model is ``"adjoint"`` (``jax.grad``: the discrete adjoint,
+    reverse mode through checkpointed steps, ``diffrax.RecursiveCheckpointAdjoint``; its
+    cost does not grow with the number of parameters). ``None`` is the adjoint for one run
+    and direct differentiation (either mode) for a batch. The continuous backsolve adjoint
+    is not offered: integrating the state backwards is unstable for dissipative models
+    (on the 120-state chain of tests/test_engine.py its gradient is off by up to 1e13).
     """
 
     model: Model
@@ -398,6 +402,8 @@ class Simulator(eqx.Module):
                              "use sensitivities='forward' or a diffrax solver")
         if not int(max_steps) > 0:
             raise InputError(f"max_steps must be positive, got {max_steps}")
+        if isinstance(solver, AbstractSegmentSolver):
+            solver.check(model)
         ts = _check_times(times, float(t0))
         bounds, plan = _plan(model, ts, float(t0))
         self.model = model
@@ -415,9 +421,9 @@ class Simulator(eqx.Module):
     def _adjoint(self, batched: bool):
         if self.sensitivities == "forward":
             return diffrax.ForwardMode()
-        if self.sensitivities == "adjoint":
-            return diffrax.BacksolveAdjoint()
-        return diffrax.DirectAdjoint() if batched else diffrax.RecursiveCheckpointAdjoint()
+        if self.sensitivities == "adjoint" or not batched:
+            return diffrax.RecursiveCheckpointAdjoint()
+        return diffrax.DirectAdjoint()
 
     def solve(self, p, y0):
         """States, observables and success flag of one run from parameter vector ``p`` and

@@ -209,14 +209,21 @@ class OperatorSplitting(AbstractSegmentSolver):
         return step
 
     # ----- driver -----------------------------------------------------------------------
+    def check(self, model):
+        """An explicit diffusion step must be stable at the nominal diffusivities."""
+        if not isinstance(model.rhs, ReactionDiffusionRHS):
+            raise InputError(f"OperatorSplitting needs a reaction-diffusion model (scalebridge."
+                             f"pde); {model.name!r} is not one: use a diffrax solver")
+        if self.diffusion == "explicit":
+            check_stability(model, self.dt)
+
     def integrate(self, model, t0, t1, ts, y0, p):
         rhs = model.rhs
         if not isinstance(rhs, ReactionDiffusionRHS):
             raise InputError(f"OperatorSplitting needs a reaction-diffusion model (scalebridge."
                              f"pde); {model.name!r} is not one: use a diffrax solver")
         k = rhs.n_cell_states
-        if self.diffusion == "explicit":
-            check_stability(model, self.dt)  # nominal diffusivities, at trace time
+        if self.diffusion == "explicit":  # the run's diffusivities (check: the nominal ones)
             y0 = self._runtime_stability(rhs, y0, p)
         mask = np.isin(np.arange(k), [rhs.cell.state_index(g) for g in rhs.cell.gates])
         react = self._reaction_step(self._reaction_eval(rhs, model, mask))

@@ -19,3 +19,7 @@ class AbstractSegmentSolver(eqx.Module):
     @abc.abstractmethod
     def integrate(self, model, t0, t1, ts, y0, p):
         """Integrate from ``t0`` to ``t1``; see the class docstring."""
+
+    def check(self, model):
+        """Checks on the concrete model before anything is traced (raise
+        :class:`~scalebridge.errors.InputError`); none by default."""
