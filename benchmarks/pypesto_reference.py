@@ -283,7 +283,8 @@ def main(argv=None):
         for f in args.merge:
             part = json.loads(Path(f).read_text())
             prof = part.pop("profiles", None)
-            merged.update({k: v for k, v in part.items() if k not in merged or k in ("posterior", "importance")})
+            merged.update({k: v for k, v in part.items()
+                           if k not in merged or k in ("posterior", "importance")})
             if prof is None:
                 continue
             if "profiles" not in merged:

@@ -77,7 +77,8 @@ def test_batches_of_new_members_reuse_the_program():
         ens = sim.batch({"k": [0.4, 0.5, 0.6]}, y0=np.full((3, 1), 4.0))
     assert ens.success.all()
     ks = np.array([0.4, 0.5, 0.6])
-    np.testing.assert_allclose(ens.states[:, :, 0], 4.0 * np.exp(-np.outer(ks, T)), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ens.states[:, :, 0], 4.0 * np.exp(-np.outer(ks, T)),
+                               rtol=1e-7, atol=1e-9)
 
 
 def test_new_interpolated_samples_reuse_the_program():

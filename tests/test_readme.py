@@ -104,6 +104,7 @@ def _quick_start(ns, tmp_path):
 
     h = 1e-5
     assert float(ns["dxdk"]) == pytest.approx((x20(2 + h) - x20(2 - h)) / (2 * h), rel=1e-5)
+    np.testing.assert_allclose(ns["x_end"], [x20(k) for k in (1.0, 2.0, 3.0)], rtol=1e-6)
 
 
 def _events(ns, tmp_path):
