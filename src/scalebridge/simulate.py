@@ -89,15 +89,21 @@ def _check_dense_jacobian(model: Model):
             "steps are stable")
 
 
+# Rodas5 inverts its n x n matrix by unrolled Gauss-Jordan: the program grows as n^2
+_ROSENBROCK_STATE_LIMIT = 64
+
+
 def default_solver(model: Model, *, batched: bool = False):
     """The one rule for the default solver: Tsit5 for non-stiff models; for stiff ones
     Kvaerno5 (it differentiates in reverse mode too), or, for a batch without
-    state-triggered events, :class:`scalebridge.solvers.Rodas5` (each member with its own
-    adaptive steps; much faster on small stiff models, forward-mode derivatives only)."""
+    state-triggered events and with at most 64 states, :class:`scalebridge.solvers.Rodas5`
+    (each member with its own adaptive steps; much faster on small stiff models,
+    forward-mode derivatives only)."""
     if not model.stiff:
         return diffrax.Tsit5()
     _check_dense_jacobian(model)
-    if batched and not any(e.trigger is not None for e in model.events):
+    if batched and not any(e.trigger is not None for e in model.events) \
+            and len(model.state_names) <= _ROSENBROCK_STATE_LIMIT:
         from .solvers import Rodas5
 
         return Rodas5()
