@@ -136,13 +136,10 @@ def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
             ys_k, ps_k, y, pc, armed, ok_k = _segment_with_triggers(
                 term, kw, state_events, a, b, ts[lo:hi], y, pc, armed, rtol, atol, max_events)
         else:
-            # the output times and then the segment's end (one SaveAt(ts=...), which every
-            # adjoint supports)
-            save = jnp.concatenate([ts[lo:hi], jnp.reshape(b, (1,))])
             sol = diffrax.diffeqsolve(term, t0=a, t1=b, dt0=None, y0=y, args=(pc, None),
-                                      saveat=diffrax.SaveAt(ts=save), **kw)
+                                      saveat=_outputs_and_end(ts[lo:hi], b), **kw)
             ok_k = sol.result == diffrax.RESULTS.successful
-            ys_k, y = sol.ys[:hi - lo], sol.ys[-1]
+            ys_k, y = sol.ys[0][:hi - lo], sol.ys[1][0]
             ps_k = jnp.broadcast_to(pc, (hi - lo, pc.size))
         ok = ok & ok_k
         ys_parts.append(ys_k)
