@@ -63,10 +63,12 @@ def test_new_parameters_initial_values_and_models_reuse_the_program():
         b = sb.simulate(model.with_parameters(k=1.1), T)
         c = sb.Simulator(model.with_initial([5.0]), T)(params=[0.2])
         d = sim(y0=[3.0])
+        e = sb.Simulator(model, T / 2)()  # new output times, as many
     np.testing.assert_allclose(a["y"], 2.0 * np.exp(-0.7 * T), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(b["y"], 2.0 * np.exp(-1.1 * T), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(c["y"], 5.0 * np.exp(-0.2 * T), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(d["y"], 3.0 * np.exp(-0.5 * T), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(e["y"], 2.0 * np.exp(-0.25 * T), rtol=1e-7, atol=1e-9)
     assert model.parameters[0].value == 0.5  # the original is unchanged
 
 

@@ -215,9 +215,6 @@ def _segment_with_triggers(term, kw, events, a, b, ts, y, p, armed, rtol, atol, 
     return out_y, out_p, y, p, armed, ok & done
 
 
-_solve_jit = eqx.filter_jit(_solve)
-
-
 def _compose_events(model: Model, which: tuple[int, ...]):
     if not which:
         return None
@@ -255,10 +252,7 @@ def _solve_ensemble(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol, solve
                     adjoint):
     from .solvers import AbstractRosenbrock
 
-    if isinstance(solver, AbstractRosenbrock):
-        if any(e.trigger is not None for e in model.events):
-            raise InputError(f"{type(solver).__name__} does not support state-triggered "
-                             "events; pass a diffrax solver, e.g. solver=diffrax.Kvaerno5()")
+    if isinstance(solver, AbstractRosenbrock):  # (Simulator refuses state-triggered events)
         return _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol,
                                           solver, max_steps)
 
@@ -269,9 +263,6 @@ def _solve_ensemble(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol, solve
         return jnp.where(ok, ys, nan), jnp.where(ok, obs, nan), ok
 
     return jax.vmap(one)(ps, y0s)
-
-
-_solve_ensemble_jit = eqx.filter_jit(_solve_ensemble)
 
 
 def _y0(model: Model, p, y0):
@@ -546,9 +537,8 @@ def steady_state_pure(model: Model, p, y0, rtol, atol, max_steps: int):
     ``|dy/dt| <= 10 (atol + rtol |y|)`` (diffrax's steady-state event) with forward-mode
     sensitivities; NaN where none is reached."""
     term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
-    solver = diffrax.Kvaerno5() if model.stiff else diffrax.Tsit5()
     sol = diffrax.diffeqsolve(
-        term, solver, 0.0, jnp.inf, None, y0, args=p,
+        term, default_solver(model), 0.0, jnp.inf, None, y0, args=p,
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmin=None),
         event=diffrax.Event(diffrax.steady_state_event(rtol=rtol * 10, atol=atol * 10)),
         max_steps=max_steps, adjoint=diffrax.ForwardMode(), throw=False)
