@@ -125,9 +125,10 @@ FAST_GRADIENT = {"Boehm_JProteomeRes2014"}
 # (tests/test_sbml.py).
 SIM_RTOL_DEFAULT = 2e-4
 SIM_RTOL = {"Crauste_CellSystems2017": 1e-3}
-# NLL: the reference values carry 6 decimals; solver errors at rtol 1e-8 move the NLL by
-# ~1e-4 (measured at most 2.5e-4, Weber): held to 1e-3, far below the 1.92 of a 95%
-# likelihood-ratio interval. Crauste: ours, 190.963978, is converged (the same at rtol
+# NLL: the reference values carry 6 decimals; measured at most 9.0e-5 off (Brannmark,
+# whose reference is itself 9e-5 from AMICI 1.0.1 at rtol 1e-8, which agrees with ours to
+# 7.6e-6; Weber 7e-6): held to 1e-3, far below the 1.92 of a 95% likelihood-ratio
+# interval. Crauste: ours, 190.963978, is converged (the same at rtol
 # 1e-12) and 1.24e-3 below AMICI's reference, as are our simulations from the collection's
 # table (above): held to 2e-3 there.
 NLL_ATOL = {"Crauste_CellSystems2017": 2e-3}
@@ -137,20 +138,10 @@ NLL_ATOL = {"Crauste_CellSystems2017": 2e-3}
 # truncation error is ~1e-6 and the solver error ~1e-9 / 1e-6, 1e-5 relative: held to 1e-4.
 FD_SETTINGS = {"Borghans_BiophysChem1997": dict(step=1e-6, rtol=1e-4)}
 # PEtab features or reference values that scalebridge does not reproduce (strict xfail)
-COLLECTION_XFAIL = {
-    "Weber_BMC2015": "at the default rtol 1e-8 the simulations are 1e-3 (relative) off the "
-                     "collection's table and off ours at rtol 1e-10 (the NLL 2.5e-4 off "
-                     "AMICI's, 2.7e-5 at rtol 1e-10): the preequilibration stops too early",
-}
+COLLECTION_XFAIL: dict[str, str] = {}
 GRADIENT_XFAIL = {
     "Weber_BMC2015": "at rtol 1e-12 the preequilibration never meets its steady-state "
                      "criterion (10x the tolerances): the NLL is not finite",
-    "Brannmark_JBC2010": "the preequilibration stops where |dy/dt| <= 10 (atol + rtol |y|), "
-                         "which leaves the NLL a step function of the parameters with jumps "
-                         "of about 1e-5: central differences with steps 1e-3 and 1e-2 move "
-                         "by 1/step (0.0061, 0.0013, 0.0025 for the first component), while "
-                         "the sensitivities of the looped and the batched solve agree "
-                         "(0.00276, 0.00272); 11-13 of 22 components miss 1e-5",
     "Crauste_CellSystems2017": "the model's solution breaks down 2e-3 (log10) from the "
                                "nominal parameters (delta_EL: the NLL is not finite, and "
                                "libroadrunner's CVODE fails at t = 9.67): no finite "

@@ -403,3 +403,25 @@ def test_ensemble_table():
         check(cells[3], r["speedup_of_scalebridge"])
         check(cells[4], r["max_dev_vs_reference"])
         assert cells[5] == f"{r['members_within_1e6']}/{d['n_members']}"
+
+
+def test_petab_collection_table():
+    rows = load("petab_collection.json")
+    s = load("petab_collection_run.json")["summary"]
+    m = sentence(r"NLL within 1e-4 \(relative\) of the reference on (\d+) of (\d+)")
+    assert (int(m.group(1)), int(m.group(2))) == (s["nll_within_1e-4"], s["with_reference"])
+    m = sentence(r"compiles in 30 s or less on (\d+) of (\d+)")
+    assert (int(m.group(1)), int(m.group(2))) == (s["compile_within_30s"], s["problems"])
+    m = sentence(r"gradient is at or below AMICI's on (\d+) of (\d+).{0,40}?geometric mean "
+                 r"([\d.]+)x")
+    assert (int(m.group(1)), int(m.group(2))) == (s["gradient_at_or_below_amici"],
+                                                  s["gradient_compared"])
+    check(m.group(3), s["gradient_ratio_geomean"])
+    for r in rows:
+        cells = row(f"| {r['problem']} |")
+        for cell, key in zip(cells[2:6], ("compile_s", "nll_rel_error", "gradient_ms",
+                                          "amici_gradient_ms"), strict=True):
+            if r[key] is None:
+                assert cell == "-", (r["problem"], key)
+            else:
+                check(cell, r[key], what=f"{r['problem']} {key}")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import libsbml
 import numpy as np
@@ -11,6 +12,7 @@ import scalebridge as sb
 from conftest import peer
 from scalebridge.errors import SBMLError
 from scalebridge.model.sbml import load_sbml
+from scalebridge.solvers import Rodas5
 
 DATA = Path(__file__).parent / "data"
 RTOL, ATOL = 1e-12, 1e-14
@@ -484,3 +486,64 @@ def test_fast_reaction_raises():
 
     with pytest.raises(SBMLError, match="reaction 'R': is a fast reaction"):
         load_sbml(_with(edit, version=1))
+
+
+def test_parameters_that_nothing_changes_stay_parameters():
+    """constant="false" on a parameter that no rule or event changes (as PEtab problems
+    often declare their condition parameters) keeps it a parameter; one that an event
+    changes is a state. Both simulate as libroadrunner does."""
+    doc, m = _document()
+    m.getCompartment("V").setConstant(True)
+    _add_parameter(m, "dose", 0.5, constant=False)   # never changed
+    _add_parameter(m, "kin", 0.2, constant=False)    # changed by an event
+    _add_reaction(m, "prod", "dose + kin", product="S")
+    _add_reaction(m, "deg", "k * S", reactant="S")
+    _add_event(m, "switch", "time >= 1", [("kin", "1.5")])
+    text = libsbml.writeSBMLToString(doc)
+    model = load_sbml(text)
+    assert "dose" in model.parameter_names and "dose" not in model.state_names
+    assert "kin" in model.state_names
+    times = np.linspace(0.0, 3.0, 31)
+    sol = sb.simulate(model, times, rtol=RTOL, atol=ATOL)
+    ref = roadrunner_run(text, ["[S]"], 3.0, 31)[:, 0]
+    np.testing.assert_allclose(np.asarray(sol["S"]), ref, rtol=1e-9, atol=1e-12)
+    # a condition can now set it as a parameter: the exact solution with dose 2 before the
+    # event (rates are amounts per time in V = 2): S' = (dose + 0.2 - k S) / 2, S(0) = 1
+    one = sb.simulate(model, [0.0, 0.5], params={"dose": 2.0}, rtol=RTOL, atol=ATOL)
+    s_inf = (2.0 + 0.2) / 0.3
+    assert float(one["S"][-1]) == pytest.approx(s_inf + (1.0 - s_inf) * np.exp(-0.15 * 0.5),
+                                                rel=1e-9)
+
+
+def _switched_dose():
+    """dS/dt = dose * (time >= t_on) - k S: a dose switched on at the parameter t_on."""
+    doc, m = _document()
+    m.getCompartment("V").setConstant(True)
+    m.getCompartment("V").setSize(1.0)
+    m.getSpecies("S").setInitialConcentration(0.0)
+    _add_parameter(m, "dose", 2.0)
+    _add_parameter(m, "t_on", 1.3)
+    _add_reaction(m, "prod", "dose * piecewise(0, time - t_on < 0, 1)", product="S")
+    _add_reaction(m, "deg", "k * S", reactant="S")
+    return load_sbml(libsbml.writeSBMLToString(doc))
+
+
+def test_piecewise_switch_in_time_is_a_breakpoint_with_exact_sensitivities():
+    model = _switched_dose()
+    names = model.parameter_names
+    p0 = np.asarray(model.param_array({}))
+    np.testing.assert_allclose(model.breakpoint_times(p0), [1.3])
+    # S(t) = dose / k (1 - exp(-k tau)), tau = t - t_on: its derivatives in k and t_on
+    dose, k, t_on, t = 2.0, 0.3, 1.3, 3.0
+    tau = t - t_on
+    e = np.exp(-k * tau)
+    exact = {"k": dose * (-(1 - e) / k**2 + tau * e / k), "t_on": -dose * e}
+    for solver in (None, Rodas5()):
+        sim = sb.Simulator(model, [0.0, 1.0, t], solver=solver, rtol=1e-10, atol=1e-12,
+                           sensitivities="forward")
+        s_end = lambda p, sim=sim: sim(params=p)["S"][-1]  # noqa: E731
+        assert float(s_end(p0)) == pytest.approx(dose / k * (1 - e), rel=1e-8)
+        grad = jax.jacfwd(s_end)(jnp.asarray(p0))
+        for name, value in exact.items():
+            assert float(grad[names.index(name)]) == pytest.approx(value, rel=1e-6), \
+                (solver, name)

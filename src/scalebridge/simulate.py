@@ -117,6 +117,7 @@ def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
     term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args[0]))
     # step_ts: land on every output time, so outputs carry the solver's own accuracy rather
     # than that of its (lower-order) dense interpolation
+    jump_ts = _with_breakpoints(model, jump_ts, p, bounds[0], bounds[-1])
     controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts, jump_ts=jump_ts)
     kw = dict(solver=solver, stepsize_controller=controller, max_steps=max_steps,
               adjoint=adjoint, throw=False)
@@ -153,6 +154,16 @@ def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
     ok = ok & jnp.all(jnp.isfinite(ys))
     obs = jax.vmap(model.observe)(ts, ys, ps)
     return ys, obs, ok
+
+
+def _with_breakpoints(model: Model, jump_ts, p, t0, t1):
+    """The input jumps and the model's breakpoints at ``p`` (those outside the span moved
+    past its end, where the padding of :func:`_jump_times` sits)."""
+    b = model.breakpoint_times(p)
+    if b is None:
+        return jump_ts
+    b = jnp.where((b > t0) & (b < t1), b, t1 + (t1 - t0) + 1.0)
+    return b if jump_ts is None else jnp.concatenate([jump_ts, b])
 
 
 def _outputs_and_end(ts, t1):
@@ -235,6 +246,7 @@ def _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, 
     pb = Problem(
         f=lambda t, y, p: model.vector_field(t, y, p), tab=solver.tableau, bounds=bounds, ts=ts,
         stops=jnp.zeros(0) if jump_ts is None else jump_ts,
+        breakpoints=None if model.breakpoints is None else model.breakpoint_times,
         events0=_compose_events(model, plan.fire[0]),
         events=[_compose_events(model, f) for f in plan.fire[1:]],
         rtol=rtol, atol=atol, max_steps=max_steps)
@@ -532,10 +544,40 @@ def simulate_ensemble(model: Model, param_sets, times, *, y0=None, t0: float = 0
     return sim.batch(param_sets, y0, batch_size=batch_size, progress=progress)
 
 
+POLISH_STEPS = 4  # pseudo-transient Newton steps after the integration
+
+
+def _polish(model: Model, t, p, y, rtol, atol):
+    """Pseudo-transient continuation (Kelley & Keyes 1998, SIAM J Numer Anal 35:508) from a
+    near steady state ``y``: backward-Euler steps ``(I/h - J) dy = f(y)`` with a step ``h``
+    of 1e10 times the Jacobian's time scale (its largest entry with the states scaled by
+    their tolerances). Each is a Newton step on ``f(y) = 0`` that keeps
+    every linear conservation law exactly (``c^T dy = h c^T f = 0``), where plain Newton's
+    Jacobian is singular. A step is kept only where it lowers the scaled residual, so the
+    result is the integration's state or closer to the exact steady state; forward-mode
+    derivatives through the steps approach those of the implicit function theorem."""
+    def f(y):
+        return model.vector_field(t, y, p)
+
+    def scaled(v, y):
+        return jnp.max(jnp.abs(v) / (atol + rtol * jnp.abs(y)))
+
+    eye = jnp.eye(y.shape[0], dtype=y.dtype)
+    for _ in range(POLISH_STEPS):
+        fy, jac = f(y), jax.jacfwd(f)(y)
+        w = atol + rtol * jnp.abs(y)  # the Jacobian's time scale in the error norm's units
+        inv_h = 1e-10 * jnp.maximum(jnp.max(jnp.abs(jac * w[None, :] / w[:, None])), 1e-300)
+        new = y + jnp.linalg.solve(inv_h * eye - jac, fy)
+        keep = jnp.all(jnp.isfinite(new)) & (scaled(f(new), new) < scaled(fy, y))
+        y = jnp.where(keep, new, y)
+    return y
+
+
 def steady_state_pure(model: Model, p, y0, rtol, atol, max_steps: int):
     """The steady state reached from ``y0`` under ``p`` (pure): integrate until
     ``|dy/dt| <= 10 (atol + rtol |y|)`` (diffrax's steady-state event) with forward-mode
-    sensitivities; NaN where none is reached."""
+    sensitivities, then converge the rest of the way by :func:`_polish` (so the state, and
+    anything computed from it, is a smooth function of ``p``); NaN where none is reached."""
     term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
     sol = diffrax.diffeqsolve(
         term, default_solver(model), 0.0, jnp.inf, None, y0, args=p,
@@ -543,7 +585,8 @@ def steady_state_pure(model: Model, p, y0, rtol, atol, max_steps: int):
         event=diffrax.Event(diffrax.steady_state_event(rtol=rtol * 10, atol=atol * 10)),
         max_steps=max_steps, adjoint=diffrax.ForwardMode(), throw=False)
     ok = sol.result == diffrax.RESULTS.event_occurred
-    return jnp.where(ok, sol.ys[-1], jnp.nan)
+    y = _polish(model, sol.ts[-1], p, sol.ys[-1], rtol, atol)
+    return jnp.where(ok, y, jnp.nan)
 
 
 _steady_state_jit = eqx.filter_jit(steady_state_pure)

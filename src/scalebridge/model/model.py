@@ -37,6 +37,10 @@ class Model(eqx.Module):
     - ``observables``: ``{name: fn(t, y, p)}`` of scalar outputs.
     - ``inputs``: time-dependent signals (:mod:`scalebridge.model.inputs`).
     - ``events``: time-triggered changes of states or parameters.
+    - ``breakpoints``: a function ``p -> times`` (an array; non-finite entries are ignored)
+      where ``rhs`` jumps in time at instants set by the parameters (a dose switched on at
+      ``t_on``); the solvers land on them instead of stepping across, which keeps
+      sensitivities accurate. SBML import finds them in ``piecewise`` conditions on time.
     - ``stiff``: whether a stiff solver is the default (``False`` selects Tsit5).
     - ``gates``: states whose equations are linear in themselves (Hodgkin-Huxley gating
       variables, ``dg/dt = a(V) (1 - g) - b(V) g``), which Rush-Larsen integrators update
@@ -57,6 +61,7 @@ class Model(eqx.Module):
     observables: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
     inputs: tuple[AbstractInput, ...]
     events: tuple[Event, ...]
+    breakpoints: Callable | None = eqx.field(static=True)
     stiff: bool = eqx.field(static=True)
     gates: tuple[str, ...] = eqx.field(static=True)
     citation: str = eqx.field(static=True)
@@ -72,6 +77,7 @@ class Model(eqx.Module):
         observables: Mapping[str, Callable] | None = None,
         inputs: Sequence[AbstractInput] = (),
         events: Sequence[Event] = (),
+        breakpoints: Callable | None = None,
         stiff: bool = True,
         gates: Sequence[str] = (),
         name: str = "model",
@@ -121,6 +127,9 @@ class Model(eqx.Module):
         for e in self.events:
             if not isinstance(e, Event):
                 raise ModelError(f"model {name!r}: events must be Event objects, got {e!r}")
+        if breakpoints is not None and not callable(breakpoints):
+            raise ModelError(f"model {name!r}: breakpoints must be a function p -> times")
+        self.breakpoints = breakpoints
         self.stiff = bool(stiff)
         self.gates = tuple(gates)
         unknown = [g for g in self.gates if g not in self.state_names]
@@ -244,7 +253,7 @@ class Model(eqx.Module):
         return eqx.tree_at(lambda m: m.initial_values, self, y0)
 
     _INIT_FIELDS = ("states", "parameters", "rhs", "initial", "observables", "inputs",
-                    "events", "stiff", "gates", "name", "citation", "source")
+                    "events", "breakpoints", "stiff", "gates", "name", "citation", "source")
 
     def replace(self, **fields) -> Model:
         """A copy built again with some of the constructor's arguments replaced
@@ -255,7 +264,8 @@ class Model(eqx.Module):
                              f"{', '.join(self._INIT_FIELDS)}")
         args = dict(states=self.state_names, parameters=self.parameters, rhs=self.rhs,
                     initial=self.initial, observables=dict(self.observables),
-                    inputs=self.inputs, events=self.events, stiff=self.stiff,
+                    inputs=self.inputs, events=self.events, breakpoints=self.breakpoints,
+                    stiff=self.stiff,
                     gates=self.gates, name=self.name, citation=self.citation,
                     source=self.source)
         return Model(**(args | fields))
@@ -281,6 +291,14 @@ class Model(eqx.Module):
             return jnp.zeros(0)
         return jnp.stack([jnp.asarray(fn(t, y, p), dtype=jnp.float64)
                           for _, fn in self.observables])
+
+    def breakpoint_times(self, p) -> jax.Array | None:
+        """:attr:`breakpoints` at ``p`` as a sorted array (non-finite entries moved to the
+        end as +inf); ``None`` for a model without them."""
+        if self.breakpoints is None:
+            return None
+        b = jnp.atleast_1d(jnp.asarray(self.breakpoints(p), dtype=jnp.float64))
+        return jnp.sort(jnp.where(jnp.isfinite(b), b, jnp.inf))
 
     def jump_times(self, t0: float, t1: float) -> np.ndarray:
         """Discontinuities of the inputs in ``[t0, t1]``."""

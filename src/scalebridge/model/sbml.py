@@ -7,8 +7,10 @@ is evaluated as Python source.
 Mapping (matching what libroadrunner reports with ``[id]`` selections for concentrations):
 
 - **States** are species (their concentration, or their amount where
-  ``hasOnlySubstanceUnits`` is true), and parameters and compartments that are not constant
-  (with a rate rule, or changed only by events). Species change by
+  ``hasOnlySubstanceUnits`` is true), and parameters and compartments with a rate rule or
+  changed by events. One declared ``constant="false"`` that nothing changes is a parameter
+  (PEtab problems often declare their condition parameters so): a state with a zero
+  derivative would only make the system larger. Species change by
   ``sum(stoichiometry * rate) * conversionFactor / volume`` (kinetic laws are amount/time);
   boundary species are not changed by reactions; species with rate rules follow the rule.
   When a compartment grows by a rate rule, the dilution ``-c * dV/dt / V`` is included; an
@@ -238,6 +240,8 @@ class _Builder:
         self.assign: dict[str, object] = {}
         self.rate: dict[str, object] = {}
         self.ia = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
+        self.assigned_by_events = {ea.getVariable() for e in m.getListOfEvents()
+                                   for ea in e.getListOfEventAssignments()}
         self._rates: list[tuple[object, dict[str, Expr]]] = []
         self._triggers: list[Callable] = []
         every = m.getListOfAllElements()
@@ -254,6 +258,7 @@ class _Builder:
         self._compile_rules()
         self._derivatives()
         events = self._events()
+        breakpoints = self._breakpoints()
         initial = self._initial()
         self._check_traces()
         prog = self.prog
@@ -261,7 +266,7 @@ class _Builder:
         return Model(
             states=prog.states, parameters=self.params, rhs=prog.rhs, initial=initial,
             observables={n: prog.observable(n) for n in self.observables}, events=events,
-            stiff=True, name=name, source=("sbml", text),
+            breakpoints=breakpoints, stiff=True, name=name, source=("sbml", text),
         )
 
     # ----- symbols ------------------------------------------------------------------------
@@ -305,7 +310,7 @@ class _Builder:
         if sid in self.assign:
             self.prog.syms[sid] = _Sym("rule")
             self.observables.append(sid)
-        elif sid in self.rate or not constant:
+        elif sid in self.rate or (not constant and sid in self.assigned_by_events):
             self._add_state(sid, self._start_value(sid, where, value))
         elif sid in self.ia:
             self.prog.syms[sid] = _Sym("derived")
@@ -423,6 +428,57 @@ class _Builder:
         for r, local in self._rates:
             where = f"kinetic law of reaction {r.getId()!r}"
             prog.exprs[r.getId()] = math.compile(r.getKineticLaw().getMath(), where, local)
+
+    def _breakpoints(self) -> Callable | None:
+        """Times where the right-hand side jumps: each two-sided relation (``<``, ``>``,
+        ``<=``, ``>=``) in a kinetic law or rule whose sides are affine in time and free of
+        states (``piecewise(0, time - t_on < 0, 1)``) switches where ``lhs - rhs`` is zero.
+        A relation that is not affine in time (checked at t = 0, 1, 2) gives no time."""
+        A, prog = libsbml, self.prog
+        relations = (A.AST_RELATIONAL_LT, A.AST_RELATIONAL_GT, A.AST_RELATIONAL_LEQ,
+                     A.AST_RELATIONAL_GEQ)
+        found: list[tuple[Expr, Expr]] = []
+
+        def state_free(name, seen=()):
+            sym = prog.syms.get(name)
+            if sym is None or sym.kind in ("param", "const", "derived"):
+                return True  # (a reaction-local parameter is not in syms)
+            if sym.kind == "rule" and name in self.assign and name not in seen:
+                return all(state_free(n, (*seen, name)) for n in names_in(self.assign[name]))
+            return False
+
+        def walk(ast, where, local):
+            if ast is None:
+                return
+            if ast.getType() in relations and ast.getNumChildren() == 2 and _has_time(ast) \
+                    and all(state_free(n) for n in names_in(ast)):
+                found.append(tuple(self.math.compile(ast.getChild(i), where, local)
+                                   for i in range(2)))
+            for i in range(ast.getNumChildren()):
+                walk(ast.getChild(i), where, local)
+
+        for r, local in self._rates:
+            walk(r.getKineticLaw().getMath(), f"kinetic law of reaction {r.getId()!r}", local)
+        for kind, rules in (("assignment", self.assign), ("rate", self.rate)):
+            for sid, ast in rules.items():
+                walk(ast, f"{kind} rule for {sid!r}", None)
+        if not found:
+            return None
+        zeros = jnp.zeros(len(prog.states))
+
+        def breakpoints(p):
+            def g(t):
+                env = _Env(prog, jnp.asarray(t, jnp.float64), zeros, p)
+                return jnp.stack([jnp.asarray(a(env) - b(env), jnp.float64)
+                                  for a, b in found])
+            g0, g1, g2 = g(0.0), g(1.0), g(2.0)
+            slope = g1 - g0
+            affine = jnp.abs(g2 - 2.0 * g1 + g0) <= 1e-12 * (jnp.abs(g0) + jnp.abs(g1)
+                                                             + jnp.abs(g2))
+            ok = affine & (slope != 0)
+            return jnp.where(ok, -g0 / jnp.where(ok, slope, 1.0), jnp.inf)
+
+        return breakpoints
 
     def _require(self, sid: str, where: str):
         if sid not in self.prog.syms:

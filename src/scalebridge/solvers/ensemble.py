@@ -40,13 +40,15 @@ class Problem(NamedTuple):
     """What every member shares. ``f(t, y, p)``; ``bounds``: segment boundaries; events
     ``events0(t, y, p) -> (y, p)`` act at ``bounds[0]`` and ``events[k]`` at ``bounds[k + 1]``
     (``None``: no event); ``ts``: output times (an output at an event time reports the state
-    after it); ``stops``: further times to land on (input jumps)."""
+    after it); ``stops``: further times to land on (input jumps); ``breakpoints(p)``: more
+    of them that depend on the member's parameters (``None``: none)."""
 
     f: Callable
     tab: Tableau
     bounds: jax.Array
     ts: jax.Array
     stops: jax.Array
+    breakpoints: Callable | None
     events0: Callable | None
     events: Sequence[Callable | None]
     rtol: jax.Array
@@ -86,14 +88,16 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     running = st.status == RUNNING
     t, y, p = st.t, st.y, st.p
     te = pb.bounds[jnp.minimum(st.seg + 1, n_seg)]
-    cand = jnp.concatenate([pb.ts, pb.stops])
+    stops = pb.stops if pb.breakpoints is None else \
+        jnp.concatenate([pb.stops, pb.breakpoints(p)])
+    cand = jnp.concatenate([pb.ts, stops])
     target = jnp.minimum(jnp.min(jnp.where(cand > t, cand, jnp.inf)), te)
     land = t + 1.01 * st.h >= target
     h = jnp.where(land, target - t, st.h)
     h = jnp.where(running & (h > 0), h, 1.0)  # keep idle members' arithmetic harmless
-    # a step ending at an input jump sees the input just before it
-    jump = land & jnp.any(pb.stops == target)
-    t_cap = jnp.where(jump, jnp.nextafter(target, -jnp.inf), jnp.inf)
+    # a step ending at a jump (of an input or the right-hand side) sees what holds before it
+    jump = land & jnp.any(stops == target)
+    t_cap = jnp.where(jump, jnp.nextafter(jax.lax.stop_gradient(target), -jnp.inf), jnp.inf)
     y_new, err_vec, _ = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap)
     sc = pb.atol + pb.rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
     err = _rms(err_vec / sc)
