@@ -14,14 +14,14 @@ For each problem folder in tests/data/petab/ (the Benchmark-Models-PEtab problem
   simulation of all conditions and of a forward-sensitivity gradient (CVODES, staggered) on
   ExpData prepared once, as pyPESTO's AMICI objective caches them (``run_simulations``; the
   mapping of model to problem parameters is excluded from AMICI's time, as the Python around
-  the solver; AMICI's NLL is the likelihood alone, as the row's ``nll`` is except where the
-  reference includes priors; ``nll_with_priors`` beside it). Both tools run at rtol 1e-8, atol
+  the solver; AMICI's NLL, the row's ``nll`` and the reference are the likelihood alone;
+  ``nll_with_priors`` beside it where a problem has priors). Both tools run at rtol 1e-8, atol
   1e-10 (the scalebridge Problem defaults).
 
 Each tool runs on each problem in a child process with a time limit; a problem that a tool
 cannot load, simulate or finish in time gets a row that says why. The reference NLL is AMICI's
-benchmark table (tests/benchmark_models/benchmark_models.yaml of AMICI-dev/AMICI, nll = -llh;
-priors included only for Isensee, as that table notes), as listed in
+benchmark table (tests/benchmark_models/benchmark_models.yaml of AMICI-dev/AMICI, nll = -llh),
+as listed in
 tests/data/README.md. Results: benchmarks/results/petab_collection.{json,md}, rewritten
 atomically after every problem and tool; a rerun keeps the rows of problems whose files,
 scalebridge source and tool versions are unchanged (``--force`` redoes them). AMICI's compiled
@@ -55,9 +55,9 @@ AMICI_MODELS = HERE / ".amici_models"
 RTOL, ATOL = 1e-8, 1e-10
 # reference NLL at the nominal parameters (tests/data/README.md; ../shared/data/README.md):
 # AMICI's benchmark table, except Bertozzi (converged scipy Radau) and Blasi (petab's
-# calculate_llh of the collection's simulatedData table). It is the likelihood alone, except
-# for the problems in REFERENCE_WITH_PRIORS (AMICI's note on Isensee); Schwen has priors but
-# its reference is the likelihood's (943.999 against 956.5 with them).
+# calculate_llh of the collection's simulatedData table). Every one is the likelihood alone:
+# Isensee's, said to include its priors, is our likelihood's to 4e-10 (3949.375967 against
+# 3953.83 with the priors), and Schwen's too (943.999 against 956.5).
 REFERENCE = {
     "Bachmann_MSB2011": -418.405733,
     "Beer_MolBioSystems2014": -58622.914563,
@@ -74,7 +74,6 @@ REFERENCE = {
     "Schwen_PONE2014": 943.999299,
     "Weber_BMC2015": 296.201792,
 }
-REFERENCE_WITH_PRIORS = {"Isensee_JCB2018"}
 NO_REFERENCE = {
     "Alkan_SciSignal2018": "the collection has no trusted reference NLL",
     "Armistead_CellDeathDis2024": "the collection has no reference NLL (SBML comp model)",
@@ -175,7 +174,7 @@ def run_scalebridge(name: str, repeats: int, budget_s: float) -> dict:
     first_nll = time.perf_counter() - t
     out["nll_ms"] = _timed(lambda: problem.nll(x), repeats, budget_s)
     out["nll"] = nll
-    if problem.has_priors:  # the reference tables include the priors (negative log posterior)
+    if problem.has_priors:  # with the priors too (negative log posterior), for the record
         out["nll_likelihood_only"] = nll
         out["nll"] = nll - problem.log_prior(x)
     t = time.perf_counter()
@@ -271,6 +270,11 @@ def run_child(tool: str, name: str, args) -> dict:
             "key": key}
 
 
+def _local(message: str | None) -> str | None:
+    """A message with paths relative to the repository."""
+    return None if message is None else message.replace(str(ROOT) + os.sep, "")
+
+
 # ----- the table ----------------------------------------------------------------------------------
 def make_row(name: str, sb_out: dict | None, am_out: dict | None) -> dict:
     ref = REFERENCE.get(name)
@@ -282,14 +286,12 @@ def make_row(name: str, sb_out: dict | None, am_out: dict | None) -> dict:
         row[k] = sb_out.get(k)
     for k in ("load_s", "compile_s", "nll_ms", "gradient_ms"):
         row[k] = _num(sb_out.get(k))
-    # the child's "nll" includes the priors where the problem has any; "nll" here is the
-    # value the reference is of
-    likelihood = _num(sb_out.get("nll_likelihood_only", sb_out.get("nll")))
-    posterior = _num(sb_out.get("nll")) if "nll_likelihood_only" in sb_out else None
-    row["nll_with_priors"] = posterior
-    row["nll"] = posterior if name in REFERENCE_WITH_PRIORS and posterior is not None \
-        else likelihood
-    row["error"] = None if sb_out.get("ok", True) else sb_out.get("error")
+    # the child's "nll" includes the priors where the problem has any; the reference (and
+    # AMICI's NLL) is of the likelihood alone
+    row["nll"] = _num(sb_out.get("nll_likelihood_only", sb_out.get("nll")))
+    row["nll_with_priors"] = _num(sb_out.get("nll")) if "nll_likelihood_only" in sb_out \
+        else None
+    row["error"] = None if sb_out.get("ok", True) else _local(sb_out.get("error"))
     nll = row["nll"]
     row["nll_rel_error"] = (abs(nll - ref) / abs(ref)) if nll is not None and ref else None
     row["nll_within_1e-4"] = (row["nll_rel_error"] <= NLL_RTOL) \
@@ -299,7 +301,7 @@ def make_row(name: str, sb_out: dict | None, am_out: dict | None) -> dict:
     for k in ("amici_import_s", "amici_nll", "amici_simulation_ms", "amici_gradient_ms"):
         row[k] = _num(am_out.get(k))
     row["amici_model_reused"] = am_out.get("amici_model_reused")
-    row["amici_error"] = None if am_out.get("ok", True) else am_out.get("error")
+    row["amici_error"] = None if am_out.get("ok", True) else _local(am_out.get("error"))
     g, ag = row["gradient_ms"], row["amici_gradient_ms"]
     row["gradient_ratio"] = g / ag if g is not None and ag else None  # < 1: faster than AMICI
     s, asim = row["nll_ms"], row["amici_simulation_ms"]
