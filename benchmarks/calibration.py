@@ -93,10 +93,10 @@ def _first_line(exc) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def _versions() -> dict:
+def _versions(packages=("scalebridge", "jax", "diffrax", "pypesto", "fides", "libroadrunner",
+                        "petab", "scipy", "numpy")) -> dict:
     out = {}
-    for pkg in ("scalebridge", "jax", "diffrax", "pypesto", "fides", "libroadrunner", "petab",
-                "scipy", "numpy"):
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

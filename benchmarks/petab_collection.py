@@ -44,12 +44,15 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from pathlib import Path
+
+# the PEtab helpers of the calibration benchmark (this folder is on sys.path when run)
+from calibration import PETAB_DIR, _first_line, _num, _ratio, petab_yaml
+from calibration import _versions as versions
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-PETAB_DIR = ROOT / "tests" / "data" / "petab"
 RESULTS = HERE / "results"
 AMICI_MODELS = HERE / ".amici_models"
 RTOL, ATOL = 1e-8, 1e-10
@@ -83,26 +86,8 @@ COMPILE_TARGET_S = 30.0
 
 
 # ----- helpers ----------------------------------------------------------------------------------
-def _num(v):
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
-
-
 def _versions() -> dict:
-    out = {}
-    for pkg in ("scalebridge", "jax", "jaxlib", "diffrax", "amici", "petab", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return versions(("scalebridge", "jax", "jaxlib", "diffrax", "amici", "petab", "numpy"))
 
 
 def _hash_files(paths) -> str:
@@ -129,13 +114,6 @@ def tool_key(tool: str) -> str:
     if tool == "scalebridge":
         return f"{source_hash()}-jax{version('jax')}"
     return f"amici{version('amici')}"
-
-
-def petab_yaml(name: str) -> Path:
-    found = sorted((PETAB_DIR / name).glob("*.yaml"))
-    if len(found) != 1:
-        raise FileNotFoundError(f"no single PEtab YAML file in {PETAB_DIR / name}")
-    return found[0]
 
 
 def _timed(fn, repeats: int, budget_s: float) -> float:
@@ -302,10 +280,9 @@ def make_row(name: str, sb_out: dict | None, am_out: dict | None) -> dict:
         row[k] = _num(am_out.get(k))
     row["amici_model_reused"] = am_out.get("amici_model_reused")
     row["amici_error"] = None if am_out.get("ok", True) else _local(am_out.get("error"))
-    g, ag = row["gradient_ms"], row["amici_gradient_ms"]
-    row["gradient_ratio"] = g / ag if g is not None and ag else None  # < 1: faster than AMICI
-    s, asim = row["nll_ms"], row["amici_simulation_ms"]
-    row["simulation_ratio"] = s / asim if s is not None and asim else None
+    # below 1: scalebridge faster than AMICI
+    row["gradient_ratio"] = _ratio(row["gradient_ms"], row["amici_gradient_ms"])
+    row["simulation_ratio"] = _ratio(row["nll_ms"], row["amici_simulation_ms"])
     return row
 
 

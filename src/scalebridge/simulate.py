@@ -595,9 +595,10 @@ _steady_state_jit = eqx.filter_jit(steady_state_pure)
 def steady_state(model: Model, params=None, y0=None, *, rtol: float = 1e-8,
                  atol: float = 1e-10, max_steps: int = 100_000) -> jax.Array:
     """The steady state of ``model`` reached from ``y0`` (default: its initial state) under
-    ``params`` (as in :func:`simulate`), by integrating until the time derivative is within
-    ten times the tolerances. Raises :class:`~scalebridge.errors.SimulationError` when no
-    steady state is reached within ``max_steps`` (oscillations, unbounded growth)."""
+    ``params`` (as in :func:`simulate`): integrated until the time derivative is within ten
+    times the tolerances, then converged to rounding by :func:`_polish`. Raises
+    :class:`~scalebridge.errors.SimulationError` when no steady state is reached within
+    ``max_steps`` (oscillations, unbounded growth)."""
     if not isinstance(model, Model):
         raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
     p = model.param_array(params)

@@ -26,11 +26,12 @@ noise ``s``, with ``h`` the observable transformation (identity, ``log`` or ``lo
 normal ``0.5 log(2 pi s^2) + 0.5 ((h(m) - h(y)) / s)^2``, Laplace
 ``log(2 s) + |h(m) - h(y)| / s``, plus the Jacobian ``log(m)`` (log) or
 ``log(m log(10))`` (log10) of the transformed measurement, as PEtab defines it.
-Simulations use the model's SBML time origin 0; preequilibration runs the model to steady
-state (``|dy/dt| <= 10 (atol + rtol |y|)``) first, and a measurement at time ``inf`` is
-taken at the steady state of its simulation condition. All simulations, pre-equilibrations
-included, are members of one batched solve (:meth:`scalebridge.Simulator.solve_batch`), so
-the compiled program does not grow with the number of conditions. Initialization priors
+Simulations use the model's SBML time origin 0; preequilibration runs the model to its
+steady state first (:func:`scalebridge.simulate.steady_state_pure`), and a measurement at
+time ``inf`` is taken at the steady state of its simulation condition. All simulations,
+pre-equilibrations included, are members of one batched solve
+(:meth:`scalebridge.Simulator.solve_batch`), so the compiled program does not grow with the
+number of conditions. Initialization priors
 (``init_priors``) shape the start points of :func:`scalebridge.fit`; objective priors
 (``Parameter.prior``) make :meth:`Problem.objective_grad_hess` the negative log posterior.
 """

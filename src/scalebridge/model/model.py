@@ -293,12 +293,12 @@ class Model(eqx.Module):
                           for _, fn in self.observables])
 
     def breakpoint_times(self, p) -> jax.Array | None:
-        """:attr:`breakpoints` at ``p`` as a sorted array (non-finite entries moved to the
-        end as +inf); ``None`` for a model without them."""
+        """:attr:`breakpoints` at ``p`` as an array (non-finite entries as +inf, which no
+        solver reaches); ``None`` for a model without them."""
         if self.breakpoints is None:
             return None
         b = jnp.atleast_1d(jnp.asarray(self.breakpoints(p), dtype=jnp.float64))
-        return jnp.sort(jnp.where(jnp.isfinite(b), b, jnp.inf))
+        return jnp.where(jnp.isfinite(b), b, jnp.inf)
 
     def jump_times(self, t0: float, t1: float) -> np.ndarray:
         """Discontinuities of the inputs in ``[t0, t1]``."""
