@@ -136,7 +136,13 @@ NLL_ATOL = {"Crauste_CellSystems2017": 2e-3}
 # oscillations make its NLL vary on a scale of 1e-4 in the log10 parameters (it rises from
 # -83 to +9 within 1e-3 of log10(K_par)), so steps of 1e-3 see another function; at 1e-6 the
 # truncation error is ~1e-6 and the solver error ~1e-9 / 1e-6, 1e-5 relative: held to 1e-4.
-FD_SETTINGS = {"Borghans_BiophysChem1997": dict(step=1e-6, rtol=1e-4)}
+# Blasi: central differences of its first parameter at steps 1e-3, 3e-4, 1e-4 and 3e-5 spread
+# over 8e-5 relative (the adaptive step sequence changes with x), and the gradient (the same
+# before and after the Rosenbrock step's own derivative rule) lies inside that spread; the
+# Fisher information from those differences is off by up to 9e-6 of its largest entry:
+# held to 1e-4 relative and 1e-5 of the largest entry.
+FD_SETTINGS = {"Borghans_BiophysChem1997": dict(step=1e-6, rtol=1e-4),
+               "Blasi_CellSystems2016": dict(rtol=1e-4, atol=1e-5)}
 # PEtab features or reference values that scalebridge does not reproduce (strict xfail)
 COLLECTION_XFAIL: dict[str, str] = {}
 GRADIENT_XFAIL = {

@@ -9,6 +9,7 @@ from scipy.integrate import solve_ivp
 import scalebridge as sb
 from scalebridge.errors import InputError
 from scalebridge.solvers import RODAS4, RODAS5, Rodas4, Rodas5, inverse, rosenbrock_step
+from scalebridge.solvers.rosenbrock import _reference_step
 
 
 def _fixed_step_error(tab, n):
@@ -37,6 +38,37 @@ def test_inverse_with_pivoting():
     batch = np.random.default_rng(1).normal(size=(4, 6, 6))
     np.testing.assert_allclose(jax.vmap(inverse)(jnp.asarray(batch)), np.linalg.inv(batch),
                                rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("t_cap", [None, 0.33])
+def test_step_derivative_equals_plain_autodiff(t_cap):
+    """The step's own forward rule (tangents through the step's W^-1) against JAX's
+    differentiation of every operation of the same step, in forward and reverse mode, with
+    respect to time, state, parameters, step size and a constant the right-hand side closes
+    over (a model's input data)."""
+    n, m = 7, 5
+    rng = np.random.default_rng(3)
+    A = jnp.asarray(rng.normal(size=(n, n)) / n)
+    B = jnp.asarray(rng.normal(size=(n, m)))
+
+    def make(step):
+        def g(x):
+            t, y, p, h, data = x[0], x[1:n + 1], x[n + 1:n + 1 + m], x[-2], x[-1]
+
+            def f(t, y, p):  # closes over data, traced here
+                return (-jnp.exp(p[0]) * y + A @ jnp.tanh(y) * (1 + 0.1 * jnp.sin(3 * t))
+                        + B @ p ** 2 / (1 + y ** 2) + data * t)
+
+            return jnp.concatenate(step(RODAS5, f, t, y, p, h, t_cap))
+        return g
+
+    x = jnp.asarray(np.concatenate([[0.3], rng.normal(size=n), 0.3 * rng.normal(size=m),
+                                    [0.05, 0.7]]))
+    ref = jax.jacfwd(make(_reference_step))(x)
+    np.testing.assert_array_equal(make(rosenbrock_step)(x), make(_reference_step)(x))
+    for jac in (jax.jacfwd, jax.jacrev):
+        np.testing.assert_allclose(jac(make(rosenbrock_step))(x), ref, rtol=1e-11,
+                                   atol=1e-12 * float(jnp.max(jnp.abs(ref))))
 
 
 def _robertson():

@@ -515,6 +515,40 @@ class Simulator(eqx.Module):
         return EnsembleSolution(self.times, ps, ys, obs, ok, *names)
 
 
+def per_member_derivatives(solve, p_cols, y_cols):
+    """``solve(ps, y0s) -> outputs`` (a pytree of per-member arrays) whose forward derivative
+    is taken member by member along the parameter columns ``p_cols`` and state columns
+    ``y_cols`` only: the sensitivities ``S_m`` of every member to its own
+    ``(p[p_cols], y0[y_cols])`` come from one batched solve with ``len(p_cols) +
+    len(y_cols)`` tangents, and any outer derivative is the product ``S_m @ dz_m``. With
+    many outer directions (a likelihood over many estimated parameters, each member
+    depending on few of them) this is cheaper than carrying every direction through the
+    solve. The caller promises that tangents outside the columns are zero."""
+    p_cols, y_cols = np.asarray(p_cols, np.int64), np.asarray(y_cols, np.int64)
+    k_p = p_cols.size
+
+    @jax.custom_jvp
+    def seeded(ps, y0s):
+        return solve(ps, y0s)
+
+    @seeded.defjvp
+    def rule(primals, tangents):
+        ps, y0s = primals
+        dps, dy0s = tangents
+        k = k_p + y_cols.size
+        seed_p = np.zeros((k,) + ps.shape)
+        seed_p[np.arange(k_p), :, p_cols] = 1.0
+        seed_y = np.zeros((k,) + y0s.shape)
+        seed_y[k_p + np.arange(y_cols.size), :, y_cols] = 1.0
+        out, sens = jax.vmap(lambda a, b: jax.jvp(solve, (ps, y0s), (a, b)),
+                             out_axes=(None, 0))(jnp.asarray(seed_p, ps.dtype),
+                                                 jnp.asarray(seed_y, y0s.dtype))
+        dz = jnp.concatenate([dps[:, p_cols], dy0s[:, y_cols]], axis=1)  # (members, k)
+        return out, jax.tree.map(lambda s: jnp.einsum("km...,mk->m...", s, dz), sens)
+
+    return seeded
+
+
 _solve_one_jit = eqx.filter_jit(Simulator.solve)
 _solve_batch_jit = eqx.filter_jit(Simulator.solve_batch)
 

@@ -331,6 +331,7 @@ class Problem:
                 pre_states=self._state_refs(pre, table=True) if pre else None))
         self._row_sim, self._row_pos = row_sim, row_pos
         self._layout = self._batch_layout()
+        self._seed_columns = self._derivative_columns()
 
         # observables: per observable the rows and how each symbol gets its value
         self._groups = []
@@ -511,12 +512,44 @@ class Problem:
             g_inf=g_inf, g_ss=g_ss, ss=np.asarray(ss, np.int64),
             ss_from=np.asarray(ss_from, np.int64), ss_time=np.asarray(ss_time, float))
 
+    def _derivative_columns(self):
+        """The model parameters and initial states through which the estimated parameters
+        reach the simulations, as ``(parameter columns, state columns)``, when they are fewer
+        than the estimated parameters (then the solve's sensitivities are taken per member
+        along them: :func:`scalebridge.simulate.per_member_derivatives`); else ``None``.
+        Initial states count when a condition table or pre-equilibration sets them from
+        estimated parameters, or when the model's initial-state function depends on an
+        estimated model parameter (its Jacobian is nonzero at the nominal values or at a
+        random nearby point: a structural zero is zero at both)."""
+        lay, est = self._layout, self._est
+        m = self.model
+        p_cols = np.nonzero(np.any(np.isin(lay["params"].idx, est), axis=0))[0]
+        n_y = len(m.state_names)
+        if lay["pre"].size:
+            y_cols = np.arange(n_y)
+        else:
+            mask, refs = lay["states"]
+            y_set = np.any(mask & np.isin(refs.idx, est), axis=0)
+            if m.initial_fn is not None and p_cols.size:
+                P = np.asarray(lay["params"].values(jnp.asarray(
+                    [p.value for p in self.parameters], dtype=jnp.float64)))
+                rng = np.random.default_rng(0)
+                jac = jax.vmap(jax.jacfwd(m.initial_state))
+                for Pk in (P, P * (1.0 + 0.1 * rng.uniform(size=P.shape))):
+                    d = np.asarray(jac(jnp.asarray(Pk)))[:, :, p_cols]  # (sims, y, p)
+                    free = ~mask[:, :, None]  # states the table does not overwrite
+                    y_set |= np.any((d != 0) & free, axis=(0, 2))
+            y_cols = np.nonzero(y_set)[0]
+        if p_cols.size + y_cols.size >= len(est):
+            return None
+        return p_cols, y_cols
+
     def _simulate_all(self, q):
         """(parameters per simulation, states and observables at all simulation times): all
         simulations are members of one batched solve (:meth:`Simulator.solve_batch`), the
         pre-equilibrations of one batched steady-state solve, so the compiled program does
         not grow with the number of conditions."""
-        from ..simulate import Simulator, steady_state_pure
+        from ..simulate import Simulator, per_member_derivatives, steady_state_pure
 
         m, lay = self.model, self._layout
         steady = jax.vmap(lambda p, y: steady_state_pure(m, p, y, self.rtol, self.atol,
@@ -535,11 +568,15 @@ class Problem:
             sim = Simulator(m, t_all, rtol=self.rtol, atol=self.atol,
                             max_steps=self.max_steps, solver=self._solver(),
                             sensitivities="forward")
-            if P.shape[0] == 1:  # one simulation: no batch axis in the solver's loop
-                ys, obs, ok = sim.solve(P[0], y0[0])
-                ys, obs = (jnp.where(ok, a, jnp.nan)[None] for a in (ys, obs))
-            else:
-                ys, obs, _ = sim.solve_batch(P, y0)
+            def solve(P, y0):
+                if P.shape[0] == 1:  # one simulation: no batch axis in the solver's loop
+                    ys, obs, ok = sim.solve(P[0], y0[0])
+                    return tuple(jnp.where(ok, a, jnp.nan)[None] for a in (ys, obs))
+                return sim.solve_batch(P, y0)[:2]
+
+            if self._seed_columns is not None:
+                solve = per_member_derivatives(solve, *self._seed_columns)
+            ys, obs = solve(P, y0)
         else:  # only t = 0
             ys = jnp.broadcast_to(y0[:, None], (P.shape[0], max(t_all.size, 1), y0.shape[1]))
             obs = jax.vmap(jax.vmap(lambda y, p: m.observe(0.0, y, p), (0, None)))(ys, P)
