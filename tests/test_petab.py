@@ -146,8 +146,6 @@ FD_SETTINGS = {"Borghans_BiophysChem1997": dict(step=1e-6, rtol=1e-4),
 # PEtab features or reference values that scalebridge does not reproduce (strict xfail)
 COLLECTION_XFAIL: dict[str, str] = {}
 GRADIENT_XFAIL = {
-    "Weber_BMC2015": "at rtol 1e-12 the preequilibration never meets its steady-state "
-                     "criterion (10x the tolerances): the NLL is not finite",
     "Crauste_CellSystems2017": "the model's solution breaks down 2e-3 (log10) from the "
                                "nominal parameters (delta_EL: the NLL is not finite, and "
                                "libroadrunner's CVODE fails at t = 9.67): no finite "

@@ -35,9 +35,10 @@ def test_inverse_with_pivoting():
     A = np.array([[0.0, 2.0, 1.0], [1.0, 0.0, 0.0], [3.0, 1.0, 5.0]])  # needs row swaps
     np.testing.assert_allclose(inverse(jnp.asarray(A)), np.linalg.inv(A), rtol=1e-12,
                                atol=1e-14)
-    batch = np.random.default_rng(1).normal(size=(4, 6, 6))
-    np.testing.assert_allclose(jax.vmap(inverse)(jnp.asarray(batch)), np.linalg.inv(batch),
-                               rtol=1e-9, atol=1e-11)
+    for n in (6, 20):  # elimination up to 16 rows, LAPACK above
+        batch = np.random.default_rng(1).normal(size=(4, n, n))
+        np.testing.assert_allclose(jax.vmap(inverse)(jnp.asarray(batch)), np.linalg.inv(batch),
+                                   rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("t_cap", [None, 0.33])

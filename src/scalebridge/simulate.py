@@ -89,7 +89,7 @@ def _check_dense_jacobian(model: Model):
             "steps are stable")
 
 
-# Rodas5 inverts its n x n matrix by unrolled Gauss-Jordan: the program grows as n^2
+# Rodas5 forms and inverts a dense n x n matrix at every step
 _ROSENBROCK_STATE_LIMIT = 64
 
 
@@ -251,9 +251,9 @@ def _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, 
         events=[_compose_events(model, f) for f in plan.fire[1:]],
         rtol=rtol, atol=atol, max_steps=max_steps)
     if solver.driver == "lockstep":
-        ys, ps_out, ok, _ = solve_lockstep(pb, ps, y0s)
+        ys, ps_out, ok, _, _ = solve_lockstep(pb, ps, y0s)
     else:
-        ys, ps_out, ok, _ = solve_refill(pb, ps, y0s, solver.slots or 16)
+        ys, ps_out, ok, _, _ = solve_refill(pb, ps, y0s, solver.slots or 16)
     obs = jax.vmap(jax.vmap(model.observe))(jnp.broadcast_to(ts, ys.shape[:2]), ys, ps_out)
     ys = jnp.where(ok[:, None, None], ys, jnp.nan)
     obs = jnp.where(ok[:, None, None], obs, jnp.nan)
@@ -607,20 +607,50 @@ def _polish(model: Model, t, p, y, rtol, atol):
     return y
 
 
+def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
+    """The steady states reached from the rows of ``y0s`` under the rows of ``ps`` (pure):
+    integrate until ``|dy/dt| <= 10 (atol + rtol |y|)`` (RMS norms, as diffrax's
+    steady-state event), then converge the rest of the way by :func:`_polish` (so the
+    state, and anything computed from it, is a smooth function of ``p``); NaN where none
+    is reached. The integration is one batched Rodas5 loop (each member stops at its own
+    steady state: lockstep under 8 members, the refill queue from 8 on) for models of up
+    to 64 states, else vmapped diffrax (Kvaerno5 or Tsit5) with forward-mode derivatives.
+    Events do not act: a steady state is one of the vector field."""
+    if len(model.state_names) <= _ROSENBROCK_STATE_LIMIT:
+        from .solvers import Rodas5
+        from .solvers.ensemble import Problem, solve_lockstep, solve_refill
+
+        pb = Problem(
+            f=lambda t, y, p: model.vector_field(t, y, p), tab=Rodas5.tableau,
+            bounds=jnp.asarray([0.0, jnp.inf]), ts=jnp.asarray([jnp.inf]), stops=jnp.zeros(0),
+            breakpoints=None if model.breakpoints is None else model.breakpoint_times,
+            events0=None, events=[None], rtol=rtol, atol=atol, max_steps=max_steps,
+            steady=True)
+        if ps.shape[0] < 8:
+            ys, _, ok, _, ts = solve_lockstep(pb, ps, y0s)
+        else:
+            ys, _, ok, _, ts = solve_refill(pb, ps, y0s, 16)
+        ys = ys[:, 0]
+    else:
+        term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
+
+        def one(p, y0):
+            sol = diffrax.diffeqsolve(
+                term, default_solver(model), 0.0, jnp.inf, None, y0, args=p,
+                stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmin=None),
+                event=diffrax.Event(diffrax.steady_state_event(rtol=rtol * 10,
+                                                               atol=atol * 10)),
+                max_steps=max_steps, adjoint=diffrax.ForwardMode(), throw=False)
+            return sol.ys[-1], sol.result == diffrax.RESULTS.event_occurred, sol.ts[-1]
+
+        ys, ok, ts = jax.vmap(one)(ps, y0s)
+    y = jax.vmap(lambda t, p, y: _polish(model, t, p, y, rtol, atol))(ts, ps, ys)
+    return jnp.where(ok[:, None], y, jnp.nan)
+
+
 def steady_state_pure(model: Model, p, y0, rtol, atol, max_steps: int):
-    """The steady state reached from ``y0`` under ``p`` (pure): integrate until
-    ``|dy/dt| <= 10 (atol + rtol |y|)`` (diffrax's steady-state event) with forward-mode
-    sensitivities, then converge the rest of the way by :func:`_polish` (so the state, and
-    anything computed from it, is a smooth function of ``p``); NaN where none is reached."""
-    term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args))
-    sol = diffrax.diffeqsolve(
-        term, default_solver(model), 0.0, jnp.inf, None, y0, args=p,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmin=None),
-        event=diffrax.Event(diffrax.steady_state_event(rtol=rtol * 10, atol=atol * 10)),
-        max_steps=max_steps, adjoint=diffrax.ForwardMode(), throw=False)
-    ok = sol.result == diffrax.RESULTS.event_occurred
-    y = _polish(model, sol.ts[-1], p, sol.ys[-1], rtol, atol)
-    return jnp.where(ok, y, jnp.nan)
+    """:func:`steady_states` of one member."""
+    return steady_states(model, p[None], y0[None], rtol, atol, max_steps)[0]
 
 
 _steady_state_jit = eqx.filter_jit(steady_state_pure)

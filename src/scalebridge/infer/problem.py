@@ -27,7 +27,7 @@ normal ``0.5 log(2 pi s^2) + 0.5 ((h(m) - h(y)) / s)^2``, Laplace
 ``log(2 s) + |h(m) - h(y)| / s``, plus the Jacobian ``log(m)`` (log) or
 ``log(m log(10))`` (log10) of the transformed measurement, as PEtab defines it.
 Simulations use the model's SBML time origin 0; preequilibration runs the model to its
-steady state first (:func:`scalebridge.simulate.steady_state_pure`), and a measurement at
+steady state first (:func:`scalebridge.simulate.steady_states`), and a measurement at
 time ``inf`` is taken at the steady state of its simulation condition. All simulations,
 pre-equilibrations included, are members of one batched solve
 (:meth:`scalebridge.Simulator.solve_batch`), so the compiled program does not grow with the
@@ -549,11 +549,12 @@ class Problem:
         simulations are members of one batched solve (:meth:`Simulator.solve_batch`), the
         pre-equilibrations of one batched steady-state solve, so the compiled program does
         not grow with the number of conditions."""
-        from ..simulate import Simulator, per_member_derivatives, steady_state_pure
+        from ..simulate import Simulator, per_member_derivatives, steady_states
 
         m, lay = self.model, self._layout
-        steady = jax.vmap(lambda p, y: steady_state_pure(m, p, y, self.rtol, self.atol,
-                                                          self.max_steps))
+        def steady(ps, ys):
+            return steady_states(m, ps, ys, self.rtol, self.atol, self.max_steps)
+
         P = lay["params"].values(q)
         y0 = jax.vmap(m.initial_state)(P)
         if lay["pre"].size:

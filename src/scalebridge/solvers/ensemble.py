@@ -30,6 +30,7 @@ class MemberState(NamedTuple):
     p: jax.Array
     h: jax.Array
     seg: jax.Array
+    k: jax.Array  # the next output row to fill
     out: jax.Array
     out_p: jax.Array
     n_steps: jax.Array
@@ -54,6 +55,7 @@ class Problem(NamedTuple):
     rtol: jax.Array
     atol: jax.Array
     max_steps: int
+    steady: bool = False  # stop a member at a steady state (see attempt)
 
 
 def _rms(x):
@@ -68,17 +70,19 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     at0 = (pb.ts == t0)[:, None]
     out = jnp.where(at0, y[None, :], 0.0)
     out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
+    k = jnp.searchsorted(pb.ts, t0, side="right")
     # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part)
     f0 = pb.f(t0, y, p)
     sc = pb.atol + pb.rtol * jnp.abs(y)
     d0, d1 = _rms(y / sc), _rms(f0 / sc)
     h0 = jnp.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / d1, 1e-6)
-    span = pb.bounds[-1] - t0
-    h0 = jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6), 1e-10 * span, span)
+    span = pb.bounds[-1] - t0  # infinite for a steady-state solve
+    h0 = jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6),
+                  jnp.where(jnp.isfinite(span), 1e-10 * span, 1e-10), span)
     # step sizes carry no derivative: forward sensitivities are those of the discrete
     # scheme on the steps taken (discretise-then-differentiate)
     h0 = jax.lax.stop_gradient(h0)
-    return MemberState(t0, y, p, h0, jnp.asarray(0), out, out_p, jnp.asarray(0),
+    return MemberState(t0, y, p, h0, jnp.asarray(0), k, out, out_p, jnp.asarray(0),
                        jnp.asarray(RUNNING))
 
 
@@ -98,7 +102,7 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     # a step ending at a jump (of an input or the right-hand side) sees what holds before it
     jump = land & jnp.any(stops == target)
     t_cap = jnp.where(jump, jnp.nextafter(jax.lax.stop_gradient(target), -jnp.inf), jnp.inf)
-    y_new, err_vec, _ = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap)
+    y_new, err_vec, f0 = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap)
     sc = pb.atol + pb.rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
     err = _rms(err_vec / sc)
     finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(y_new))
@@ -113,7 +117,6 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     # accepted: advance, record outputs at t_new, fire events at a segment end
     t1 = jnp.where(ok, t_new, t)
     y1 = jnp.where(ok, y_new, y)
-    hit = (ok & land & (pb.ts == t_new))[:, None]
     at_end = ok & land & (t_new == te)
     p1 = p
     if any(e is not None for e in pb.events):
@@ -122,31 +125,50 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
         ye, pe = jax.lax.switch(jnp.clip(st.seg, 0, n_seg - 1), branches, t_new, y1, p)
         y1 = jnp.where(at_end, ye, y1)
         p1 = jnp.where(at_end, pe, p)
-    out = jnp.where(hit, y1[None, :], st.out)
-    out_p = jnp.where(hit, p1[None, :], st.out_p)
+    # the output row is written in place (one row per step, not the whole table); repeated
+    # output times are filled from their first row at the end (_finish)
+    row = jnp.minimum(st.k, pb.ts.shape[0] - 1)
+    hit = running & ok & land & (st.k < pb.ts.shape[0]) & (pb.ts[row] == t_new)
+    out = st.out.at[row].set(jnp.where(hit, y1, st.out[row]))
+    out_p = st.out_p.at[row].set(jnp.where(hit, p1, st.out_p[row]))
+    k = jnp.where(hit, jnp.searchsorted(pb.ts, t_new, side="right"), st.k)
     done = at_end & (st.seg >= n_seg - 1)
     seg = jnp.where(at_end, st.seg + 1, st.seg)
     n_steps = st.n_steps + 1
     tiny = h_next < 1e-14 * jnp.maximum(jnp.abs(t1), 1.0)
     status = jnp.where(done, DONE, jnp.where(n_steps >= pb.max_steps, MAX_STEPS,
                                              jnp.where(tiny, FAILED, RUNNING)))
-    new = MemberState(t1, y1, p1, h_next, seg, out, out_p, n_steps, status)
-    return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, st)
+    if pb.steady:
+        # at a steady state |dy/dt| <= 10 (atol + rtol |y|) (RMS norms, as diffrax's
+        # steady_state_event), judged before the step: the member stops where it is, and
+        # every output still to come holds that state
+        settled = running & (_rms(f0) <= 10.0 * (pb.atol + pb.rtol * _rms(y)))
+        later = (jnp.arange(pb.ts.shape[0]) >= st.k)[:, None]
+        out = jnp.where(settled & later, y[None, :], out)
+        out_p = jnp.where(settled & later, p[None, :], out_p)
+        t1, y1, p1 = (jnp.where(settled, a, b) for a, b in ((t, t1), (y, y1), (p, p1)))
+        status = jnp.where(settled, DONE, status)
+    new = MemberState(t1, y1, p1, h_next, seg, k, out, out_p, n_steps, status)
+    keep = st._replace(out=out, out_p=out_p)  # (written only while running)
+    return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, keep)
 
 
-def _finish(st: MemberState):
-    ok = (st.status == DONE) & jnp.all(jnp.isfinite(st.out))
-    return st.out, st.out_p, ok, st.n_steps
+def _finish(pb: Problem, st: MemberState):
+    first = jnp.searchsorted(pb.ts, pb.ts, side="left")  # repeated times: their first row
+    out, out_p = jnp.take(st.out, first, axis=-2), jnp.take(st.out_p, first, axis=-2)
+    ok = (st.status == DONE) & jnp.all(jnp.isfinite(out), axis=(-2, -1))
+    return out, out_p, ok, st.n_steps, st.t
 
 
 def solve_lockstep(pb: Problem, ps, y0s):
-    """``jax.vmap`` of one while loop per member. Returns ``(ys, ps_out, ok, n_steps)``:
-    states and parameters at the output times, success flags and step attempts."""
+    """``jax.vmap`` of one while loop per member. Returns ``(ys, ps_out, ok, n_steps,
+    t_end)``: states and parameters at the output times, success flags, step attempts and
+    the time each member stopped at."""
 
     def one(p, y0):
         st = jax.lax.while_loop(lambda s: s.status == RUNNING, lambda s: attempt(pb, s),
                                 init_member(pb, p, y0))
-        return _finish(st)
+        return _finish(pb, st)
 
     return jax.vmap(one)(ps, y0s)
 
@@ -165,23 +187,25 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
     pso = jnp.zeros((n, n_out, ps.shape[1]), ps.dtype)
     ok = jnp.zeros((n,), bool)
     nsteps = jnp.zeros((n,), jnp.int32)
+    tend = jnp.zeros((n,), y0s.dtype)
 
     def cond(c):
         return jnp.any(c[1])
 
     def body(c):
-        st, active, member, nxt, ys, pso, ok, nsteps = c
+        st, active, member, nxt, ys, pso, ok, nsteps, tend = c
         st = step(st)
         finished = active & (st.status != RUNNING)
 
         def retire(args):
-            st, active, member, nxt, ys, pso, ok, nsteps = args
-            out, out_p, good, k = _finish(st)
+            st, active, member, nxt, ys, pso, ok, nsteps, tend = args
+            out, out_p, good, k, t_end = _finish(pb, st)
             idx = jnp.where(finished, member, n)  # n: out of range, dropped
             ys = ys.at[idx].set(out, mode="drop")
             pso = pso.at[idx].set(out_p, mode="drop")
             ok = ok.at[idx].set(good, mode="drop")
             nsteps = nsteps.at[idx].set(k.astype(jnp.int32), mode="drop")
+            tend = tend.at[idx].set(t_end, mode="drop")
             new_member = nxt + jnp.cumsum(finished) - 1
             refill = finished & (new_member < n)
             member = jnp.where(refill, new_member, member)
@@ -190,11 +214,11 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
                 lambda a, b: jnp.where(refill.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
                 fresh, st)
             active = jnp.where(finished, refill, active)
-            return st, active, member, nxt + jnp.sum(finished), ys, pso, ok, nsteps
+            return st, active, member, nxt + jnp.sum(finished), ys, pso, ok, nsteps, tend
 
         return jax.lax.cond(jnp.any(finished), retire, lambda a: a,
-                            (st, active, member, nxt, ys, pso, ok, nsteps))
+                            (st, active, member, nxt, ys, pso, ok, nsteps, tend))
 
-    c = (st, jnp.ones((slots,), bool), member, jnp.asarray(slots), ys, pso, ok, nsteps)
+    c = (st, jnp.ones((slots,), bool), member, jnp.asarray(slots), ys, pso, ok, nsteps, tend)
     c = jax.lax.while_loop(cond, body, c)
-    return c[4], c[5], c[6], c[7]
+    return c[4:]
