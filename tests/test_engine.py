@@ -204,6 +204,31 @@ def test_steady_state_is_exact_and_keeps_conservation_laws():
     assert float(d_a) == pytest.approx(-4.0 * 0.5 / 2.5**2, rel=1e-10)
 
 
+@pytest.mark.parametrize("limit", [64, 0], ids=["Rodas5 loop", "diffrax"])
+def test_steady_states_of_a_batch_on_either_integrator(limit, monkeypatch):
+    """Steady states of several members at once: the batched Rodas5 loop (up to 64 states)
+    and vmapped diffrax (above) give the closed form, with exact derivatives."""
+    import sys
+
+    S = sys.modules["scalebridge.simulate"]
+    monkeypatch.setattr(S, "_ROSENBROCK_STATE_LIMIT", limit)
+    model = sb.Model(name="isomer", states=["A", "B"], parameters={"k1": 2.0, "k2": 0.5},
+                     rhs=lambda t, y, p, u: jnp.stack([-p[0] * y[0] + p[1] * y[1],
+                                                       p[0] * y[0] - p[1] * y[1]]),
+                     initial=[3.0, 1.0])
+    k1 = jnp.asarray([2.0, 0.3, 7.0])
+    y0 = jnp.asarray([[3.0, 1.0], [0.0, 2.0], [1.0, 1.0]])
+
+    def a_star(k1):
+        ps = jnp.stack([k1, jnp.full(3, 0.5)], axis=1)
+        return S.steady_states(model, ps, y0, 1e-8, 1e-10, 10_000)[:, 0]
+
+    total = y0.sum(axis=1)
+    np.testing.assert_allclose(a_star(k1), total * 0.5 / (k1 + 0.5), rtol=1e-12)
+    np.testing.assert_allclose(jnp.diag(jax.jacfwd(a_star)(k1)), -total * 0.5 / (k1 + 0.5)**2,
+                               rtol=1e-9)
+
+
 def test_bad_engine_arguments_name_the_fix():
     model = _decay()
     with pytest.raises(InputError, match="sensitivities"):

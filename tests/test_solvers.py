@@ -1,5 +1,7 @@
 """scalebridge.solvers: Rodas order of convergence, stiff accuracy, ensembles, failures."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,12 +43,16 @@ def test_inverse_with_pivoting():
                                    rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("looped", [False, True], ids=["unrolled", "looped"])
 @pytest.mark.parametrize("t_cap", [None, 0.33])
-def test_step_derivative_equals_plain_autodiff(t_cap):
+def test_step_derivative_equals_plain_autodiff(t_cap, looped, monkeypatch):
     """The step's own forward rule (tangents through the step's W^-1) against JAX's
     differentiation of every operation of the same step, in forward and reverse mode, with
     respect to time, state, parameters, step size and a constant the right-hand side closes
-    over (a model's input data)."""
+    over (a model's input data); with the stages unrolled and in a loop (large models)."""
+    import scalebridge.solvers.rosenbrock as R
+
+    monkeypatch.setattr(R, "LOOP_STAGES_ABOVE", 0 if looped else 10**9)
     n, m = 7, 5
     rng = np.random.default_rng(3)
     A = jnp.asarray(rng.normal(size=(n, n)) / n)
@@ -65,8 +71,9 @@ def test_step_derivative_equals_plain_autodiff(t_cap):
 
     x = jnp.asarray(np.concatenate([[0.3], rng.normal(size=n), 0.3 * rng.normal(size=m),
                                     [0.05, 0.7]]))
-    ref = jax.jacfwd(make(_reference_step))(x)
-    np.testing.assert_array_equal(make(rosenbrock_step)(x), make(_reference_step)(x))
+    reference = partial(_reference_step, looped=looped)
+    ref = jax.jacfwd(make(reference))(x)
+    np.testing.assert_array_equal(make(rosenbrock_step)(x), make(reference)(x))
     for jac in (jax.jacfwd, jax.jacrev):
         np.testing.assert_allclose(jac(make(rosenbrock_step))(x), ref, rtol=1e-11,
                                    atol=1e-12 * float(jnp.max(jnp.abs(ref))))

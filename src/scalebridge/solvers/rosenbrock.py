@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 
 from ..errors import InputError
@@ -136,9 +137,15 @@ def _matvec(M, v):
     return jnp.sum(M * v[None, :], axis=1)
 
 
-def _stages(tab: Tableau, f, t, y, p, h, t_cap, consts):
-    """The step's stages: ``(y_new, error, f(t, y), (us, J-free parts))``; see the module."""
-    n = y.shape[0]
+def _tableau_arrays(tab: Tableau, dtype):
+    return tuple(jnp.asarray(v, dtype) for v in (tab.A, tab.C, tab.c, tab.d))
+
+
+def _stages(tab: Tableau, f, t, y, p, h, t_cap, consts, looped: bool):
+    """The step: ``(y_new, error, f(t, y), (U, Winv, f_t))`` with the stage vectors ``U``
+    (one row per stage). ``looped``: the stages run in a ``lax.fori_loop`` with one copy of
+    ``f`` in the program (compiles fast for large right-hand sides) instead of unrolled."""
+    n, s = y.shape[0], tab.stages
 
     def fz(z):
         out = f(z[n], z[:n], p, *consts)
@@ -147,41 +154,46 @@ def _stages(tab: Tableau, f, t, y, p, h, t_cap, consts):
     jz, f0 = jax.jacfwd(fz, has_aux=True)(jnp.concatenate([y, jnp.reshape(t, (1,))]))
     J, ft = jz[:, :n], jz[:, n]
     Winv = inverse(jnp.eye(n, dtype=y.dtype) / (h * tab.gamma) - J)
-    us, tis, yis = [], [t], [y]
-    for i in range(tab.stages):
-        if i == 0:
-            fi = f0
-        else:
-            yi = y
+    if looped:
+        A, C, c, d = _tableau_arrays(tab, y.dtype)
+
+        def stage(i, U):
+            yi = y + _matvec(U.T, A[i])
+            fi = f(jnp.minimum(t + c[i] * h, t_cap), yi, p, *consts)
+            return U.at[i].set(_matvec(Winv, fi + _matvec(U.T, C[i]) / h + d[i] * h * ft))
+
+        U0 = jnp.zeros((s, n), y.dtype).at[0].set(_matvec(Winv, f0 + tab.d[0] * h * ft))
+        U = jax.lax.fori_loop(1, s, stage, U0)
+    else:
+        us = []
+        for i in range(s):
+            if i == 0:
+                fi = f0
+            else:
+                yi = y
+                for j in range(i):
+                    if tab.A[i][j] != 0.0:
+                        yi = yi + tab.A[i][j] * us[j]
+                fi = f(jnp.minimum(t + tab.c[i] * h, t_cap), yi, p, *consts)
+            rhs = fi
             for j in range(i):
-                if tab.A[i][j] != 0.0:
-                    yi = yi + tab.A[i][j] * us[j]
-            ti = jnp.minimum(t + tab.c[i] * h, t_cap)
-            tis.append(ti)
-            yis.append(yi)
-            fi = f(ti, yi, p, *consts)
-        rhs = fi
-        for j in range(i):
-            if tab.C[i][j] != 0.0:
-                rhs = rhs + (tab.C[i][j] / h) * us[j]
-        if tab.d[i] != 0.0:
-            rhs = rhs + (tab.d[i] * h) * ft
-        us.append(_matvec(Winv, rhs))
-    s = tab.stages - 1
-    y_new = y
-    for j in range(s):
-        if tab.A[s][j] != 0.0:
-            y_new = y_new + tab.A[s][j] * us[j]
-    return y_new + us[s], us[s], f0, (us, tis, yis, Winv, ft)
+                if tab.C[i][j] != 0.0:
+                    rhs = rhs + (tab.C[i][j] / h) * us[j]
+            if tab.d[i] != 0.0:
+                rhs = rhs + (tab.d[i] * h) * ft
+            us.append(_matvec(Winv, rhs))
+        U = jnp.stack(us)
+    last = jnp.asarray(tab.A[s - 1], y.dtype)  # stiffly accurate: y_new = y + A[s-1] U + u_s
+    return y + _matvec(U.T, last) + U[s - 1], U[s - 1], f0, (U, Winv, ft)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def _step(tab, f, t, y, p, h, t_cap, *consts):
-    return _stages(tab, f, t, y, p, h, t_cap, consts)[:3]
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _step(tab, f, looped, t, y, p, h, t_cap, *consts):
+    return _stages(tab, f, t, y, p, h, t_cap, consts, looped)[:3]
 
 
 @_step.defjvp
-def _step_jvp(tab, f, primals, tangents):
+def _step_jvp(tab, f, looped, primals, tangents):
     """Forward derivative of the discrete step, reusing its factorised ``W``.
 
     Differentiating ``W u_i = r_i`` gives ``W du_i = dr_i - dW u_i`` with the same ``W^-1``,
@@ -192,42 +204,50 @@ def _step_jvp(tab, f, primals, tangents):
     along ``(u_i, h d_i)``, taken for all stages at once."""
     t, y, p, h, t_cap, *consts = primals
     dt, dy, dp, dh, dtc, *dconsts = tangents
-    y_new, err, f0, (us, tis, yis, Winv, ft) = _stages(tab, f, t, y, p, h, t_cap, consts)
+    y_new, err, f0, (U, Winv, ft) = _stages(tab, f, t, y, p, h, t_cap, consts, looped)
     base, dbase = (t, y, p, *consts), (dt, dy, dp, *dconsts)
+    A, C, c, d = _tableau_arrays(tab, y.dtype)
 
     def along(u, tau):
         def directional(t, y, p, *c):
             return jax.jvp(lambda tt, yy: f(tt, yy, p, *c), (t, y), (tau, u))[1]
         return jax.jvp(directional, base, dbase)[1]
 
-    taus = jnp.asarray([tab.d[i] for i in range(tab.stages)], y.dtype) * h
-    second = jax.vmap(along)(jnp.stack(us), taus)
-    dus = []
-    df0 = None
-    for i in range(tab.stages):
-        if i == 0:
-            dfi = jax.jvp(f, base, dbase)[1]
-            df0 = dfi
-        else:
-            dyi = dy
-            for j in range(i):
-                if tab.A[i][j] != 0.0:
-                    dyi = dyi + tab.A[i][j] * dus[j]
-            dti = jnp.where(t + tab.c[i] * h <= t_cap, dt + tab.c[i] * dh, dtc)
-            dfi = jax.jvp(f, (tis[i], yis[i], p, *consts), (dti, dyi, dp, *dconsts))[1]
-        drhs = dfi + second[i] + (dh / (h * h * tab.gamma)) * us[i]
-        for j in range(i):
-            if tab.C[i][j] != 0.0:
-                drhs = drhs + (tab.C[i][j] / h) * dus[j] - (tab.C[i][j] * dh / (h * h)) * us[j]
-        if tab.d[i] != 0.0:
-            drhs = drhs + (tab.d[i] * dh) * ft
-        dus.append(Winv @ drhs)
+    second = jax.vmap(along)(U, d * h)
+
+    def stage(i, dU):  # stage 0 included: A[0] = 0 and c[0] = 0 make it the base point
+        yi, dyi = y + _matvec(U.T, A[i]), dy + dU.T @ A[i]
+        ti = jnp.minimum(t + c[i] * h, t_cap)
+        dti = jnp.where(t + c[i] * h <= t_cap, dt + c[i] * dh, dtc)
+        dfi = jax.jvp(f, (ti, yi, p, *consts), (dti, dyi, dp, *dconsts))[1]
+        drhs = (dfi + second[i] + (dh / (h * h * tab.gamma)) * U[i] + dU.T @ C[i] / h
+                - (dh / (h * h)) * _matvec(U.T, C[i]) + (d[i] * dh) * ft)
+        return dU.at[i].set(Winv @ drhs), dfi
+
+    dU = jnp.zeros(U.shape, jnp.result_type(U, dy))
+    if looped:
+        dU, df0 = stage(0, dU)
+        dU = jax.lax.fori_loop(1, tab.stages, lambda i, dU: stage(i, dU)[0], dU)
+    else:
+        for i in range(tab.stages):
+            dU, dfi = stage(i, dU)
+            df0 = dfi if i == 0 else df0
     s = tab.stages - 1
-    dy_new = dy
-    for j in range(s):
-        if tab.A[s][j] != 0.0:
-            dy_new = dy_new + tab.A[s][j] * dus[j]
-    return (y_new, err, f0), (dy_new + dus[s], dus[s], df0)
+    return (y_new, err, f0), (dy + dU.T @ A[s] + dU[s], dU[s], df0)
+
+
+# right-hand sides with more operations than this step in a loop over the stages: the
+# unrolled stages hold 2 s copies of f (s = 8 for Rodas5) in the compiled program
+LOOP_STAGES_ABOVE = 400
+
+
+def _size(f, *args) -> int:
+    """Operations in ``f``'s program (sub-programs counted in full)."""
+    def count(jaxpr):
+        return sum(1 + sum(count(sub.jaxpr if hasattr(sub, "jaxpr") else sub)
+                           for sub in jax.extend.core.jaxprs_in_params(e.params))
+                   for e in jaxpr.eqns)
+    return count(jax.make_jaxpr(f)(*args).jaxpr)
 
 
 def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None):
@@ -241,13 +261,14 @@ def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None):
     h = jnp.asarray(h, y.dtype)
     t_cap = jnp.asarray(jnp.inf if t_cap is None else t_cap, y.dtype)
     fc, consts = jax.closure_convert(f, t, y, p)
-    return _step(tab, fc, t, y, p, h, t_cap, *consts)
+    looped = _size(fc, t, y, p, *consts) > LOOP_STAGES_ABOVE
+    return _step(tab, fc, looped, t, y, p, h, t_cap, *consts)
 
 
-def _reference_step(tab: Tableau, f, t, y, p, h, t_cap=None):
+def _reference_step(tab: Tableau, f, t, y, p, h, t_cap=None, looped=False):
     """The same step differentiated by plain automatic differentiation (tests compare)."""
     t_cap = jnp.inf if t_cap is None else t_cap
-    return _stages(tab, lambda t, y, p: f(t, y, p), t, y, p, h, t_cap, ())[:3]
+    return _stages(tab, lambda t, y, p: f(t, y, p), t, y, p, h, t_cap, (), looped)[:3]
 
 
 def check_tableau(tab: Tableau) -> None:
