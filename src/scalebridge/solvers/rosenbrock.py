@@ -182,8 +182,12 @@ def _stages(tab: Tableau, f, t, y, p, h, t_cap, consts, looped: bool):
             if tab.d[i] != 0.0:
                 rhs = rhs + (tab.d[i] * h) * ft
             us.append(_matvec(Winv, rhs))
-        U = jnp.stack(us)
-    last = jnp.asarray(tab.A[s - 1], y.dtype)  # stiffly accurate: y_new = y + A[s-1] U + u_s
+        y_new = y
+        for j in range(s - 1):  # stiffly accurate: y_new = y + sum_j a_sj u_j + u_s
+            if tab.A[s - 1][j] != 0.0:
+                y_new = y_new + tab.A[s - 1][j] * us[j]
+        return y_new + us[s - 1], us[s - 1], f0, (jnp.stack(us), Winv, ft)
+    last = jnp.asarray(tab.A[s - 1], y.dtype)
     return y + _matvec(U.T, last) + U[s - 1], U[s - 1], f0, (U, Winv, ft)
 
 
@@ -215,25 +219,44 @@ def _step_jvp(tab, f, looped, primals, tangents):
 
     second = jax.vmap(along)(U, d * h)
 
-    def stage(i, dU):  # stage 0 included: A[0] = 0 and c[0] = 0 make it the base point
-        yi, dyi = y + _matvec(U.T, A[i]), dy + dU.T @ A[i]
-        ti = jnp.minimum(t + c[i] * h, t_cap)
-        dti = jnp.where(t + c[i] * h <= t_cap, dt + c[i] * dh, dtc)
-        dfi = jax.jvp(f, (ti, yi, p, *consts), (dti, dyi, dp, *dconsts))[1]
-        drhs = (dfi + second[i] + (dh / (h * h * tab.gamma)) * U[i] + dU.T @ C[i] / h
-                - (dh / (h * h)) * _matvec(U.T, C[i]) + (d[i] * dh) * ft)
-        return dU.at[i].set(Winv @ drhs), dfi
-
-    dU = jnp.zeros(U.shape, jnp.result_type(U, dy))
     if looped:
-        dU, df0 = stage(0, dU)
+        def stage(i, dU):  # stage 0 included: A[0] = 0 and c[0] = 0 make it the base point
+            yi, dyi = y + _matvec(U.T, A[i]), dy + dU.T @ A[i]
+            ti = jnp.minimum(t + c[i] * h, t_cap)
+            dti = jnp.where(t + c[i] * h <= t_cap, dt + c[i] * dh, dtc)
+            dfi = jax.jvp(f, (ti, yi, p, *consts), (dti, dyi, dp, *dconsts))[1]
+            drhs = (dfi + second[i] + (dh / (h * h * tab.gamma)) * U[i] + dU.T @ C[i] / h
+                    - (dh / (h * h)) * _matvec(U.T, C[i]) + (d[i] * dh) * ft)
+            return dU.at[i].set(Winv @ drhs), dfi
+
+        dU, df0 = stage(0, jnp.zeros(U.shape, jnp.result_type(U, dy)))
         dU = jax.lax.fori_loop(1, tab.stages, lambda i, dU: stage(i, dU)[0], dU)
-    else:
-        for i in range(tab.stages):
-            dU, dfi = stage(i, dU)
-            df0 = dfi if i == 0 else df0
+        s = tab.stages - 1
+        return (y_new, err, f0), (dy + dU.T @ A[s] + dU[s], dU[s], df0)
+    # unrolled: only the nonzero coefficients of the tableau enter
+    dus = []
+    for i in range(tab.stages):
+        yi, dyi = y, dy
+        for j in range(i):
+            if tab.A[i][j] != 0.0:
+                yi, dyi = yi + tab.A[i][j] * U[j], dyi + tab.A[i][j] * dus[j]
+        ti = jnp.minimum(t + tab.c[i] * h, t_cap)
+        dti = jnp.where(t + tab.c[i] * h <= t_cap, dt + tab.c[i] * dh, dtc)
+        dfi = jax.jvp(f, (ti, yi, p, *consts), (dti, dyi, dp, *dconsts))[1]
+        df0 = dfi if i == 0 else df0
+        drhs = dfi + second[i] + (dh / (h * h * tab.gamma)) * U[i]
+        for j in range(i):
+            if tab.C[i][j] != 0.0:
+                drhs = drhs + (tab.C[i][j] / h) * dus[j] - (tab.C[i][j] * dh / (h * h)) * U[j]
+        if tab.d[i] != 0.0:
+            drhs = drhs + (tab.d[i] * dh) * ft
+        dus.append(Winv @ drhs)
     s = tab.stages - 1
-    return (y_new, err, f0), (dy + dU.T @ A[s] + dU[s], dU[s], df0)
+    dy_new = dy
+    for j in range(s):
+        if tab.A[s][j] != 0.0:
+            dy_new = dy_new + tab.A[s][j] * dus[j]
+    return (y_new, err, f0), (dy_new + dus[s], dus[s], df0)
 
 
 # right-hand sides with more operations than this step in a loop over the stages: the
