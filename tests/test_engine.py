@@ -283,8 +283,9 @@ def _chain2(t, y, p, u):
     return jnp.stack([-p[0] * y[0], p[0] * y[0] - p[1] * y[1]])
 
 
-@pytest.mark.parametrize("solver", [sb.solvers.Rodas5(), diffrax.Kvaerno5()],
-                         ids=["Rodas5", "Kvaerno5"])
+# the seeding is the same for every solver; Kvaerno5 (the diffrax path) runs with -m slow
+@pytest.mark.parametrize("solver", [sb.solvers.Rodas5(), pytest.param(
+    diffrax.Kvaerno5(), marks=pytest.mark.slow)], ids=["Rodas5", "Kvaerno5"])
 def test_per_member_derivatives_equal_those_of_the_whole_batch(solver):
     """Sensitivities seeded per member along the columns a member depends on, contracted
     with the outer tangents, equal forward differentiation of the whole batch along every

@@ -43,8 +43,8 @@ def test_inverse_with_pivoting():
                                    rtol=1e-9, atol=1e-11)
 
 
-@pytest.mark.parametrize("looped", [False, True], ids=["unrolled", "looped"])
-@pytest.mark.parametrize("t_cap", [None, 0.33])
+@pytest.mark.parametrize(("t_cap", "looped"), [(None, False), (0.33, True)],
+                         ids=["unrolled", "looped-capped"])
 def test_step_derivative_equals_plain_autodiff(t_cap, looped, monkeypatch):
     """The step's own forward rule (tangents through the step's W^-1) against JAX's
     differentiation of every operation of the same step, in forward and reverse mode, with
