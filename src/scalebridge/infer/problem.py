@@ -598,17 +598,15 @@ class Problem:
         """Rodas5 for every model without state-triggered events and with at most 64 states,
         stiff or not (with forward sensitivities it is the fastest here: Boehm 4.4 ms per
         gradient against 7.0 with Kvaerno5; a non-stiff line model 0.7 ms against 1.4 with
-        Tsit5); its lockstep driver for fewer than 8 simulations, its refill queue from 8 on
-        (Bachmann, 36 simulations: 1.2 s per NLL against 2.3 s in lockstep). Otherwise the
-        engine's default (:func:`scalebridge.simulate.default_solver`)."""
-        from ..simulate import _ROSENBROCK_STATE_LIMIT
-        from ..solvers import Rodas5
+        Tsit5), with its driver by :func:`scalebridge.simulate.rosenbrock_for`. Otherwise
+        the engine's default (:func:`scalebridge.simulate.default_solver`)."""
+        from ..simulate import _ROSENBROCK_STATE_LIMIT, rosenbrock_for
 
         m = self.model
         if any(e.trigger is not None for e in m.events) or \
                 len(m.state_names) > _ROSENBROCK_STATE_LIMIT:
             return None
-        return Rodas5(driver="lockstep") if len(self._sims) < 8 else Rodas5()
+        return rosenbrock_for(len(self._sims))
 
     def _predictions(self, x):
         """Per observable group: (simulation y, noise sigma) over its rows."""

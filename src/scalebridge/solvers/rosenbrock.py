@@ -7,9 +7,9 @@ Ordinary Differential Equations II*, Sect. IV.7, eq. (7.25): with ``W = I/(h*gam
 
 and, the methods being stiffly accurate, ``y_new = y + sum_j a_sj u_j + u_s`` with the
 embedded error estimate ``u_s``. ``J`` and ``f_t`` are exact (``jax.jacfwd``); ``W`` is
-inverted once per step by Gauss-Jordan elimination with partial pivoting, written out
-element by element so that under ``jax.vmap`` every operation is a vector operation across
-ensemble members (no per-matrix LAPACK calls).
+inverted once per step (:func:`inverse`: unrolled Gauss-Jordan elimination up to 16 states,
+LAPACK above). Forward derivatives go through the step's own rule (:func:`_step_jvp`),
+which reuses that inverse.
 """
 
 from __future__ import annotations
