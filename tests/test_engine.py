@@ -314,4 +314,5 @@ def test_per_member_derivatives_equal_those_of_the_whole_batch(solver):
     dA_dk1 = got[0][:, :, 0, :3]  # (member, time, k1 of each member)
     exact = -T[None, :] * x[4:7, None] * np.exp(-x[:3, None] * T[None, :])
     np.testing.assert_allclose(np.einsum("mtm->mt", dA_dk1), exact, rtol=1e-6, atol=1e-9)
-    assert np.all(np.asarray(dA_dk1).transpose(0, 2, 1)[~np.eye(3, dtype=bool)] == 0)  # members are independent
+    # members are independent: no member's state depends on another member's rate
+    assert np.all(np.asarray(dA_dk1).transpose(0, 2, 1)[~np.eye(3, dtype=bool)] == 0)
