@@ -12,15 +12,16 @@ with biologically-informed neural networks.
 Because such data have few time points (too few for derivative-based regression such as
 PDE-FIND), every candidate set of terms is fitted by simulation: the method of lines on
 a vertex-centred grid (the conservative flux form of :mod:`scalebridge.pde`, with
-``D`` averaged onto cell faces), solved by diffrax, least squares on all replicates with
-forward-mode Jacobians. One set of terms is shared by all conditions (e.g. initial
-densities) and the coefficients are fitted per condition; the set is chosen by an
-information criterion (BIC by default) over all conditions together.
+``D`` averaged onto cell faces), solved by the engine's :class:`~scalebridge.Simulator`
+(Tsit5), least squares on all replicates with forward-mode Jacobians. One set of terms is
+shared by all conditions (e.g. initial densities) and the coefficients are fitted per
+condition; the set is chosen by an information criterion (BIC by default) over all
+conditions together.
 
 ``discover_reaction_diffusion`` selects the terms; ``fit_reaction_diffusion`` fits a
 given set. Both return a :class:`ReactionDiffusionFit`, whose :meth:`~ReactionDiffusionFit.model`
-builds a scalebridge :class:`~scalebridge.Model` (via :func:`scalebridge.pde.reaction_diffusion`)
-that :func:`scalebridge.simulate` solves.
+builds the same scalebridge :class:`~scalebridge.Model` that the fit simulates
+(:func:`density_model`, on :func:`scalebridge.pde.reaction_diffusion`).
 """
 
 from __future__ import annotations
@@ -168,55 +169,81 @@ def _delay_index(library) -> tuple[int, int] | None:
     return (names.index("a_T"), names.index("b_T")) if "a_T" in names else None
 
 
-def _rhs(library: tuple[Term, ...], dx: float, t0: float):
-    d_idx = [i for i, s in enumerate(library) if s.kind == DIFFUSION]
-    g_idx = [i for i, s in enumerate(library) if s.kind == GROWTH]
-    delay = _delay_index(library)
+def density_model(terms: Sequence[Term], coefs, K: float, nodes: np.ndarray, initial,
+                  t0: float, name: str = "rd"):
+    """``u_t = T(t) [(D(u) u_x)_x + G(u) u]`` on the vertex-centred grid ``nodes`` (no-flux
+    boundaries) as a scalebridge :class:`~scalebridge.Model`, built by
+    :func:`scalebridge.pde.reaction_diffusion` (its finite-volume :class:`~scalebridge.pde.
+    Diffusion` operator, the factor ``D(u)`` averaged onto the faces). Its parameters are
+    the coefficients of ``terms`` (values ``coefs``), then ``K`` (fixed), then the tissue's
+    diffusion multiplier ``D`` (1); ``T(t)`` is 1 unless ``terms`` hold :func:`delay_terms`
+    (measured from ``t0``)."""
+    from ..model.model import Model
+    from ..model.parameter import Parameter
+    from ..pde.grid import grid1d
+    from ..pde.tissue import reaction_diffusion
 
-    def rhs(t, v, c):
-        out = jnp.zeros_like(v)
-        if d_idx:
-            dn = sum(c[i] * library[i].fn(v) for i in d_idx)
-            p = jnp.pad(v, 1, mode="reflect")
-            f = jnp.pad(dn, 1, mode="reflect")
-            flux = (p[1:] - p[:-1]) / dx * 0.5 * (f[1:] + f[:-1])
-            out = out + jnp.diff(flux) / dx
-        if g_idx:
-            out = out + sum(c[i] * library[i].fn(v) for i in g_idx) * v
-        if delay is not None:
-            out = out / (1.0 + c[delay[0]] * jnp.exp(-c[delay[1]] * (t - t0)))
-        return out
+    terms = tuple(terms)
+    n = len(terms)
+    d_idx = [k for k, s in enumerate(terms) if s.kind == DIFFUSION]
+    g_idx = [k for k, s in enumerate(terms) if s.kind == GROWTH]
+    params = [Parameter(s.name, float(v), lower=-math.inf if s.kind == GROWTH else 0.0)
+              for s, v in zip(terms, coefs, strict=True)]
+    params.append(Parameter("K", float(K), lower=0.0, estimate=False))
 
-    return rhs
+    def cell_rhs(t, y, p, u):
+        v = y / p[n]
+        g = sum((p[k] * terms[k].fn(v) for k in g_idx), jnp.zeros_like(y))
+        return g * y
+
+    def density_diffusivity(u, p):
+        v = u / p[n]
+        return sum((p[k] * terms[k].fn(v) for k in d_idx), jnp.zeros_like(u))
+
+    cell = Model(name="density", states=["u"], parameters=params, rhs=cell_rhs,
+                 initial=[0.0], stiff=False)
+    grid = grid1d(nodes.size, float(nodes[-1] - nodes[0]), "noflux")
+    model = reaction_diffusion(
+        cell, grid, diffusion={"u": 1.0},
+        nonlinear_diffusion=density_diffusivity if d_idx else None,
+        initial=np.asarray(initial, dtype=float), name=name, stiff=False,
+    ).replace(citation="Jin et al. (2016) J Theor Biol 390:136; Lagergren et al. (2020) "
+                       "PLoS Comput Biol 16:e1008462")
+    delay = _delay_index(terms)
+    if delay is not None:  # T(t) multiplies reaction and diffusion alike
+        inner = model.rhs
+
+        def delayed(t, y, p, u):
+            return inner(t, y, p, u) / (1.0 + p[delay[0]] * jnp.exp(-p[delay[1]] * (t - t0)))
+
+        model = model.replace(rhs=delayed)
+    return model
 
 
 class _Solver:
-    """Jitted forward simulation and residuals for one library and one space-time layout."""
+    """Forward simulation (the engine's :class:`~scalebridge.Simulator`, Tsit5) and
+    residuals for one library and one space-time layout, in scaled densities ``v = u/K``.
+    Coefficient vectors ``c`` of the library become the model's parameters ``(c, K=1,
+    D=1)``."""
 
     def __init__(self, library, nodes, positions, times, rtol, atol, max_steps):
+        from ..simulate import Simulator
+
         self.library = library
-        dx = float(nodes[1] - nodes[0])
         self.obs = jnp.asarray(_interp_matrix(nodes, positions))
-        term = diffrax.ODETerm(_rhs(library, dx, float(times[0])))
-        ts = jnp.asarray(times)
-        controller = diffrax.PIDController(rtol=rtol, atol=atol)
+        model = density_model(library, np.zeros(len(library)), 1.0, nodes,
+                              np.zeros(nodes.size), float(times[0]))
+        sim = Simulator(model, times, t0=float(times[0]), solver=diffrax.Tsit5(), rtol=rtol,
+                        atol=atol, max_steps=max_steps, sensitivities="forward")
+        one = jnp.ones(2)
 
-        def solve(c, v0, adjoint):
-            sol = diffrax.diffeqsolve(
-                term, diffrax.Tsit5(), ts[0], ts[-1], None, v0, c,
-                saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
-                max_steps=max_steps, adjoint=adjoint, throw=False)
-            ok = sol.result == diffrax.RESULTS.successful
-            return jnp.where(ok, sol.ys, jnp.nan)
-
-        def observed(c, v0, adjoint=diffrax.RecursiveCheckpointAdjoint()):
-            return solve(c, v0, adjoint) @ self.obs.T  # (times, positions)
+        def observed(c, v0):  # (times, positions); NaN where the solve failed
+            ys, _, ok = sim.solve(jnp.concatenate([c, one]), v0)
+            return jnp.where(ok, ys, jnp.nan) @ self.obs.T
 
         def residuals(c, v0, data):  # data: (replicates, times, positions), times > t0
-            pred = observed(c, v0, diffrax.ForwardMode())[1:]
-            return (pred[None] - data).ravel()
+            return (observed(c, v0)[1:][None] - data).ravel()
 
-        self.solve = jax.jit(lambda c, v0: solve(c, v0, diffrax.RecursiveCheckpointAdjoint()))
         self.observed = jax.jit(observed)
         self.residuals = jax.jit(residuals)
         self.jacobian = jax.jit(jax.jacfwd(residuals))
@@ -318,52 +345,12 @@ class ReactionDiffusionFit:
     def model(self, condition=0):
         """A scalebridge :class:`~scalebridge.Model` of ``condition``: the fitted equation on
         the fitting grid (states ``u[0] ... u[n-1]`` at :attr:`nodes`, initial state from
-        the first time's data), built by :func:`scalebridge.pde.reaction_diffusion`. Its
-        parameters are the term coefficients and ``K`` (fixed), then the tissue's diffusion
-        multiplier ``D`` (1). Solve it with ``scalebridge.simulate(model, times)``."""
-        from ..model.model import Model
-        from ..model.parameter import Parameter
-        from ..pde.grid import grid1d
-        from ..pde.tissue import reaction_diffusion
-
+        the first time's data), built by :func:`density_model`. Its parameters are the term
+        coefficients and ``K`` (fixed), then the tissue's diffusion multiplier ``D`` (1).
+        Solve it with ``scalebridge.simulate(model, times)``."""
         i = self._index(condition)
-        terms, c = self.terms, self._coefs(i)
-        n = len(terms)
-        d_idx = [k for k, s in enumerate(terms) if s.kind == DIFFUSION]
-        g_idx = [k for k, s in enumerate(terms) if s.kind == GROWTH]
-        params = [Parameter(s.name, float(v), lower=-math.inf if s.kind == GROWTH else 0.0)
-                  for s, v in zip(terms, c, strict=True)]
-        params.append(Parameter("K", self.K, lower=0.0, estimate=False))
-
-        def cell_rhs(t, y, p, u):
-            v = y / p[n]
-            g = sum((p[k] * terms[k].fn(v) for k in g_idx), jnp.zeros_like(y))
-            return g * y
-
-        def density_diffusivity(u, p):
-            v = u / p[n]
-            return sum((p[k] * terms[k].fn(v) for k in d_idx), jnp.zeros_like(u))
-
-        cell = Model(name="density", states=["u"], parameters=params, rhs=cell_rhs,
-                     initial=[0.0], stiff=False)
-        grid = grid1d(self.nodes.size, self.length, "noflux")
-        label = self.conditions[i]
-        model = reaction_diffusion(
-            cell, grid, diffusion={"u": 1.0},
-            nonlinear_diffusion=density_diffusivity if d_idx else None,
-            initial=np.asarray(self.initial[i], dtype=float), name=f"rd_{label}",
-            stiff=False,
-        ).replace(citation="Jin et al. (2016) J Theor Biol 390:136; Lagergren et al. (2020) "
-                           "PLoS Comput Biol 16:e1008462")
-        delay = _delay_index(terms)
-        if delay is not None:  # T(t) multiplies reaction and diffusion alike
-            inner, t0 = model.rhs, float(self.times[0])
-
-            def delayed(t, y, p, u):
-                return inner(t, y, p, u) / (1.0 + p[delay[0]] * jnp.exp(-p[delay[1]] * (t - t0)))
-
-            model = model.replace(rhs=delayed)
-        return model
+        return density_model(self.terms, self._coefs(i), self.K, self.nodes, self.initial[i],
+                             float(self.times[0]), name=f"rd_{self.conditions[i]}")
 
     def table(self) -> list[dict]:
         """One row per condition: label, RMSE and coefficients."""
@@ -609,7 +596,8 @@ def discover_reaction_diffusion(
 
 
 __all__ = [
-    "Term", "ReactionDiffusionFit", "discover_reaction_diffusion", "fit_reaction_diffusion",
+    "Term", "ReactionDiffusionFit", "density_model", "discover_reaction_diffusion",
+    "fit_reaction_diffusion",
     "polynomial_library", "diffusion_term", "growth_term", "logistic_growth", "delay_terms",
     "classical_fisher_kpp_terms", "porous_fisher_kpp_terms",
 ]
