@@ -460,6 +460,26 @@ class Simulator(eqx.Module):
                                ps, y0s, self.rtol, self.atol, solver, self.max_steps,
                                self._adjoint(True))
 
+    def at(self, times, t0=None) -> Simulator:
+        """This simulator at other output times of the same count, from ``t0`` (default: the
+        first time). The times may be traced, e.g. the windows of multiple shooting under
+        ``jax.vmap``, for a model without events (their times fix the segment layout);
+        traced times are not checked, so they must be non-decreasing from ``t0``. Input
+        jumps stay those of the span the simulator was built for, so build it over the
+        whole span the new times cover."""
+        ts = jnp.asarray(times, dtype=jnp.float64)
+        if ts.shape != self.times.shape:
+            raise InputError(f"times has shape {ts.shape}, expected {self.times.shape} (the "
+                             "count the simulator was built for)")
+        if self.model.events:
+            raise InputError(f"model {self.model.name!r} has events, whose times fix the "
+                             "segment layout; build a new Simulator for new output times")
+        start = ts[0] if t0 is None else jnp.asarray(t0, dtype=jnp.float64)
+        if _is_concrete(ts) and _is_concrete(start):
+            _check_times(np.asarray(ts), float(start))
+        return eqx.tree_at(lambda s: (s.times, s.bounds), self,
+                           (ts, jnp.stack([start, ts[-1]])))
+
     # ----- the public calls ---------------------------------------------------------------
     def __call__(self, params=None, y0=None, *, throw: bool = True) -> Solution:
         """One run: ``params`` ``None`` (nominal), ``{name: value}`` or a full vector;

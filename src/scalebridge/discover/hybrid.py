@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import InputError
 from ..model.model import Model
 from ..model.parameter import from_scale, to_scale
-from .neural import Network, _apply, _NeuralBase, _train, _trajectories
+from .neural import Network, _apply, _NeuralBase, _train, _trajectories, plus_network
 
 __all__ = ["HybridModel", "Recovery", "recover_terms"]
 
@@ -40,9 +40,10 @@ def _params(consts, q):
     return consts["base"].at[consts["est"]].set(lin)
 
 
-def _hybrid_field(theta, consts, t, y):
-    out = consts["model"].vector_field(t, y, _params(consts, theta["q"]))
-    return out.at[consts["idx"]].add(_apply(theta["mlp"], consts["norm"], y))
+def _hybrid_field(theta, consts, model: Model):
+    """The known model's right-hand side plus the network term, and its parameters."""
+    net = plus_network(model.rhs, consts["idx"], lambda y: _apply(theta["mlp"], consts["norm"], y))
+    return net, _params(consts, theta["q"])
 
 
 class HybridModel(_NeuralBase):
@@ -111,13 +112,13 @@ class HybridModel(_NeuralBase):
         mlp, norm = self._mlp(n, idx.size, d)
         norm = (norm[0], norm[1], norm[2][idx])
         est = tuple(i for i, p in enumerate(m.parameters) if p.estimate)
-        consts = {"model": m, "norm": norm, "base": m.parameter_values(),
+        consts = {"norm": norm, "base": m.parameter_values(),
                   "est": jnp.asarray(est, dtype=int), "idx": jnp.asarray(idx),
                   "scales": tuple(m.parameters[i].scale for i in est)}
         q0 = jnp.asarray([float(to_scale(m.parameters[i].value, m.parameters[i].scale))
                           for i in est], dtype=jnp.float64)
-        theta, s, hist, final, secs = _train(_hybrid_field, consts, {"mlp": mlp, "q": q0}, d,
-                                             y0f, cfg)
+        theta, s, hist, final, secs = _train(_hybrid_field, consts, m, {"mlp": mlp, "q": q0},
+                                             d, y0f, cfg)
         p = np.asarray(_params(consts, theta["q"]))
         self.network_ = Network(theta["mlp"], *norm)
         self.term_states_ = tuple(m.state_names[i] for i in idx)
@@ -147,12 +148,8 @@ class HybridModel(_NeuralBase):
         trained values as parameters, and the known model's initial state."""
         self._check_fitted()
         known = self.known_model()
-        net, idx, rhs = self.network_, jnp.asarray(self._term_index()), known.rhs
-
-        def hybrid_rhs(t, y, p, u):
-            return jnp.asarray(rhs(t, y, p, u)).at[idx].add(net(y))
-
-        return known.replace(rhs=hybrid_rhs, name=name or self.name or f"{known.name}_hybrid",
+        rhs = plus_network(known.rhs, jnp.asarray(self._term_index()), self.network_)
+        return known.replace(rhs=rhs, name=name or self.name or f"{known.name}_hybrid",
                              citation="universal differential equation (Rackauckas et al. 2020)"
                              " trained by scalebridge")
 

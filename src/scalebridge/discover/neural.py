@@ -2,7 +2,8 @@
 
 ``NeuralODE`` learns ``dy/dt = NN(y)`` from trajectories (Chen et al. 2018, "Neural
 ordinary differential equations", NeurIPS, arXiv:1806.07366). Training differentiates through
-diffrax's solver (discretise-then-optimise, checkpointed reverse mode) and has two phases:
+the engine's solve (:class:`~scalebridge.Simulator`, Tsit5; discretise-then-optimise,
+checkpointed reverse mode) and has two phases:
 
 1. Adam over mini-batches of time windows by **multiple shooting** (Bock & Plitt 1984;
    Turan & Jaeschke 2021, "Multiple shooting for training neural differential equations on
@@ -37,6 +38,7 @@ import scipy.optimize
 from .._console import progress
 from ..errors import InputError, SimulationError
 from ..model.model import Model
+from ..simulate import Simulator
 
 __all__ = ["NeuralODE", "Network", "ACTIVATIONS", "rbf"]
 
@@ -70,8 +72,23 @@ def _apply(mlp, norm, y):
     return out_scale * mlp((y - shift) / scale)
 
 
-def _neural_field(theta, norm, t, y):
-    return _apply(theta["mlp"], norm, y)
+def plus_network(rhs: Callable, idx, net: Callable) -> Callable:
+    """``rhs(t, y, p, u)`` with ``net(y)`` added to the states ``idx`` (all states when
+    ``idx`` is ``None``); ``rhs`` ``None`` is zero."""
+    def out(t, y, p, u):
+        base = jnp.zeros_like(y) if rhs is None else jnp.asarray(rhs(t, y, p, u))
+        return base + net(y) if idx is None else base.at[idx].add(net(y))
+
+    return out
+
+
+def _neural_field(theta, norm, model: Model):
+    """The trained network as the whole right-hand side (the model has no parameters)."""
+    return plus_network(None, None, lambda y: _apply(theta["mlp"], norm, y)), jnp.zeros(0)
+
+
+def _no_rhs(t, y, p, u):  # the neural template's placeholder; training supplies the network
+    return jnp.zeros_like(y)
 
 
 # ----- data ---------------------------------------------------------------------------------
@@ -203,12 +220,13 @@ def _ravel(tree):
 
 
 class _Problem(eqx.Module):
-    """Everything one loss evaluation needs. Arrays are traced; everything else (the vector
-    field ``field(theta, consts, t, y)``, the unravel spec, the solver options) is static."""
+    """Everything one loss evaluation needs. Arrays are traced (the simulator's included);
+    everything else (``field``, the unravel spec, the options) is static."""
 
     field: Callable
     unravel: _Unravel
     consts: object
+    sim: Simulator  # the engine, over the whole data span at one window's count of times
     ts: jax.Array
     ys: jax.Array
     mask: jax.Array
@@ -216,17 +234,16 @@ class _Problem(eqx.Module):
     first: jax.Array
     y0: jax.Array | None
     scale: jax.Array
-    options: tuple  # rtol, atol, max_steps, continuity, weight_decay
+    options: tuple  # continuity, weight_decay
 
 
 def _solve(prob: _Problem, theta, ts, y0):
-    rtol, atol, max_steps = prob.options[:3]
-    term = diffrax.ODETerm(lambda t, y, th: prob.field(th, prob.consts, t, y))
-    sol = diffrax.diffeqsolve(
-        term, diffrax.Tsit5(), ts[0], ts[-1], None, y0, args=theta,
-        saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol, atol),
-        max_steps=max_steps, throw=False)
-    return jnp.where(sol.result == diffrax.RESULTS.successful, sol.ys, jnp.nan)
+    """One window through the engine: its model's right-hand side is ``field``'s at
+    ``theta``, its output times ``ts`` (traced)."""
+    rhs, p = prob.field(theta, prob.consts, prob.sim.model)
+    sim = eqx.tree_at(lambda s: s.model, prob.sim, prob.sim.model.with_rhs(rhs)).at(ts)
+    ys, _, ok = sim.solve(p, y0)
+    return jnp.where(ok, ys, jnp.nan)
 
 
 def _starts(prob: _Problem, theta):
@@ -238,7 +255,7 @@ def _loss(x, prob: _Problem, idx):
     """Multiple-shooting loss of the windows ``idx``: the mean squared standardised misfit
     plus ``continuity`` times the mean squared gap between each window's end and the start
     state of the next window (plus optional weight decay)."""
-    continuity, weight_decay = prob.options[3:]
+    continuity, weight_decay = prob.options
     theta = prob.unravel(x)
     s = _starts(prob, theta)
     pred = jax.vmap(lambda t, y0: _solve(prob, theta, t, y0))(prob.ts[idx], s[idx])
@@ -337,18 +354,21 @@ def _lbfgs(prob, flat, cfg, history, t0):
     return flat, final
 
 
-def _train(field, consts, theta0, data: _Data, y0_fixed, cfg: _Config):
+def _train(field, consts, model: Model, theta0, data: _Data, y0_fixed, cfg: _Config):
     """Adam over mini-batches of multiple-shooting windows, then L-BFGS on whole
-    trajectories. ``field(theta, consts, t, y)`` is the vector field, a module-level
-    function (or hashable module) so that compiled steps are reused across fits; ``theta`` a
-    dict of trained pytrees (``theta["s"]``, the window start states, is added here).
-    Returns the trained ``theta``, the trajectory start states, the loss history, the final
-    loss and the training time (s)."""
+    trajectories, every window solved by the engine (:class:`~scalebridge.Simulator`,
+    Tsit5, checkpointed reverse mode). ``model`` gives the states, parameters and inputs;
+    ``field(theta, consts, model) -> (rhs, p)`` its right-hand side and parameter vector at
+    the trained values ``theta``, a module-level function so that compiled steps are reused
+    across fits; ``theta`` a dict of trained pytrees (``theta["s"]``, the window start
+    states, is added here). Returns the trained ``theta``, the trajectory start states, the
+    loss history, the final loss and the training time (s)."""
     allv = np.concatenate(data.values)
     scale = jnp.asarray(np.maximum(allv.std(axis=0), 1e-12 * (1 + np.abs(allv).max())))
     history: list[tuple[str, float]] = []
     t0 = time.perf_counter()
-    options = (cfg.rtol, cfg.atol, cfg.max_steps, cfg.continuity, cfg.weight_decay)
+    options = (cfg.continuity, cfg.weight_decay)
+    span = (min(float(t[0]) for t in data.times), max(float(t[-1]) for t in data.times))
     theta, final = dict(theta0), np.nan
     phases = [("adam", cfg.window, _adam)] if cfg.adam_steps else []
     if cfg.lbfgs_steps:
@@ -358,7 +378,10 @@ def _train(field, consts, theta0, data: _Data, y0_fixed, cfg: _Config):
         if "s" not in theta or theta["s"].shape != ys[:, 0].shape:
             theta["s"] = ys[:, 0]  # window starts begin at the data
         flat, unravel = _ravel(theta)
-        prob = _Problem(field, unravel, consts, ts, ys, mask, nxt, jnp.asarray(first),
+        sim = Simulator(model, np.linspace(*span, ts.shape[1]), t0=span[0],
+                        solver=diffrax.Tsit5(), rtol=cfg.rtol, atol=cfg.atol,
+                        max_steps=cfg.max_steps, sensitivities="adjoint")
+        prob = _Problem(field, unravel, consts, sim, ts, ys, mask, nxt, jnp.asarray(first),
                         y0_fixed, scale, options)
         flat, final = run(prob, flat, cfg, history, t0)
         theta = unravel(flat)
@@ -512,7 +535,10 @@ class NeuralODE(_NeuralBase):
         y0f = self._y0(y0, d, n)
         mlp, norm = self._mlp(n, n, d)
 
-        theta, s, hist, final, secs = _train(_neural_field, norm, {"mlp": mlp}, d, y0f, cfg)
+        template = Model(states=self.state_names_, parameters=[], rhs=_no_rhs,
+                         initial=np.zeros(n), stiff=False, name=self.name)
+        theta, s, hist, final, secs = _train(_neural_field, norm, template, {"mlp": mlp}, d,
+                                             y0f, cfg)
         self.network_ = Network(theta["mlp"], *norm)
         self.initial_states_ = s
         self.loss_history_ = hist
@@ -533,7 +559,7 @@ class NeuralODE(_NeuralBase):
         net = self.network_
         y0 = self.initial_states_[0] if initial is None else initial
         return Model(states=self.state_names_, parameters=[],
-                     rhs=lambda t, y, p, u: net(y), initial=[float(v) for v in np.ravel(y0)],
+                     rhs=plus_network(None, None, net), initial=[float(v) for v in np.ravel(y0)],
                      stiff=False, name=name or self.name,
                      citation="neural ODE (Chen et al. 2018) trained by scalebridge")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
@@ -269,6 +270,17 @@ class Model(eqx.Module):
                     gates=self.gates, name=self.name, citation=self.citation,
                     source=self.source)
         return Model(**(args | fields))
+
+    def with_rhs(self, rhs: Callable) -> Model:
+        """This model with ``rhs`` in place of its right-hand side (same signature and
+        shape), without the constructor's checks, so it also works on a model whose numbers
+        are traced and on a ``rhs`` that closes over traced values (a network's weights
+        during training). :meth:`replace` builds and checks a model anew."""
+        new = object.__new__(Model)
+        for f in dataclasses.fields(self):
+            object.__setattr__(new, f.name, getattr(self, f.name))
+        object.__setattr__(new, "rhs", rhs)
+        return new
 
     # ----- evaluation ---------------------------------------------------------------------
     def initial_state(self, p) -> jax.Array:
