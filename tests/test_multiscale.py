@@ -240,8 +240,9 @@ def two_variable(cell):
 
 @pytest.mark.slow  # fits a surrogate (about 45 s); the shipped one is checked by default
 def test_two_variable_fit_reaches_the_velocity_in_the_tissue_solver(two_variable):
-    """The fit's own cable (JAX, inside least squares) and the PDE layer's operator
-    splitting must agree on the surrogate's velocity, and both match the full model's."""
+    """The fit's own cable (the PDE layer's Godunov splitting through the engine, inside
+    least squares) and a Strang tissue run must agree on the surrogate's velocity, and both
+    match the full model's."""
     sur, target, cable = two_variable
     (_, fitted, _), = sur.meta["fit"]["cv"]
     assert abs(fitted / target - 1) < 0.005

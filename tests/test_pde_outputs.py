@@ -62,6 +62,28 @@ def test_activation_and_velocity_of_a_synthetic_wave():
     assert conduction_velocity(bad, grid) == pytest.approx(c, rel=2e-3)
 
 
+def test_activation_of_jax_arrays_is_differentiable():
+    """On JAX arrays the same numbers, and the derivative of a crossing time in the wave's
+    delay: for a front that is linear between two output times, exactly -1 per unit of
+    advance (the fit of the two-variable surrogate relies on it)."""
+    import jax
+    import jax.numpy as jnp
+
+    t = np.linspace(0.0, 10.0, 41)
+    x = np.array([1.0, 4.0, 30.0])  # the last node is never reached
+
+    def field(shift):
+        return jnp.clip(t[:, None] + shift - x[None, :], -1.0, 1.0)
+
+    act = activation_times(field(0.3), jnp.asarray(t), threshold=0.5)
+    ref = activation_times(np.asarray(field(0.3)), t, threshold=0.5)
+    np.testing.assert_allclose(np.asarray(act), ref, rtol=1e-14)
+    np.testing.assert_allclose(ref[:2], x[:2] + 0.5 - 0.3, rtol=1e-12)
+    assert np.isnan(ref[2])
+    d = jax.jacfwd(lambda s: activation_times(field(s), jnp.asarray(t), 0.5)[:2])(0.3)
+    np.testing.assert_allclose(np.asarray(d), [-1.0, -1.0], rtol=1e-12)
+
+
 def test_velocity_of_an_oblique_planar_wave_in_2d():
     c, theta = 0.8, math.radians(30)
     grid = grid2d(41, 31, 40.0, 30.0)

@@ -10,11 +10,15 @@ With ``u = (V - V_rest) / A``::
 (Aliev & Panfilov 1996, Chaos Solitons Fractals 7:293; the separate ``b`` of the recovery
 equation as in Herrero Martin et al. 2022). Eight parameters ``k, a, b, eps0, mu1, mu2, T,
 A`` are fitted by bounded least squares (scipy ``trf``, Jacobian by forward-mode
-differentiation) in two stages:
+differentiation through the engine's :class:`~scalebridge.Simulator`) in two stages:
 
-1. the shape of the full model's action potentials under pacing;
+1. the shape of the full model's action potentials under pacing (the surrogate paced by
+   the same :class:`~scalebridge.model.inputs.PulseTrain`, solved by Tsit5);
 2. the same, plus the full model's converged conduction velocity on cables of the given
-   spacings, measured by the same Godunov splitting as the tissue solver.
+   spacings: the PDE layer's tissue model of the surrogate, Godunov
+   :class:`~scalebridge.pde.OperatorSplitting` (forward Euler reaction, explicit
+   diffusion, step ``dt_cable``), activation times by :func:`scalebridge.pde.measure.
+   activation_times`.
 
 A cubic upstroke is cheap and smooth: two states and a dozen operations per node, no
 exponentials, and a front whose speed barely moves with the time step. The price is
@@ -28,6 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,7 +41,7 @@ import scipy.optimize
 from ..errors import InputError, SimulationError
 from ..model.inputs import PulseTrain
 from ..model.model import Model
-from ..simulate import simulate
+from ..simulate import Simulator, simulate
 from .surrogate_base import SurrogateBase, stimulus_gain
 
 __all__ = ["TwoVariableSurrogate", "train_two_variable_surrogate", "paced_traces",
@@ -135,60 +140,61 @@ def paced_traces(cell: Model, periods: Sequence[float], *, beats: int, amplitude
     return out
 
 
-def _cell_trace(theta, v_rest, gain, trace: _Trace, stim, dt, *, recovery=False):
-    """The surrogate's potential (and with ``recovery`` its ``r``) at the trace's times
-    (forward Euler at ``dt``)."""
+def _fit_model(v_rest: float, gain: float) -> Model:
+    """The two-variable form with its :data:`PARAMETERS` as parameters (what the fit
+    varies) and a silent stimulus input ``I_stim``."""
+    def rhs(t, y, p, u):
+        dV, dr = _reaction(p, v_rest, y[0], y[1], gain * u[0])
+        return jnp.stack([dV, dr])
+
+    return Model(name="two_variable", states=["V", "r"],
+                 parameters=dict(zip(PARAMETERS, _START, strict=True)), rhs=rhs,
+                 initial=[v_rest, 0.0], inputs=[PulseTrain("I_stim", 0.0, 1.0, 1.0)],
+                 stiff=False)
+
+
+def _trace_simulator(model: Model, trace: _Trace, stim) -> Simulator:
+    """The surrogate paced as the full cell was in :func:`paced_traces`, at the trace's
+    times (Tsit5; forward-mode sensitivities for the least-squares Jacobian)."""
     amplitude, duration, start = stim
-    every = int(round((trace.times[1] - trace.times[0]) / dt))
-    period = trace.period
-
-    def step(c, i):
-        V, r = c
-        t = i * dt
-        on = (t >= start) & (jnp.mod(t - start, period) < duration)
-        dV, dr = _reaction(theta, v_rest, V, r, gain * jnp.where(on, amplitude, 0.0))
-        return (V + dt * dV, r + dt * dr), None
-
-    def outer(c, j):
-        c, _ = jax.lax.scan(step, c, j * every + jnp.arange(every))
-        return c, c
-
-    c0 = (jnp.asarray(v_rest, float), jnp.asarray(0.0))
-    _, (Vs, rs) = jax.lax.scan(outer, c0, jnp.arange(len(trace.times) - 1))
-    V = jnp.concatenate([jnp.asarray([v_rest], float), Vs])
-    return (V, jnp.concatenate([jnp.zeros(1), rs])) if recovery else V
+    pulse = PulseTrain("I_stim", amplitude, duration, trace.period, start=start,
+                       stop=float(trace.times[-1]))
+    return Simulator(model.replace(inputs=[pulse]), trace.times, rtol=1e-7, atol=1e-7,
+                     solver=diffrax.Tsit5(), sensitivities="forward", max_steps=1_000_000)
 
 
-def _cable_cv(theta, v_rest, gain, dx, D, stim, length, t_end, dt, threshold):
-    """Conduction velocity on a no-flux cable, Godunov splitting (Euler reaction, explicit
-    diffusion), between the nodes at 30% and 70% of ``length``."""
+def _cable_simulator(model: Model, dx, D, stim, length, t_end, dt):
+    """A no-flux cable of spacing ``dx`` stimulated on ``x <= 2.5 dx``: the PDE layer's
+    tissue model solved by Godunov splitting (forward Euler reaction, explicit diffusion),
+    every step an output; its parameters are the surrogate's, then ``D``."""
+    from ..pde.grid import grid1d
+    from ..pde.splitting import OperatorSplitting
+    from ..pde.tissue import Stimulus, reaction_diffusion
+
     amplitude, duration, start = stim
-    n = int(round(length / dx)) + 1
-    x = jnp.arange(n) * dx
-    region = (x <= 2.5 * dx) * gain * amplitude
-    i1, i2 = int(round(0.3 * (n - 1))), int(round(0.7 * (n - 1)))
+    grid = grid1d(int(round(length / dx)) + 1, length)
+    tissue = reaction_diffusion(model, grid, diffusion={"V": D},
+                                stimuli=[Stimulus(lambda x: x <= 2.5 * dx, amplitude, start,
+                                                  duration)])
+    times = dt * np.arange(1, int(round(t_end / dt)) + 1)
+    solver = OperatorSplitting(dt, scheme="godunov", reaction="euler")
+    return Simulator(tissue, times, solver=solver, sensitivities="forward"), grid
 
-    def step(c, i):
-        V, r = c
-        t = i * dt
-        dV, dr = _reaction(theta, v_rest, V, r,
-                           jnp.where((t >= start) & (t < start + duration), region, 0.0))
-        V, r = V + dt * dV, r + dt * dr
-        Vp = jnp.concatenate([V[1:2], V, V[-2:-1]])
-        V = V + dt * D * (Vp[2:] - 2 * V + Vp[:-2]) / dx**2
-        return (V, r), (V[i1], V[i2])
 
-    c0 = (jnp.full(n, v_rest, dtype=float), jnp.zeros(n))
-    _, (a1, a2) = jax.lax.scan(step, c0, jnp.arange(int(round(t_end / dt))))
+def _cable_cv(sim: Simulator, grid, theta, D, threshold, t_end):
+    """Conduction velocity between the nodes at 30% and 70% of the cable, from their
+    activation times (:func:`scalebridge.pde.measure.activation_times`)."""
+    from ..pde.measure import activation_times
 
-    def crossing(v):
-        hit = (v[:-1] < threshold) & (v[1:] >= threshold)
-        k = jnp.argmax(hit)
-        # no crossing: as if at twice the run's end, a finite (slow) velocity to fit from
-        return jnp.where(hit.any(), (k + (threshold - v[k]) / (v[k + 1] - v[k])) * dt,
-                         2 * t_end)
-
-    return (x[i2] - x[i1]) / (crossing(a2) - crossing(a1))
+    n = grid.size - 1
+    nodes = np.array([round(0.3 * n), round(0.7 * n)])
+    p = jnp.concatenate([theta, jnp.stack([D])])
+    ys, _, _ = sim.solve(p, sim.model.initial_state(p))
+    act = activation_times(ys[:, nodes], sim.times, threshold)
+    # no crossing: as if at twice the run's end, a finite (slow) velocity to fit from
+    act = jnp.where(jnp.isnan(act), 2 * t_end, act)
+    x = grid.coords[0]
+    return (x[nodes[1]] - x[nodes[0]]) / (act[1] - act[0])
 
 
 def cable_velocity(cell: Model, dx: float, *, D: float, stimulus, length: float,
@@ -223,7 +229,6 @@ def train_two_variable_surrogate(
     cable_t_end: float = 40.0,
     threshold: float = -40.0,
     cv_weight: float = 400.0,
-    dt_trace: float = 0.02,
     dt_cable: float = 0.01,
     trained_for: str | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
@@ -247,50 +252,73 @@ def train_two_variable_surrogate(
     scale = peak - v_rest
     n_samples = sum(len(tr.times) for tr in traces)
 
-    def shape(theta):
-        return [(_cell_trace(theta, v_rest, gain, tr, stimulus, dt_trace) - tr.V) / scale
-                for tr in traces]
+    model = _fit_model(v_rest, gain)
+    trace_sims = [_trace_simulator(model, tr, stimulus) for tr in traces]
+    cables = [_cable_simulator(model, dx, D, stimulus, cable_length, cable_t_end, dt_cable)
+              for dx, _ in cv_targets]
 
-    def velocity(theta):
-        return [cv_weight * np.sqrt(n_samples) / 100.0
-                * (_cable_cv(theta, v_rest, gain, dx, D, stimulus, cable_length, cable_t_end,
-                             dt_cable, threshold) / cv - 1.0) for dx, cv in cv_targets]
+    def shape(theta):  # residuals, and the traces of V and r
+        ys = [sim.solve(theta, sim.model.initial_state(theta))[0] for sim in trace_sims]
+        return [(y[:, 0] - tr.V) / scale for y, tr in zip(ys, traces, strict=True)], ys
 
+    def velocity(theta):  # residuals, and the velocities
+        cvs = [_cable_cv(sim, grid, theta, D, threshold, cable_t_end) for sim, grid in cables]
+        return [cv_weight * np.sqrt(n_samples) / 100.0 * (c / cv - 1.0)
+                for c, (_, cv) in zip(cvs, cv_targets, strict=True)], cvs
+
+    def value_and_jacobian(residual):
+        """``z -> (dr/dz, (r, outputs))`` at ``theta = exp(z)``, one compiled forward-mode
+        pass."""
+        def r(z):
+            parts, outputs = residual(jnp.exp(z))
+            out = jnp.concatenate([jnp.atleast_1d(v) for v in parts])
+            return out, (out, outputs)
+
+        return jax.jit(jax.jacfwd(r, has_aux=True))
+
+    parts = [value_and_jacobian(shape)]  # compiled once, shared by both stages
     lo, hi = np.log(_LOWER), np.log(_UPPER)
     x = np.log(np.array(_START))
     x[PARAMETERS.index("A")] = np.log(np.clip(scale, _LOWER[-1], _UPPER[-1]))
     start = time.perf_counter()
-    stages = [lambda th: jnp.concatenate(shape(th))]
-    if cv_targets:
-        stages.append(lambda th: jnp.concatenate([*shape(th), jnp.stack(velocity(th))]))
-    for stage, residual in enumerate(stages):
-        if stage == 1:  # start from the cubic front's speed sqrt(D k / 2T) (1 - 2a)
+    stages = [1, 2] if cv_targets else [1]
+    for stage in stages:
+        if stage == 2:  # start from the cubic front's speed sqrt(D k / 2T) (1 - 2a)
+            parts.append(value_and_jacobian(velocity))
             k_, a_, T_ = (np.exp(x[PARAMETERS.index(n)]) for n in ("k", "a", "T"))
             k_ = 2 * T_ * (cv_targets[0][1] / (1 - 2 * a_)) ** 2 / D
             x[0] = np.clip(np.log(k_), lo[0] + 1e-9, hi[0] - 1e-9)
-        f = jax.jit(lambda z, residual=residual: residual(jnp.exp(z)))
-        jac = jax.jit(jax.jacfwd(lambda z, residual=residual: residual(jnp.exp(z))))
-        if not np.all(np.isfinite(f(x))):
-            raise SimulationError(f"two-variable fit, stage {stage + 1}: the surrogate blows "
+        last: dict = {}
+
+        def evaluate(z, parts=parts, last=last):
+            # scipy asks for the residual, then (at accepted points) its Jacobian at the
+            # same z: one pass gives both
+            if last.get("z") is None or not np.array_equal(last["z"], z):
+                out = [f(jnp.asarray(z)) for f in parts]
+                last.update(z=np.array(z), r=np.concatenate([np.asarray(r) for _, (r, _) in out]),
+                            J=np.concatenate([np.asarray(d) for d, _ in out]),
+                            outputs=[o for _, (_, o) in out])
+            return last
+
+        if not np.all(np.isfinite(evaluate(x)["r"])):
+            raise SimulationError(f"two-variable fit, stage {stage}: the surrogate blows "
                                   "up at the starting parameters; check the traces and the "
                                   "velocity targets (units, stimulus)")
-        res = scipy.optimize.least_squares(lambda z, f=f: np.asarray(f(z)), x,
-                                           jac=lambda z, jac=jac: np.asarray(jac(z)),
-                                           bounds=(lo, hi), method="trf", max_nfev=300)
+        res = scipy.optimize.least_squares(
+            lambda z, ev=evaluate: ev(z)["r"], x, jac=lambda z, ev=evaluate: ev(z)["J"],
+            bounds=(lo, hi), method="trf", max_nfev=300)
         x = res.x
         if verbose:
             from .._console import progress
 
-            progress(f"  stage {stage + 1}: cost {res.cost:.4g} after {res.nfev} evaluations"
+            progress(f"  stage {stage}: cost {res.cost:.4g} after {res.nfev} evaluations"
                      f" ({time.perf_counter() - start:.1f} s)")
     theta = np.exp(x)
-    shape_rmse = float(np.sqrt(np.mean(np.concatenate([np.asarray(s) for s in shape(theta)])
-                                       ** 2)) * scale)
-    cvs = [float(_cable_cv(theta, v_rest, gain, dx, D, stimulus, cable_length, cable_t_end,
-                           dt_cable, threshold)) for dx, _ in cv_targets]
-    own = [_cell_trace(theta, v_rest, gain, tr, stimulus, dt_trace, recovery=True)
-           for tr in traces]
-    r_all = np.concatenate([np.asarray(r) for _, r in own])
+    final = evaluate(x)  # the last evaluation, already made
+    shape_rmse = float(np.sqrt(np.mean(final["r"][:n_samples] ** 2)) * scale)
+    ys = final["outputs"][0]
+    cvs = [float(c) for c in final["outputs"][1]] if cv_targets else []
+    r_all = np.concatenate([np.asarray(y[:, 1]) for y in ys])
     v_all = np.concatenate([tr.V for tr in traces])
     ranges = {"V": (float(v_all.min()), float(v_all.max())),
               "r": (float(r_all.min()), float(r_all.max())), **dict(ranges or {})}

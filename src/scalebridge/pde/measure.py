@@ -10,6 +10,8 @@ the output spacing (keep it a fraction of the upstroke or front-passage time).
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
@@ -58,17 +60,26 @@ def activation_times(field, times=None, threshold: float = 0.0):
 
     A node already at or above threshold at the first output time counts only when it
     crosses again after falling below. Returns a float for a trace, else an array of the
-    grid's shape."""
-    v, t = _series(field, times)
+    grid's shape. Given JAX arrays (``field`` and ``times``), it is a JAX function of
+    them (a JAX array, differentiable where the crossing is): a fit can measure the
+    activation of what it simulates."""
+    if isinstance(field, jax.Array):
+        if times is None:
+            raise InputError("times are missing; pass the output times with a JAX field")
+        v, t, xp = field, jnp.asarray(times), jnp
+    else:
+        (v, t), xp = _series(field, times), np
     v2 = v.reshape(v.shape[0], -1)
     hit = (v2[:-1] < threshold) & (v2[1:] >= threshold)
     any_hit = hit.any(axis=0)
-    k = np.argmax(hit, axis=0)
-    cols = np.arange(v2.shape[1])
+    k = xp.argmax(hit, axis=0)
+    cols = xp.arange(v2.shape[1])
     a, b = v2[k, cols], v2[k + 1, cols]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        act = t[k] + (threshold - a) / (b - a) * (t[k + 1] - t[k])
-    act = np.where(any_hit, act, np.nan).reshape(v.shape[1:])
+    gap = xp.where(any_hit, b - a, 1.0)  # no crossing: any finite value, masked below
+    act = t[k] + (threshold - a) / gap * (t[k + 1] - t[k])
+    act = xp.where(any_hit, act, xp.nan).reshape(v.shape[1:])
+    if xp is jnp:
+        return act
     return float(act) if act.ndim == 0 else act
 
 
