@@ -117,16 +117,40 @@ def test_new_pacing_reuses_the_program():
     np.testing.assert_allclose(y, exact, rtol=1e-9, atol=1e-9)
 
 
-def test_new_doses_reuse_the_program():
-    def run(amount):
-        return sb.simulate(_decay(events=[sb.bolus(0, amount, times=[2.0, 6.0])]), T)["y"]
+def _dosed(amount, times):
+    exact = 2.0 * np.exp(-0.5 * T) + sum(amount * np.exp(-0.5 * (T - td)) * (T >= td)
+                                         for td in times if td <= T[-1])
+    return _decay(events=[sb.bolus(0, amount, times=times)]), exact
 
-    run(1.0)
-    with no_new_compilation():
-        y = run(4.0)
-    exact = 2.0 * np.exp(-0.5 * T) + sum(4.0 * np.exp(-0.5 * (T - td)) * (T >= td)
-                                         for td in (2.0, 6.0))
-    np.testing.assert_allclose(y, exact, rtol=1e-7, atol=1e-9)
+
+def test_new_doses_reuse_the_program():
+    def run(amount, times):
+        model, exact = _dosed(amount, times)
+        return sb.simulate(model, T)["y"], exact
+
+    run(1.0, [2.0, 6.0])
+    # new amounts, new times: between outputs, on an output, at t0, at the end, past it,
+    # out of order and twice at once (the ties add up)
+    for amount, times in ((4.0, [2.0, 6.0]), (3.0, [2.5, 7.25]), (1.5, [0.0, 10.0]),
+                          (2.0, [12.0, 4.0]), (1.0, [5.0, 5.0])):
+        with no_new_compilation():
+            y, exact = run(amount, times)
+        np.testing.assert_allclose(y, exact, rtol=1e-7, atol=1e-9, err_msg=str(times))
+
+
+def test_new_dose_times_in_a_stiff_batch_reuse_the_program():
+    """The batched Rosenbrock loop lands on event times as data, too."""
+    def run(times):
+        model, exact = _dosed(1.0, times)
+        sim = sb.Simulator(model.replace(stiff=True), T)
+        return sim.batch(np.array([[0.5], [0.5]])).states[:, :, 0], exact
+
+    run([2.0, 6.0])
+    for times in ([2.5, 7.25], [0.0, 10.0], [5.0, 5.0], [12.0, 4.0]):
+        with no_new_compilation():
+            y, exact = run(times)
+        np.testing.assert_allclose(y, np.stack([exact, exact]), rtol=1e-6, atol=1e-9,
+                                   err_msg=str(times))
 
 
 def _slope(t, y, p, u):
@@ -197,9 +221,6 @@ def test_windows_at_traced_times_under_vmap_and_grad():
         sim.at(np.linspace(0.0, 1.0, 3))
     with pytest.raises(InputError, match="non-decreasing"):
         sim.at(np.array([0.0, 2.0, 1.0, 3.0]))
-    events = _decay(events=[sb.Event(affect=lambda t, y, p: (y + 1.0, p), times=[1.0])])
-    with pytest.raises(InputError, match="events"):
-        sb.Simulator(events, np.linspace(0.0, 4.0, 4)).at(np.linspace(0.0, 1.0, 4))
 
 
 def test_steady_state_against_the_closed_form():

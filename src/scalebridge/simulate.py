@@ -24,15 +24,6 @@ from .solution import EnsembleSolution, Solution
 from .solvers.segment import AbstractSegmentSolver
 
 
-class _Plan(eqx.Module):
-    """Static layout of a simulation: per segment, the slice of output times it saves and
-    the events applied at its end."""
-
-    slices: tuple[tuple[int, int], ...] = eqx.field(static=True)
-    fire: tuple[tuple[int, ...], ...] = eqx.field(static=True)
-    n_at_end: int = eqx.field(static=True)  # outputs at t_end that see events fired there
-
-
 def _check_times(times, t0) -> np.ndarray:
     try:
         ts = np.asarray(times, dtype=float)
@@ -55,24 +46,27 @@ def _check_times(times, t0) -> np.ndarray:
     return ts
 
 
-def _plan(model: Model, ts: np.ndarray, t0: float):
-    """Segment boundaries (traced later) and the static plan."""
-    t_end = float(ts[-1])
-    ev = sorted({t for e in model.events for t in e.times if t0 < t < t_end})
-    bounds = [t0, *ev, t_end]
-    slices, fire = [], []
-    for k in range(len(bounds) - 1):
-        a, b = bounds[k], bounds[k + 1]
-        last = k == len(bounds) - 2
-        lo = int(np.searchsorted(ts, a, side="left"))
-        hi = int(np.searchsorted(ts, b, side="right" if last else "left"))
-        slices.append((lo, hi))
-        fire.append(tuple(i for i, e in enumerate(model.events) if b in e.times))
-    # events exactly at t0 act on the initial state
-    at_t0 = tuple(i for i, e in enumerate(model.events) if t0 in e.times)
-    n_end = int(np.sum(ts == t_end)) if fire[-1] else 0
-    plan = _Plan(slices=tuple(slices), fire=((at_t0,) + tuple(fire)), n_at_end=n_end)
-    return np.asarray(bounds, dtype=float), plan
+def _schedule(model: Model):
+    """The model's time events as data: one entry per firing, sorted by time (ties in the
+    order the model lists the events), and ``fire(k, t, y, p)``, which applies the ``k``-th
+    entry's event. ``None`` for a model without time events. Only the number of firings is
+    structure: new times are new data."""
+    timed = [e for e in model.events if e.trigger is None]
+    if not timed:
+        return None
+    times = jnp.concatenate([e.times for e in timed])
+    which = jnp.asarray(np.concatenate([np.full(e.times.shape[0], i)
+                                        for i, e in enumerate(timed)]))
+    order = jnp.argsort(times, stable=True)
+    times, which = times[order], which[order]
+    affects = [e.affect for e in timed]
+
+    def fire(k, t, y, p):
+        if len(affects) == 1:
+            return affects[0](t, y, p)
+        return jax.lax.switch(which[k], affects, t, y, p)
+
+    return times, fire
 
 
 # above this many states a stiff default would form a dense n x n Jacobian (200 MB at 5,000)
@@ -119,47 +113,64 @@ def rosenbrock_for(n_members: int):
     return Rodas5(driver="lockstep") if n_members < 8 else Rodas5()
 
 
-def _solve(model: Model, plan: _Plan, bounds, ts, jump_ts, p, y0, rtol, atol,
-           solver, max_steps: int, adjoint, max_events: int = 1000):
-    """Integrate over all segments. Returns states and observables at ``ts`` and a success
-    flag."""
+def _solve(model: Model, bounds, ts, jump_ts, p, y0, rtol, atol, solver, max_steps: int,
+           adjoint, max_events: int = 1000):
+    """Integrate from ``bounds[0]`` to ``bounds[1]``, restarting at every time event. Returns
+    states and observables at ``ts`` and a success flag.
+
+    Each firing of a time event ends a segment; the segments' edges are the sorted event
+    times clipped to the span (data, so new times do not recompile), and each segment saves
+    at the output times clipped into it, keeping those that lie in it: an output at an
+    event time belongs to the next segment and reports the state after the event."""
     term = diffrax.ODETerm(lambda t, y, args: model.vector_field(t, y, args[0]))
+    t0, t1 = bounds[0], bounds[-1]
     # step_ts: land on every output time, so outputs carry the solver's own accuracy rather
     # than that of its (lower-order) dense interpolation
-    jump_ts = _with_breakpoints(model, jump_ts, p, bounds[0], bounds[-1])
+    jump_ts = _with_breakpoints(model, jump_ts, p, t0, t1)
     controller = diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts, jump_ts=jump_ts)
     kw = dict(solver=solver, stepsize_controller=controller, max_steps=max_steps,
               adjoint=adjoint, throw=False)
     state_events = tuple(e for e in model.events if e.trigger is not None)
+    schedule = _schedule(model)
     y, pc = y0, p
-    for i in plan.fire[0]:
-        y, pc = model.events[i].affect(bounds[0], y, pc)
-    armed = jnp.stack([e.trigger(bounds[0], y, pc) <= 0 for e in state_events]) \
+    if schedule is None:
+        edges = jnp.stack([t0, t1])
+    else:
+        times, fire = schedule
+        for k in range(times.shape[0]):  # events at t0 act on the initial state
+            ye, pe = fire(k, t0, y, pc)
+            y, pc = jnp.where(times[k] == t0, ye, y), jnp.where(times[k] == t0, pe, pc)
+        edges = jnp.concatenate([t0[None], jnp.clip(times, t0, t1), t1[None]])
+    armed = jnp.stack([e.trigger(t0, y, pc) <= 0 for e in state_events]) \
         if state_events else None
-    ys_parts, ps_parts, ok = [], [], jnp.asarray(True)
-    for k, (lo, hi) in enumerate(plan.slices):
-        a, b = bounds[k], bounds[k + 1]
+    n_seg = edges.shape[0] - 1
+    ys = jnp.zeros((ts.shape[0], y.shape[0]), y.dtype)
+    ps = jnp.zeros((ts.shape[0], pc.shape[0]), pc.dtype)
+    ok = jnp.asarray(True)
+    for k in range(n_seg):
+        a, b = edges[k], edges[k + 1]
+        last = k == n_seg - 1
+        ts_k = jnp.clip(ts, a, b)
         if isinstance(solver, AbstractSegmentSolver):
-            ys_k, y, ok_k = solver.integrate(model, a, b, ts[lo:hi], y, pc)
-            ps_k = jnp.broadcast_to(pc, (hi - lo, pc.size))
+            ys_k, y, ok_k = solver.integrate(model, a, b, ts_k, y, pc)
+            ps_k = pc
         elif state_events:
             ys_k, ps_k, y, pc, armed, ok_k = _segment_with_triggers(
-                term, kw, state_events, a, b, ts[lo:hi], y, pc, armed, rtol, atol, max_events)
+                term, kw, state_events, a, b, ts_k, y, pc, armed, rtol, atol, max_events)
         else:
             sol = diffrax.diffeqsolve(term, t0=a, t1=b, dt0=None, y0=y, args=(pc, None),
-                                      saveat=_outputs_and_end(ts[lo:hi], b), **kw)
+                                      saveat=_outputs_and_end(ts_k, b), **kw)
             ok_k = sol.result == diffrax.RESULTS.successful
-            ys_k, y = sol.ys[0][:hi - lo], sol.ys[1][0]
-            ps_k = jnp.broadcast_to(pc, (hi - lo, pc.size))
+            ys_k, y = sol.ys[0], sol.ys[1][0]
+            ps_k = pc
+        inside = ((ts >= a) & ((ts <= b) if last else (ts < b)))[:, None]
+        ys = jnp.where(inside, ys_k, ys)
+        ps = jnp.where(inside, ps_k, ps)
         ok = ok & ok_k
-        ys_parts.append(ys_k)
-        ps_parts.append(ps_k)
-        for i in plan.fire[k + 1]:
-            y, pc = model.events[i].affect(b, y, pc)
-    ys, ps = jnp.concatenate(ys_parts), jnp.concatenate(ps_parts)
-    if plan.n_at_end:  # events at the final time: report the state after them
-        ys = ys.at[-plan.n_at_end:].set(y)
-        ps = ps.at[-plan.n_at_end:].set(pc)
+        if not last:  # the k-th firing, if it falls in (t0, t1]
+            ye, pe = fire(k, b, y, pc)
+            on = (times[k] > t0) & (times[k] <= t1)
+            y, pc = jnp.where(on, ye, y), jnp.where(on, pe, pc)
     ok = ok & jnp.all(jnp.isfinite(ys))
     obs = jax.vmap(model.observe)(ts, ys, ps)
     return ys, obs, ok
@@ -235,29 +246,18 @@ def _segment_with_triggers(term, kw, events, a, b, ts, y, p, armed, rtol, atol, 
     return out_y, out_p, y, p, armed, ok & done
 
 
-def _compose_events(model: Model, which: tuple[int, ...]):
-    if not which:
-        return None
-
-    def fire(t, y, p):
-        for i in which:
-            y, p = model.events[i].affect(t, y, p)
-        return y, p
-
-    return fire
-
-
-def _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver,
+def _solve_ensemble_rosenbrock(model, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver,
                                max_steps):
     """The ensemble with a :mod:`scalebridge.solvers` Rosenbrock method (own control loop)."""
     from .solvers.ensemble import Problem, solve_lockstep, solve_refill
 
+    schedule = _schedule(model)
     pb = Problem(
         f=lambda t, y, p: model.vector_field(t, y, p), tab=solver.tableau, bounds=bounds, ts=ts,
         stops=jnp.zeros(0) if jump_ts is None else jump_ts,
         breakpoints=None if model.breakpoints is None else model.breakpoint_times,
-        events0=_compose_events(model, plan.fire[0]),
-        events=[_compose_events(model, f) for f in plan.fire[1:]],
+        event_times=jnp.zeros(0) if schedule is None else schedule[0],
+        fire=None if schedule is None else schedule[1],
         rtol=rtol, atol=atol, max_steps=max_steps)
     if solver.driver == "lockstep":
         ys, ps_out, ok, _, _ = solve_lockstep(pb, ps, y0s)
@@ -269,16 +269,16 @@ def _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, 
     return ys, obs, ok
 
 
-def _solve_ensemble(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver, max_steps,
+def _solve_ensemble(model, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver, max_steps,
                     adjoint):
     from .solvers import AbstractRosenbrock
 
     if isinstance(solver, AbstractRosenbrock):  # (Simulator refuses state-triggered events)
-        return _solve_ensemble_rosenbrock(model, plan, bounds, ts, jump_ts, ps, y0s, rtol, atol,
+        return _solve_ensemble_rosenbrock(model, bounds, ts, jump_ts, ps, y0s, rtol, atol,
                                           solver, max_steps)
 
     def one(p, y0):
-        ys, obs, ok = _solve(model, plan, bounds, ts, jump_ts, p, y0, rtol, atol, solver,
+        ys, obs, ok = _solve(model, bounds, ts, jump_ts, p, y0, rtol, atol, solver,
                              max_steps, adjoint)
         nan = jnp.nan
         return jnp.where(ok, ys, nan), jnp.where(ok, obs, nan), ok
@@ -393,7 +393,6 @@ class Simulator(eqx.Module):
     jumps: jax.Array | None
     rtol: jax.Array
     atol: jax.Array
-    plan: _Plan
     solver: object
     max_steps: int = eqx.field(static=True)
     sensitivities: str | None = eqx.field(static=True)
@@ -420,14 +419,12 @@ class Simulator(eqx.Module):
         if isinstance(solver, AbstractSegmentSolver):
             solver.check(model)
         ts = _check_times(times, float(t0))
-        bounds, plan = _plan(model, ts, float(t0))
         self.model = model
         self.times = jnp.asarray(ts)
-        self.bounds = jnp.asarray(bounds)
+        self.bounds = jnp.asarray([float(t0), ts[-1]])
         self.jumps = _jump_times(model, float(t0), float(ts[-1]))
         self.rtol = jnp.asarray(rtol, dtype=jnp.float64)
         self.atol = jnp.asarray(atol, dtype=jnp.float64)
-        self.plan = plan
         self.solver = solver
         self.max_steps = int(max_steps)
         self.sensitivities = sensitivities
@@ -449,31 +446,27 @@ class Simulator(eqx.Module):
         if isinstance(solver, AbstractRosenbrock):  # one member of the batched loop
             ys, obs, ok = self.solve_batch(p[None], y0[None])
             return ys[0], obs[0], ok[0]
-        return _solve(self.model, self.plan, self.bounds, self.times, self.jumps, p, y0,
-                      self.rtol, self.atol, solver, self.max_steps, self._adjoint(False))
+        return _solve(self.model, self.bounds, self.times, self.jumps, p, y0, self.rtol,
+                      self.atol, solver, self.max_steps, self._adjoint(False))
 
     def solve_batch(self, ps, y0s):
         """:meth:`solve` for the rows of ``ps`` and ``y0s`` (pure); failed members hold NaN."""
         solver = (default_solver(self.model, batched=True) if self.solver is None
                   else self.solver)
-        return _solve_ensemble(self.model, self.plan, self.bounds, self.times, self.jumps,
-                               ps, y0s, self.rtol, self.atol, solver, self.max_steps,
+        return _solve_ensemble(self.model, self.bounds, self.times, self.jumps, ps, y0s,
+                               self.rtol, self.atol, solver, self.max_steps,
                                self._adjoint(True))
 
     def at(self, times, t0=None) -> Simulator:
         """This simulator at other output times of the same count, from ``t0`` (default: the
         first time). The times may be traced, e.g. the windows of multiple shooting under
-        ``jax.vmap``, for a model without events (their times fix the segment layout);
-        traced times are not checked, so they must be non-decreasing from ``t0``. Input
-        jumps stay those of the span the simulator was built for, so build it over the
-        whole span the new times cover."""
+        ``jax.vmap``; traced times are not checked, so they must be non-decreasing from
+        ``t0``. Input jumps stay those of the span the simulator was built for, so build it
+        over the whole span the new times cover."""
         ts = jnp.asarray(times, dtype=jnp.float64)
         if ts.shape != self.times.shape:
             raise InputError(f"times has shape {ts.shape}, expected {self.times.shape} (the "
                              "count the simulator was built for)")
-        if self.model.events:
-            raise InputError(f"model {self.model.name!r} has events, whose times fix the "
-                             "segment layout; build a new Simulator for new output times")
         start = ts[0] if t0 is None else jnp.asarray(t0, dtype=jnp.float64)
         if _is_concrete(ts) and _is_concrete(start):
             _check_times(np.asarray(ts), float(start))
@@ -653,7 +646,7 @@ def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
             f=lambda t, y, p: model.vector_field(t, y, p), tab=RODAS5,
             bounds=jnp.asarray([0.0, jnp.inf]), ts=jnp.asarray([jnp.inf]), stops=jnp.zeros(0),
             breakpoints=None if model.breakpoints is None else model.breakpoint_times,
-            events0=None, events=[None], rtol=rtol, atol=atol, max_steps=max_steps,
+            event_times=jnp.zeros(0), fire=None, rtol=rtol, atol=atol, max_steps=max_steps,
             steady=True)
         solver = rosenbrock_for(ps.shape[0])
         if solver.driver == "lockstep":

@@ -12,8 +12,8 @@ import numpy as np
 from ..errors import ModelError
 
 
-def _times(ts) -> tuple[float, ...]:
-    return tuple(float(t) for t in np.atleast_1d(np.asarray(ts, dtype=float)))
+def _times(ts) -> jax.Array:
+    return jnp.reshape(jnp.asarray(ts, dtype=jnp.float64), (-1,))
 
 
 class Event(eqx.Module):
@@ -26,11 +26,15 @@ class Event(eqx.Module):
     negative again. ``affect`` returns the new state and parameter vectors. Outputs at an
     event time report the state just after the event, as SBML simulators do. Events at the
     same time are applied in the order the model lists them.
+
+    The times are an array leaf, like the amounts of :func:`bolus` and
+    :func:`set_parameter`: a new dosing schedule with as many times is new data for the
+    same compiled simulation.
     """
 
     affect: Callable = eqx.field(converter=lambda f: f if isinstance(f, eqx.Module)
                                  else _Function(f))
-    times: tuple[float, ...] = eqx.field(static=True, default=(), converter=_times)
+    times: jax.Array = eqx.field(default=(), converter=_times)
     trigger: Callable | None = eqx.field(static=True, default=None)
     name: str = eqx.field(static=True, default="event")
 
@@ -38,9 +42,10 @@ class Event(eqx.Module):
         fn = self.affect.fn if isinstance(self.affect, _Function) else self.affect
         if not callable(fn):
             raise ModelError(f"event {self.name!r}: affect must be a function (t, y, p) -> (y, p)")
-        if any(not np.isfinite(t) for t in self.times):
+        if not isinstance(self.times, jax.core.Tracer) and \
+                not np.all(np.isfinite(np.asarray(self.times))):
             raise ModelError(f"event {self.name!r}: event times must be finite")
-        if (self.trigger is None) == (not self.times):
+        if (self.trigger is None) == (self.times.shape[0] == 0):
             raise ModelError(f"event {self.name!r}: give either times or a trigger function")
         if self.trigger is not None and not callable(self.trigger):
             raise ModelError(f"event {self.name!r}: trigger must be a function (t, y, p) -> float")

@@ -1,8 +1,8 @@
 """Adaptive Rosenbrock integration of many members at once, as one ``lax.while_loop``.
 
 Each member carries its own time, step size, segment, step count and status, so it steps
-with its own adaptive step control and lands exactly on output times, input jump times and
-segment (event) boundaries. Two drivers:
+with its own adaptive step control and lands exactly on output times, input jump times,
+breakpoints and event times. Two drivers:
 
 - ``lockstep``: ``jax.vmap`` of a per-member loop; every member iterates until the slowest
   is done (finished members idle).
@@ -13,7 +13,7 @@ segment (event) boundaries. Two drivers:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -38,11 +38,12 @@ class MemberState(NamedTuple):
 
 
 class Problem(NamedTuple):
-    """What every member shares. ``f(t, y, p)``; ``bounds``: segment boundaries; events
-    ``events0(t, y, p) -> (y, p)`` act at ``bounds[0]`` and ``events[k]`` at ``bounds[k + 1]``
-    (``None``: no event); ``ts``: output times (an output at an event time reports the state
-    after it); ``stops``: further times to land on (input jumps); ``breakpoints(p)``: more
-    of them that depend on the member's parameters (``None``: none)."""
+    """What every member shares. ``f(t, y, p)``; ``bounds``: segment boundaries; ``ts``:
+    output times (an output at an event time reports the state after it); ``stops``:
+    further times to land on (input jumps); ``breakpoints(p)``: more of them that depend on
+    the member's parameters (``None``: none); ``event_times``: the sorted times of the
+    model's time events (one entry per firing; landed on like the stops), where
+    ``fire(k, t, y, p) -> (y, p)`` applies the ``k``-th (``None``: no events)."""
 
     f: Callable
     tab: Tableau
@@ -50,8 +51,8 @@ class Problem(NamedTuple):
     ts: jax.Array
     stops: jax.Array
     breakpoints: Callable | None
-    events0: Callable | None
-    events: Sequence[Callable | None]
+    event_times: jax.Array
+    fire: Callable | None
     rtol: jax.Array
     atol: jax.Array
     max_steps: int
@@ -62,11 +63,21 @@ def _rms(x):
     return jnp.sqrt(jnp.mean(x * x))
 
 
+def _fire_at(pb: Problem, t, y, p, when):
+    """Apply, in order, the events whose time is ``t`` (where ``when``)."""
+    def one(k, yp):
+        ye, pe = pb.fire(k, t, *yp)
+        hit = when & (pb.event_times[k] == t)
+        return jnp.where(hit, ye, yp[0]), jnp.where(hit, pe, yp[1])
+
+    return jax.lax.fori_loop(0, pb.event_times.shape[0], one, (y, p))
+
+
 def init_member(pb: Problem, p, y0) -> MemberState:
     t0 = pb.bounds[0]
     y = y0
-    if pb.events0 is not None:
-        y, p = pb.events0(t0, y, p)
+    if pb.fire is not None:
+        y, p = _fire_at(pb, t0, y, p, True)
     at0 = (pb.ts == t0)[:, None]
     out = jnp.where(at0, y[None, :], 0.0)
     out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
@@ -94,7 +105,7 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     te = pb.bounds[jnp.minimum(st.seg + 1, n_seg)]
     stops = pb.stops if pb.breakpoints is None else \
         jnp.concatenate([pb.stops, pb.breakpoints(p)])
-    cand = jnp.concatenate([pb.ts, stops])
+    cand = jnp.concatenate([pb.ts, stops, pb.event_times])
     target = jnp.minimum(jnp.min(jnp.where(cand > t, cand, jnp.inf)), te)
     land = t + 1.01 * st.h >= target
     h = jnp.where(land, target - t, st.h)
@@ -114,17 +125,13 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     h_next = jnp.where(ok & land, jnp.maximum(h * fac, st.h),
                        h * jnp.where(ok, fac, jnp.minimum(fac, 1.0)))
     t_new = jnp.where(land, target, t + h)
-    # accepted: advance, record outputs at t_new, fire events at a segment end
+    # accepted: advance, fire the events at t_new, record outputs there
     t1 = jnp.where(ok, t_new, t)
     y1 = jnp.where(ok, y_new, y)
     at_end = ok & land & (t_new == te)
     p1 = p
-    if any(e is not None for e in pb.events):
-        branches = [(lambda tt, yy, pp, e=e: e(tt, yy, pp) if e is not None else (yy, pp))
-                    for e in pb.events]
-        ye, pe = jax.lax.switch(jnp.clip(st.seg, 0, n_seg - 1), branches, t_new, y1, p)
-        y1 = jnp.where(at_end, ye, y1)
-        p1 = jnp.where(at_end, pe, p)
+    if pb.fire is not None:
+        y1, p1 = _fire_at(pb, t_new, y1, p, ok & land)
     # the output row is written in place (one row per step, not the whole table); repeated
     # output times are filled from their first row at the end (_finish)
     row = jnp.minimum(st.k, pb.ts.shape[0] - 1)
