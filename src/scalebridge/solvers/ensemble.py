@@ -63,6 +63,21 @@ def _rms(x):
     return jnp.sqrt(jnp.mean(x * x))
 
 
+# output tables up to this many rows are written by a select over the whole table
+WHOLE_TABLE_ROWS = 64
+
+
+def _whole_table(pb: Problem) -> bool:
+    # (a steady-state solve needs the next row's index: it fills the rows still to come)
+    return pb.ts.shape[0] <= WHOLE_TABLE_ROWS and not pb.steady
+
+
+def _rows_up_to(ts, t):
+    """How many output times are <= t (a comparison over all of them: no search loop in
+    the step)."""
+    return jnp.searchsorted(ts, t, side="right", method="compare_all")
+
+
 def _fire_at(pb: Problem, t, y, p, when):
     """Apply, in order, the events whose time is ``t`` (where ``when``)."""
     def one(k, yp):
@@ -81,7 +96,7 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     at0 = (pb.ts == t0)[:, None]
     out = jnp.where(at0, y[None, :], 0.0)
     out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
-    k = jnp.searchsorted(pb.ts, t0, side="right")
+    k = _rows_up_to(pb.ts, t0)
     # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part)
     f0 = pb.f(t0, y, p)
     sc = pb.atol + pb.rtol * jnp.abs(y)
@@ -132,13 +147,21 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     p1 = p
     if pb.fire is not None:
         y1, p1 = _fire_at(pb, t_new, y1, p, ok & land)
-    # the output row is written in place (one row per step, not the whole table); repeated
-    # output times are filled from their first row at the end (_finish)
-    row = jnp.minimum(st.k, pb.ts.shape[0] - 1)
-    hit = running & ok & land & (st.k < pb.ts.shape[0]) & (pb.ts[row] == t_new)
-    out = st.out.at[row].set(jnp.where(hit, y1, st.out[row]))
-    out_p = st.out_p.at[row].set(jnp.where(hit, p1, st.out_p[row]))
-    k = jnp.where(hit, jnp.searchsorted(pb.ts, t_new, side="right"), st.k)
+    # a short output table is written by a select over all its rows; a long one gets its
+    # row written in place (one row per step: a scatter, with repeated output times filled
+    # from their first row at the end, in _finish), which is cheaper there (Beer, 714 rows)
+    # but not on Boehm's 16 rows
+    if _whole_table(pb):
+        every = (ok & land & (pb.ts == t_new))[:, None]
+        out = jnp.where(every, y1[None, :], st.out)
+        out_p = jnp.where(every, p1[None, :], st.out_p)
+        k = st.k  # (not needed)
+    else:
+        row = jnp.minimum(st.k, pb.ts.shape[0] - 1)
+        hit = running & ok & land & (st.k < pb.ts.shape[0]) & (pb.ts[row] == t_new)
+        out = st.out.at[row].set(jnp.where(hit, y1, st.out[row]))
+        out_p = st.out_p.at[row].set(jnp.where(hit, p1, st.out_p[row]))
+        k = jnp.where(hit, _rows_up_to(pb.ts, t_new), st.k)
     done = at_end & (st.seg >= n_seg - 1)
     seg = jnp.where(at_end, st.seg + 1, st.seg)
     n_steps = st.n_steps + 1
@@ -161,8 +184,10 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
 
 
 def _finish(pb: Problem, st: MemberState):
-    first = jnp.searchsorted(pb.ts, pb.ts, side="left")  # repeated times: their first row
-    out, out_p = jnp.take(st.out, first, axis=-2), jnp.take(st.out_p, first, axis=-2)
+    out, out_p = st.out, st.out_p
+    if not _whole_table(pb):  # repeated output times: their first row
+        first = jnp.searchsorted(pb.ts, pb.ts, side="left")
+        out, out_p = jnp.take(out, first, axis=-2), jnp.take(out_p, first, axis=-2)
     ok = (st.status == DONE) & jnp.all(jnp.isfinite(out), axis=(-2, -1))
     return out, out_p, ok, st.n_steps, st.t
 
