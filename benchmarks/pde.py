@@ -56,7 +56,10 @@ class NumpySheet:
 
     def __init__(self, model, n: int):
         self.n, self.dx = n, DX
-        self.k, self.a, self.eps0, self.mu1, self.mu2 = (p.value for p in model.parameters[:5])
+        value = dict(zip(model.parameter_names, map(float, model.parameter_values()),
+                         strict=True))
+        self.k, self.a, self.b, self.eps0, self.mu1, self.mu2 = (
+            value[k] for k in ("k", "a", "b", "eps0", "mu1", "mu2"))
         x, _ = model.rhs.grid.mesh()
         self.mask = (x <= STIM["width"]).astype(float)
 
@@ -67,7 +70,7 @@ class NumpySheet:
     def reaction(self, t, u, v):
         eps = self.eps0 + self.mu1 * v / (u + self.mu2)
         du = self.k * u * (1 - u) * (u - self.a) - u * v + self.stim(t)
-        dv = eps * (-v - self.k * u * (u - self.a - 1))
+        dv = eps * (-v - self.k * u * (u - self.b - 1))
         return du, dv
 
     def laplacian(self, u):
