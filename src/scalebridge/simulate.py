@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import InputError, SimulationError
+from .model.events import schedule
 from .model.model import Model
 from .solution import EnsembleSolution, Solution
 from .solvers.segment import AbstractSegmentSolver
@@ -44,29 +45,6 @@ def _check_times(times, t0) -> np.ndarray:
         raise InputError(f"the time span [{t0}, {ts[-1]}] is empty or negative; "
                          "give output times after t0")
     return ts
-
-
-def _schedule(model: Model):
-    """The model's time events as data: one entry per firing, sorted by time (ties in the
-    order the model lists the events), and ``fire(k, t, y, p)``, which applies the ``k``-th
-    entry's event. ``None`` for a model without time events. Only the number of firings is
-    structure: new times are new data."""
-    timed = [e for e in model.events if e.trigger is None]
-    if not timed:
-        return None
-    times = jnp.concatenate([e.times for e in timed])
-    which = jnp.asarray(np.concatenate([np.full(e.times.shape[0], i)
-                                        for i, e in enumerate(timed)]))
-    order = jnp.argsort(times, stable=True)
-    times, which = times[order], which[order]
-    affects = [e.affect for e in timed]
-
-    def fire(k, t, y, p):
-        if len(affects) == 1:
-            return affects[0](t, y, p)
-        return jax.lax.switch(which[k], affects, t, y, p)
-
-    return times, fire
 
 
 # above this many states a stiff default would form a dense n x n Jacobian (200 MB at 5,000)
@@ -131,16 +109,13 @@ def _solve(model: Model, bounds, ts, jump_ts, p, y0, rtol, atol, solver, max_ste
     kw = dict(solver=solver, stepsize_controller=controller, max_steps=max_steps,
               adjoint=adjoint, throw=False)
     state_events = tuple(e for e in model.events if e.trigger is not None)
-    schedule = _schedule(model)
+    events = schedule(model.events)
     y, pc = y0, p
-    if schedule is None:
+    if events is None:
         edges = jnp.stack([t0, t1])
     else:
-        times, fire = schedule
-        for k in range(times.shape[0]):  # events at t0 act on the initial state
-            ye, pe = fire(k, t0, y, pc)
-            y, pc = jnp.where(times[k] == t0, ye, y), jnp.where(times[k] == t0, pe, pc)
-        edges = jnp.concatenate([t0[None], jnp.clip(times, t0, t1), t1[None]])
+        y, pc = events.fire_at(t0, y, pc)  # events at t0 act on the initial state
+        edges = jnp.concatenate([t0[None], jnp.clip(events.times, t0, t1), t1[None]])
     armed = jnp.stack([e.trigger(t0, y, pc) <= 0 for e in state_events]) \
         if state_events else None
     n_seg = edges.shape[0] - 1
@@ -168,8 +143,8 @@ def _solve(model: Model, bounds, ts, jump_ts, p, y0, rtol, atol, solver, max_ste
         ps = jnp.where(inside, ps_k, ps)
         ok = ok & ok_k
         if not last:  # the k-th firing, if it falls in (t0, t1]
-            ye, pe = fire(k, b, y, pc)
-            on = (times[k] > t0) & (times[k] <= t1)
+            ye, pe = events.fire(k, b, y, pc)
+            on = (events.times[k] > t0) & (events.times[k] <= t1)
             y, pc = jnp.where(on, ye, y), jnp.where(on, pe, pc)
     ok = ok & jnp.all(jnp.isfinite(ys))
     obs = jax.vmap(model.observe)(ts, ys, ps)
@@ -251,14 +226,11 @@ def _solve_ensemble_rosenbrock(model, bounds, ts, jump_ts, ps, y0s, rtol, atol, 
     """The ensemble with a :mod:`scalebridge.solvers` Rosenbrock method (own control loop)."""
     from .solvers.ensemble import Problem, solve_lockstep, solve_refill
 
-    schedule = _schedule(model)
     pb = Problem(
         f=lambda t, y, p: model.vector_field(t, y, p), tab=solver.tableau, bounds=bounds, ts=ts,
         stops=jnp.zeros(0) if jump_ts is None else jump_ts,
         breakpoints=None if model.breakpoints is None else model.breakpoint_times,
-        event_times=jnp.zeros(0) if schedule is None else schedule[0],
-        fire=None if schedule is None else schedule[1],
-        rtol=rtol, atol=atol, max_steps=max_steps)
+        events=schedule(model.events), rtol=rtol, atol=atol, max_steps=max_steps)
     if solver.driver == "lockstep":
         ys, ps_out, ok, _, _ = solve_lockstep(pb, ps, y0s)
     else:
@@ -646,7 +618,7 @@ def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
             f=lambda t, y, p: model.vector_field(t, y, p), tab=RODAS5,
             bounds=jnp.asarray([0.0, jnp.inf]), ts=jnp.asarray([jnp.inf]), stops=jnp.zeros(0),
             breakpoints=None if model.breakpoints is None else model.breakpoint_times,
-            event_times=jnp.zeros(0), fire=None, rtol=rtol, atol=atol, max_steps=max_steps,
+            events=None, rtol=rtol, atol=atol, max_steps=max_steps,
             steady=True)
         solver = rosenbrock_for(ps.shape[0])
         if solver.driver == "lockstep":

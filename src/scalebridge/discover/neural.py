@@ -73,18 +73,24 @@ def _apply(mlp, norm, y):
 
 
 def plus_network(rhs: Callable, idx, net: Callable) -> Callable:
-    """``rhs(t, y, p, u)`` with ``net(y)`` added to the states ``idx`` (all states when
-    ``idx`` is ``None``); ``rhs`` ``None`` is zero."""
+    """``rhs(t, y, p, u)`` with ``net(y)`` added to the states ``idx``."""
     def out(t, y, p, u):
-        base = jnp.zeros_like(y) if rhs is None else jnp.asarray(rhs(t, y, p, u))
-        return base + net(y) if idx is None else base.at[idx].add(net(y))
+        return jnp.asarray(rhs(t, y, p, u)).at[idx].add(net(y))
+
+    return out
+
+
+def _network_only(net: Callable) -> Callable:
+    """``net(y)`` as a whole right-hand side ``(t, y, p, u)``."""
+    def out(t, y, p, u):
+        return net(y)
 
     return out
 
 
 def _neural_field(theta, norm, model: Model):
     """The trained network as the whole right-hand side (the model has no parameters)."""
-    return plus_network(None, None, lambda y: _apply(theta["mlp"], norm, y)), jnp.zeros(0)
+    return _network_only(lambda y: _apply(theta["mlp"], norm, y)), jnp.zeros(0)
 
 
 def _no_rhs(t, y, p, u):  # the neural template's placeholder; training supplies the network
@@ -559,7 +565,7 @@ class NeuralODE(_NeuralBase):
         net = self.network_
         y0 = self.initial_states_[0] if initial is None else initial
         return Model(states=self.state_names_, parameters=[],
-                     rhs=plus_network(None, None, net), initial=[float(v) for v in np.ravel(y0)],
+                     rhs=_network_only(net), initial=[float(v) for v in np.ravel(y0)],
                      stiff=False, name=name or self.name,
                      citation="neural ODE (Chen et al. 2018) trained by scalebridge")
 

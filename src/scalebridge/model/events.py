@@ -88,3 +88,38 @@ def bolus(state_index: int, amount: float, times, name: str = "dose") -> Event:
 def set_parameter(param_index: int, value: float, time: float, name: str = "step") -> Event:
     """An event that sets one parameter to ``value`` from ``time`` on."""
     return Event(_SetParameter(int(param_index), float(value)), times=(time,), name=name)
+
+
+class Schedule:
+    """The time events of a model as data: one entry per firing in ``times``, sorted (ties
+    in the order the model lists its events; the sort is stable). Only the number of
+    firings is structure, so new times are new data. Built inside traced code."""
+
+    def __init__(self, events):
+        timed = [e for e in events if e.trigger is None]
+        times = jnp.concatenate([e.times for e in timed])
+        which = jnp.asarray(np.concatenate([np.full(e.times.shape[0], i)
+                                            for i, e in enumerate(timed)]))
+        order = jnp.argsort(times, stable=True)
+        self.times, self._which = times[order], which[order]
+        self._affects = [e.affect for e in timed]
+
+    def fire(self, k, t, y, p):
+        """Apply the ``k``-th firing's event at ``t``."""
+        if len(self._affects) == 1:
+            return self._affects[0](t, y, p)
+        return jax.lax.switch(self._which[k], self._affects, t, y, p)
+
+    def fire_at(self, t, y, p, when=True):
+        """Apply, in order, every firing at time ``t`` (where ``when``)."""
+        def one(k, yp):
+            ye, pe = self.fire(k, t, *yp)
+            hit = when & (self.times[k] == t)
+            return jnp.where(hit, ye, yp[0]), jnp.where(hit, pe, yp[1])
+
+        return jax.lax.fori_loop(0, self.times.shape[0], one, (y, p))
+
+
+def schedule(events) -> Schedule | None:
+    """The :class:`Schedule` of ``events``' time events; ``None`` when there are none."""
+    return Schedule(events) if any(e.trigger is None for e in events) else None

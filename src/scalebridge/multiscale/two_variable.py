@@ -64,6 +64,11 @@ def _reaction(theta, v_rest, V, r, current):
     return dV, dr
 
 
+def _field(theta, v_rest, gain, y, u):
+    """dy/dt of the surrogate with parameters ``theta`` (stimulus input ``u[0]``)."""
+    return jnp.stack(_reaction(theta, v_rest, y[0], y[1], gain * u[0]))
+
+
 @dataclass(frozen=True, eq=False)
 class TwoVariableSurrogate(SurrogateBase):
     """A learned two-variable cell model (see the module docstring); ``params`` maps
@@ -87,9 +92,7 @@ class TwoVariableSurrogate(SurrogateBase):
 
     def rhs(self, t, y, p, u):
         """The surrogate's right-hand side ``(t, y, p, u) -> dy/dt``."""
-        theta = [self.params[n] for n in PARAMETERS]
-        dV, dr = _reaction(theta, self.v_rest, y[0], y[1], self.gain * u[0])
-        return jnp.stack([dV, dr])
+        return _field([self.params[n] for n in PARAMETERS], self.v_rest, self.gain, y, u)
 
     def _initial(self):
         return (self.v_rest, 0.0)
@@ -144,8 +147,7 @@ def _fit_model(v_rest: float, gain: float) -> Model:
     """The two-variable form with its :data:`PARAMETERS` as parameters (what the fit
     varies) and a silent stimulus input ``I_stim``."""
     def rhs(t, y, p, u):
-        dV, dr = _reaction(p, v_rest, y[0], y[1], gain * u[0])
-        return jnp.stack([dV, dr])
+        return _field(p, v_rest, gain, y, u)
 
     return Model(name="two_variable", states=["V", "r"],
                  parameters=dict(zip(PARAMETERS, _START, strict=True)), rhs=rhs,
@@ -163,31 +165,38 @@ def _trace_simulator(model: Model, trace: _Trace, stim) -> Simulator:
                      solver=diffrax.Tsit5(), sensitivities="forward", max_steps=1_000_000)
 
 
+def _cable(dx, length, stimulus):
+    """The no-flux cable of spacing ``dx``: its grid, the stimulus on ``x <= 2.5 dx`` and
+    the indices of the nodes at 30% and 70% of ``length``, where velocities are measured."""
+    from ..pde.grid import grid1d
+    from ..pde.tissue import Stimulus
+
+    amplitude, duration, start = stimulus
+    grid = grid1d(int(round(length / dx)) + 1, length)
+    n = grid.size - 1
+    return (grid, [Stimulus(lambda x: x <= 2.5 * dx, amplitude, start, duration)],
+            np.array([round(0.3 * n), round(0.7 * n)]))
+
+
 def _cable_simulator(model: Model, dx, D, stim, length, t_end, dt):
     """A no-flux cable of spacing ``dx`` stimulated on ``x <= 2.5 dx``: the PDE layer's
     tissue model solved by Godunov splitting (forward Euler reaction, explicit diffusion),
     every step an output; its parameters are the surrogate's, then ``D``."""
-    from ..pde.grid import grid1d
     from ..pde.splitting import OperatorSplitting
-    from ..pde.tissue import Stimulus, reaction_diffusion
+    from ..pde.tissue import reaction_diffusion
 
-    amplitude, duration, start = stim
-    grid = grid1d(int(round(length / dx)) + 1, length)
-    tissue = reaction_diffusion(model, grid, diffusion={"V": D},
-                                stimuli=[Stimulus(lambda x: x <= 2.5 * dx, amplitude, start,
-                                                  duration)])
+    grid, stimuli, nodes = _cable(dx, length, stim)
+    tissue = reaction_diffusion(model, grid, diffusion={"V": D}, stimuli=stimuli)
     times = dt * np.arange(1, int(round(t_end / dt)) + 1)
     solver = OperatorSplitting(dt, scheme="godunov", reaction="euler")
-    return Simulator(tissue, times, solver=solver, sensitivities="forward"), grid
+    return Simulator(tissue, times, solver=solver, sensitivities="forward"), grid, nodes
 
 
-def _cable_cv(sim: Simulator, grid, theta, D, threshold, t_end):
-    """Conduction velocity between the nodes at 30% and 70% of the cable, from their
-    activation times (:func:`scalebridge.pde.measure.activation_times`)."""
+def _cable_cv(sim: Simulator, grid, nodes, theta, D, threshold, t_end):
+    """Conduction velocity between the cable's measuring ``nodes``, from their activation
+    times (:func:`scalebridge.pde.measure.activation_times`)."""
     from ..pde.measure import activation_times
 
-    n = grid.size - 1
-    nodes = np.array([round(0.3 * n), round(0.7 * n)])
     p = jnp.concatenate([theta, jnp.stack([D])])
     ys, _, _ = sim.solve(p, sim.model.initial_state(p))
     act = activation_times(ys[:, nodes], sim.times, threshold)
@@ -202,20 +211,14 @@ def cable_velocity(cell: Model, dx: float, *, D: float, stimulus, length: float,
     """The converged conduction velocity of ``cell`` (Strang splitting, Rush-Larsen, step
     ``dt``) on the no-flux cable of :func:`train_two_variable_surrogate`: spacing ``dx``,
     stimulus on ``x <= 2.5 dx``, measured between the nodes at 30% and 70% of ``length``."""
-    from ..pde.grid import grid1d
     from ..pde.measure import conduction_velocity
-    from ..pde.tissue import Stimulus
     from .compare import tissue_run
 
-    amplitude, duration, start = stimulus
-    grid = grid1d(int(round(length / dx)) + 1, length)
-    stim = [Stimulus(lambda x: x <= 2.5 * dx, amplitude, start, duration)]
+    grid, stim, nodes = _cable(dx, length, stimulus)
     run = tissue_run(cell, grid, stimuli=stim, D=D, dt=dt, t_end=t_end, output_every=0.1,
                      scheme="strang", threshold=threshold)
-    n = grid.size - 1
     x = grid.coords[0]
-    return conduction_velocity(run["activation"], grid,
-                               points=((x[round(0.3 * n)],), (x[round(0.7 * n)],)))
+    return conduction_velocity(run["activation"], grid, points=[(x[i],) for i in nodes])
 
 
 def train_two_variable_surrogate(
@@ -262,7 +265,8 @@ def train_two_variable_surrogate(
         return [(y[:, 0] - tr.V) / scale for y, tr in zip(ys, traces, strict=True)], ys
 
     def velocity(theta):  # residuals, and the velocities
-        cvs = [_cable_cv(sim, grid, theta, D, threshold, cable_t_end) for sim, grid in cables]
+        cvs = [_cable_cv(sim, grid, nodes, theta, D, threshold, cable_t_end)
+               for sim, grid, nodes in cables]
         return [cv_weight * np.sqrt(n_samples) / 100.0 * (c / cv - 1.0)
                 for c, (_, cv) in zip(cvs, cv_targets, strict=True)], cvs
 

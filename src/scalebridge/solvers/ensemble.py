@@ -1,6 +1,6 @@
 """Adaptive Rosenbrock integration of many members at once, as one ``lax.while_loop``.
 
-Each member carries its own time, step size, segment, step count and status, so it steps
+Each member carries its own time, step size, step count and status, so it steps
 with its own adaptive step control and lands exactly on output times, input jump times,
 breakpoints and event times. Two drivers:
 
@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..model.events import Schedule
 from .rosenbrock import Tableau, rosenbrock_step
 
 RUNNING, DONE, MAX_STEPS, FAILED = 0, 1, 2, 3
@@ -29,7 +30,6 @@ class MemberState(NamedTuple):
     y: jax.Array
     p: jax.Array
     h: jax.Array
-    seg: jax.Array
     k: jax.Array  # the next output row to fill
     out: jax.Array
     out_p: jax.Array
@@ -38,12 +38,12 @@ class MemberState(NamedTuple):
 
 
 class Problem(NamedTuple):
-    """What every member shares. ``f(t, y, p)``; ``bounds``: segment boundaries; ``ts``:
-    output times (an output at an event time reports the state after it); ``stops``:
-    further times to land on (input jumps); ``breakpoints(p)``: more of them that depend on
-    the member's parameters (``None``: none); ``event_times``: the sorted times of the
-    model's time events (one entry per firing; landed on like the stops), where
-    ``fire(k, t, y, p) -> (y, p)`` applies the ``k``-th (``None``: no events)."""
+    """What every member shares. ``f(t, y, p)``; ``bounds``: start and end of the
+    integration (the end infinite for a steady-state solve); ``ts``: output times (an output
+    at an event time reports the state after it); ``stops``: further times to land on
+    (input jumps); ``breakpoints(p)``: more of them that depend on the member's parameters
+    (``None``: none); ``events``: the time events (a :class:`~scalebridge.model.events.
+    Schedule`, whose times are landed on like the stops; ``None``: none)."""
 
     f: Callable
     tab: Tableau
@@ -51,8 +51,7 @@ class Problem(NamedTuple):
     ts: jax.Array
     stops: jax.Array
     breakpoints: Callable | None
-    event_times: jax.Array
-    fire: Callable | None
+    events: Schedule | None
     rtol: jax.Array
     atol: jax.Array
     max_steps: int
@@ -79,21 +78,11 @@ def _rows_up_to(ts, t):
     return jnp.searchsorted(ts, t, side="right", method="compare_all")
 
 
-def _fire_at(pb: Problem, t, y, p, when):
-    """Apply, in order, the events whose time is ``t`` (where ``when``)."""
-    def one(k, yp):
-        ye, pe = pb.fire(k, t, *yp)
-        hit = when & (pb.event_times[k] == t)
-        return jnp.where(hit, ye, yp[0]), jnp.where(hit, pe, yp[1])
-
-    return jax.lax.fori_loop(0, pb.event_times.shape[0], one, (y, p))
-
-
 def init_member(pb: Problem, p, y0) -> MemberState:
     t0 = pb.bounds[0]
     y = y0
-    if pb.fire is not None:
-        y, p = _fire_at(pb, t0, y, p, True)
+    if pb.events is not None:
+        y, p = pb.events.fire_at(t0, y, p)
     at0 = (pb.ts == t0)[:, None]
     out = jnp.where(at0, y[None, :], 0.0)
     out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
@@ -109,19 +98,19 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     # step sizes carry no derivative: forward sensitivities are those of the discrete
     # scheme on the steps taken (discretise-then-differentiate)
     h0 = jax.lax.stop_gradient(h0)
-    return MemberState(t0, y, p, h0, jnp.asarray(0), k, out, out_p, jnp.asarray(0),
+    return MemberState(t0, y, p, h0, k, out, out_p, jnp.asarray(0),
                        jnp.asarray(RUNNING))
 
 
 def attempt(pb: Problem, st: MemberState) -> MemberState:
     """One step attempt (accepted or rejected) of a running member; others are unchanged."""
-    n_seg = pb.bounds.shape[0] - 1
     running = st.status == RUNNING
     t, y, p = st.t, st.y, st.p
-    te = pb.bounds[jnp.minimum(st.seg + 1, n_seg)]
+    te = pb.bounds[-1]
     stops = pb.stops if pb.breakpoints is None else \
         jnp.concatenate([pb.stops, pb.breakpoints(p)])
-    cand = jnp.concatenate([pb.ts, stops, pb.event_times])
+    cand = jnp.concatenate([pb.ts, stops] if pb.events is None else
+                           [pb.ts, stops, pb.events.times])
     target = jnp.minimum(jnp.min(jnp.where(cand > t, cand, jnp.inf)), te)
     land = t + 1.01 * st.h >= target
     h = jnp.where(land, target - t, st.h)
@@ -146,14 +135,16 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     y1 = jnp.where(ok, y_new, y)
     at_end = ok & land & (t_new == te)
     p1 = p
-    if pb.fire is not None:
-        y1, p1 = _fire_at(pb, t_new, y1, p, ok & land)
+    if pb.events is not None:
+        y1, p1 = pb.events.fire_at(t_new, y1, p, ok & land)
     # a small output table is written by a select over all of it; a larger one gets its
     # row written in place (one row per step: a scatter, with repeated output times filled
     # from their first row at the end, in _finish). The select costs the table's size per
-    # step (times that of every tangent), the scatter a fixed overhead: on Boehm's 16 x 8
-    # table the select is 25% faster (0.34 against 0.46 ms per ensemble member), on
-    # Bachmann's 43 x 25 with 32 tangents the scatter (3.8 against 5.2 s per gradient)
+    # step (times that of every tangent), the scatter a fixed overhead. Boehm's 16 x 8
+    # ensemble, timed in one process: 0.345 ms per member with the select, as fast as the
+    # loop before the scatter was introduced (0.342), where the scatter took 0.44-0.60;
+    # Bachmann's 43 x 25 table with 32 tangents: 3.9 s per gradient with the scatter, 5.2 s
+    # with the select (petab_collection.py)
     if _whole_table(pb, y.shape[0]):
         every = (ok & land & (pb.ts == t_new))[:, None]
         out = jnp.where(every, y1[None, :], st.out)
@@ -165,11 +156,9 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
         out = st.out.at[row].set(jnp.where(hit, y1, st.out[row]))
         out_p = st.out_p.at[row].set(jnp.where(hit, p1, st.out_p[row]))
         k = jnp.where(hit, _rows_up_to(pb.ts, t_new), st.k)
-    done = at_end & (st.seg >= n_seg - 1)
-    seg = jnp.where(at_end, st.seg + 1, st.seg)
     n_steps = st.n_steps + 1
     tiny = h_next < 1e-14 * jnp.maximum(jnp.abs(t1), 1.0)
-    status = jnp.where(done, DONE, jnp.where(n_steps >= pb.max_steps, MAX_STEPS,
+    status = jnp.where(at_end, DONE, jnp.where(n_steps >= pb.max_steps, MAX_STEPS,
                                              jnp.where(tiny, FAILED, RUNNING)))
     if pb.steady:
         # at a steady state |dy/dt| <= 10 (atol + rtol |y|) (RMS norms, as diffrax's
@@ -181,7 +170,7 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
         out_p = jnp.where(settled & later, p[None, :], out_p)
         t1, y1, p1 = (jnp.where(settled, a, b) for a, b in ((t, t1), (y, y1), (p, p1)))
         status = jnp.where(settled, DONE, status)
-    new = MemberState(t1, y1, p1, h_next, seg, k, out, out_p, n_steps, status)
+    new = MemberState(t1, y1, p1, h_next, k, out, out_p, n_steps, status)
     keep = st._replace(out=out, out_p=out_p)  # (written only while running)
     return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, keep)
 
