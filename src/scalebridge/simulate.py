@@ -572,33 +572,54 @@ def simulate_ensemble(model: Model, param_sets, times, *, y0=None, t0: float = 0
     return sim.batch(param_sets, y0, batch_size=batch_size, progress=progress)
 
 
-POLISH_STEPS = 4  # pseudo-transient Newton steps after the integration
+# pseudo-time steps of the polish after the integration, as fractions of the Jacobian's
+# time scale: they grow by 100x a step (the tangents' rounding stays ~100 eps, see
+# _polish) and end with two Newton-like steps
+POLISH_STEPS = (1e1, 1e3, 1e5, 1e7, 1e9, 1e10, 1e10)
 
 
 def _polish(model: Model, t, p, y, rtol, atol):
     """Pseudo-transient continuation (Kelley & Keyes 1998, SIAM J Numer Anal 35:508) from a
-    near steady state ``y``: backward-Euler steps ``(I/h - J) dy = f(y)`` with a step ``h``
-    of 1e10 times the Jacobian's time scale (its largest entry with the states scaled by
-    their tolerances). Each is a Newton step on ``f(y) = 0`` that keeps
-    every linear conservation law exactly (``c^T dy = h c^T f = 0``), where plain Newton's
-    Jacobian is singular. A step is kept only where it lowers the scaled residual, so the
-    result is the integration's state or closer to the exact steady state; forward-mode
-    derivatives through the steps approach those of the implicit function theorem."""
-    def f(y):
+    near steady state ``y``: backward-Euler steps ``(I/h - J) dy = f(y)`` with ``h`` growing
+    from 10 to 1e10 times the Jacobian's time scale (its largest entry with the states
+    scaled by their tolerances; :data:`POLISH_STEPS`). The last are Newton steps on
+    ``f(y) = 0`` that keep every linear conservation law exactly (``c^T dy = h c^T f =
+    0``), where plain Newton's Jacobian is singular. A step is kept only where it lowers
+    the scaled residual, so the result is the integration's state or closer to the exact
+    steady state.
+
+    Derivatives: every step updates the tangent as if taken, with the iteration matrix held
+    constant, ``dy <- dy + (I/h - J)^-1 (J dy + f_p dp)``: each mode with ``|lambda| >>
+    1/h`` converges to the implicit function theorem's tangent, and the conserved totals
+    (the null space of ``J``) keep what they came with, so the tangent going in may be that
+    of the initial state (:func:`steady_states` integrates without derivatives). ``h``
+    grows step by step because the solve's rounding in the null space grows with
+    ``h |J dy + f_p dp|``, which the previous step has made small. The steps run in a loop,
+    with one copy of ``f`` and its Jacobian in the program."""
+    fixed = jax.lax.stop_gradient(p)
+    steps = jnp.asarray(POLISH_STEPS, y.dtype)
+
+    def f(y, p=p):
         return model.vector_field(t, y, p)
 
     def scaled(v, y):
         return jnp.max(jnp.abs(v) / (atol + rtol * jnp.abs(y)))
 
     eye = jnp.eye(y.shape[0], dtype=y.dtype)
-    for _ in range(POLISH_STEPS):
-        fy, jac = f(y), jax.jacfwd(f)(y)
-        w = atol + rtol * jnp.abs(y)  # the Jacobian's time scale in the error norm's units
-        inv_h = 1e-10 * jnp.maximum(jnp.max(jnp.abs(jac * w[None, :] / w[:, None])), 1e-300)
-        new = y + jnp.linalg.solve(inv_h * eye - jac, fy)
-        keep = jnp.all(jnp.isfinite(new)) & (scaled(f(new), new) < scaled(fy, y))
-        y = jnp.where(keep, new, y)
-    return y
+
+    def step(i, y):
+        y0 = jax.lax.stop_gradient(y)
+        fy, jac = f(y), jax.jacfwd(lambda z: f(z, fixed))(y0)
+        w = atol + rtol * jnp.abs(y0)  # the Jacobian's time scale in the error norm's units
+        rate = jnp.maximum(jnp.max(jnp.abs(jac * w[None, :] / w[:, None])), 1e-300)
+        new = y + jnp.linalg.solve((rate / steps[i]) * eye - jac, fy)
+        new0 = jax.lax.stop_gradient(new)
+        finite = jnp.all(jnp.isfinite(new0))
+        keep = finite & (scaled(f(new0, fixed), new0) < scaled(jax.lax.stop_gradient(fy), y0))
+        moved = jnp.where(finite, new, y)  # the tangent to carry
+        return jnp.where(keep, new0, y0) + (moved - jax.lax.stop_gradient(moved))
+
+    return jax.lax.fori_loop(0, len(POLISH_STEPS), step, y)
 
 
 def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
@@ -608,8 +629,14 @@ def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
     state, and anything computed from it, is a smooth function of ``p``); NaN where none
     is reached. The integration is one batched Rodas5 loop (each member stops at its own
     steady state: lockstep under 8 members, the refill queue from 8 on) for models of up
-    to 64 states, else vmapped diffrax (Kvaerno5 or Tsit5) with forward-mode derivatives.
+    to 64 states, else vmapped diffrax (Kvaerno5 or Tsit5). It carries no derivatives: the
+    polish gives those of the steady state (those of the implicit function theorem, with
+    the conserved totals' from ``y0s``), so a derivative costs no tangents in the loop.
     Events do not act: a steady state is one of the vector field."""
+    # the integration carries no derivatives: the polish gives the steady state's tangent
+    # (from that of y0s, which holds the conserved totals)
+    ps_in, y0s_in = ps, y0s
+    ps, y0s = jax.lax.stop_gradient(ps), jax.lax.stop_gradient(y0s)
     if len(model.state_names) <= _ROSENBROCK_STATE_LIMIT:
         from .solvers import RODAS5
         from .solvers.ensemble import Problem, solve_lockstep, solve_refill
@@ -639,7 +666,8 @@ def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
             return sol.ys[-1], sol.result == diffrax.RESULTS.event_occurred, sol.ts[-1]
 
         ys, ok, ts = jax.vmap(one)(ps, y0s)
-    y = jax.vmap(lambda t, p, y: _polish(model, t, p, y, rtol, atol))(ts, ps, ys)
+    ys = ys + (y0s_in - y0s)  # values of the integration, tangents of y0s
+    y = jax.vmap(lambda t, p, y: _polish(model, t, p, y, rtol, atol))(ts, ps_in, ys)
     return jnp.where(ok[:, None], y, jnp.nan)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 import libsbml
@@ -98,6 +99,15 @@ def _truth(x):
 
 def _float(x):
     return jnp.asarray(x, dtype=jnp.float64)
+
+
+def _select(cond, a, b):
+    """``where(cond, a, b)``; a bare select where shapes and types agree (``jnp.where`` is a
+    nested program with a conversion, in every copy of the right-hand side)."""
+    cond, a, b = _truth(cond), jnp.asarray(a), jnp.asarray(b)
+    if a.dtype == b.dtype and a.shape == b.shape == cond.shape:
+        return jax.lax.select(cond, a, b)
+    return jnp.where(cond, a, b)
 
 
 def _xor(a, b):
@@ -216,7 +226,7 @@ class MathCompiler:
         def f(env):
             out = otherwise(env)
             for value, cond in reversed(pairs):
-                out = jnp.where(_truth(cond(env)), value(env), out)
+                out = _select(cond(env), value(env), out)
             return out
 
         return f

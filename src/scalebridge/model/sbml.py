@@ -155,6 +155,17 @@ class _Env:
         self._cache: dict[str, object] = {}
         self._active: list[str] = []
         self._at_start: _Env | None = None
+        self._pieces: dict[str, list] = {}
+
+    def element(self, vector: str, i: int):
+        """Element ``i`` of ``y`` or ``p``: the vector is split once (one operation) and
+        each element used is one reshape, where indexing costs a slice and a squeeze per
+        element in every copy of the right-hand side in a compiled program."""
+        if vector not in self._pieces:
+            v = jnp.asarray(getattr(self, vector))
+            self._pieces[vector] = jnp.split(v, v.shape[0]) if v.ndim == 1 else None
+        pieces = self._pieces[vector]
+        return getattr(self, vector)[i] if pieces is None else jnp.reshape(pieces[i], ())
 
     def __getitem__(self, name: str):
         if name in self._cache:
@@ -193,11 +204,11 @@ class _Program:
         sym = self.syms[name]
         if sym.kind == "param":
             env.read_params = True
-            return env.p[sym.index]
+            return env.element("p", sym.index)
         if sym.kind == "const":
             return sym.value
         if sym.kind == "state":
-            return self.init_exprs[name](env) if env.initial else env.y[sym.index]
+            return self.init_exprs[name](env) if env.initial else env.element("y", sym.index)
         if sym.kind == "derived":
             start = env.at_start()
             value = start[name] if start is not env else self.exprs[name](env)
@@ -514,7 +525,7 @@ class _Builder:
         factor = self._resolve(factor_id, _label("species", s)) if factor_id else None
 
         def amount_rate(env):
-            total = sum(n * env[rid] for rid, n in flows)
+            total = _flow_sum(env, flows)
             return total * factor(env) if factor else total
 
         if s.getHasOnlySubstanceUnits():
@@ -665,6 +676,21 @@ def _if_triggered(trigger: Callable, affect: Callable) -> Callable:
         return jnp.where(on, y_new, y), jnp.where(on, p_new, p)
 
     return fire
+
+
+def _flow_sum(env, flows):
+    """``sum(n * rate)`` over a species' flows, without multiplications by 1 or -1 and
+    without a leading zero (each is an operation in every copy of the right-hand side)."""
+    total = None
+    for rid, n in flows:
+        if n == 0.0:
+            continue
+        r = env[rid]
+        if total is None:
+            total = r if n == 1.0 else -r if n == -1.0 else n * r
+        else:
+            total = total + r if n == 1.0 else total - r if n == -1.0 else total + n * r
+    return 0.0 if total is None else total
 
 
 def _stoichiometry(sr) -> float:

@@ -87,17 +87,17 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     out = jnp.where(at0, y[None, :], 0.0)
     out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
     k = _rows_up_to(pb.ts, t0)
-    # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part)
-    f0 = pb.f(t0, y, p)
-    sc = pb.atol + pb.rtol * jnp.abs(y)
-    d0, d1 = _rms(y / sc), _rms(f0 / sc)
+    # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part). Step sizes
+    # carry no derivative (forward sensitivities are those of the discrete scheme on the
+    # steps taken: discretise-then-differentiate), so f is evaluated without tangents
+    y_, p_ = jax.lax.stop_gradient(y), jax.lax.stop_gradient(p)
+    f0 = pb.f(t0, y_, p_)
+    sc = pb.atol + pb.rtol * jnp.abs(y_)
+    d0, d1 = _rms(y_ / sc), _rms(f0 / sc)
     h0 = jnp.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / d1, 1e-6)
     span = pb.bounds[-1] - t0  # infinite for a steady-state solve
     h0 = jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6),
                   jnp.where(jnp.isfinite(span), 1e-10 * span, 1e-10), span)
-    # step sizes carry no derivative: forward sensitivities are those of the discrete
-    # scheme on the steps taken (discretise-then-differentiate)
-    h0 = jax.lax.stop_gradient(h0)
     return MemberState(t0, y, p, h0, k, out, out_p, jnp.asarray(0),
                        jnp.asarray(RUNNING))
 
