@@ -105,9 +105,11 @@ def _select(cond, a, b):
     """``where(cond, a, b)``; a bare select where shapes and types agree (``jnp.where`` is a
     nested program with a conversion, in every copy of the right-hand side)."""
     cond, a, b = _truth(cond), jnp.asarray(a), jnp.asarray(b)
-    if a.dtype == b.dtype and a.shape == b.shape == cond.shape:
-        return jax.lax.select(cond, a, b)
-    return jnp.where(cond, a, b)
+    a, b = (x.astype(jnp.float64) if x.dtype != jnp.bool_ else x for x in (a, b))
+    if a.dtype != b.dtype:
+        return jnp.where(cond, a, b)
+    shape = jnp.broadcast_shapes(cond.shape, a.shape, b.shape)
+    return jax.lax.select(*(jnp.broadcast_to(x, shape) for x in (cond, a, b)))
 
 
 def _xor(a, b):

@@ -220,17 +220,18 @@ def _step_jvp(tab, f, looped, primals, tangents):
     second = jax.vmap(along)(U, d * h)
 
     if looped:
-        def stage(i, dU):  # stage 0 included: A[0] = 0 and c[0] = 0 make it the base point
+        def stage(i, carry):  # stage 0: A[0] = 0 and c[0] = 0 make it the base point
+            dU, df0 = carry
             yi, dyi = y + _matvec(U.T, A[i]), dy + dU.T @ A[i]
             ti = jnp.minimum(t + c[i] * h, t_cap)
             dti = jnp.where(t + c[i] * h <= t_cap, dt + c[i] * dh, dtc)
             dfi = jax.jvp(f, (ti, yi, p, *consts), (dti, dyi, dp, *dconsts))[1]
             drhs = (dfi + second[i] + (dh / (h * h * tab.gamma)) * U[i] + dU.T @ C[i] / h
                     - (dh / (h * h)) * _matvec(U.T, C[i]) + (d[i] * dh) * ft)
-            return dU.at[i].set(Winv @ drhs), dfi
+            return dU.at[i].set(Winv @ drhs), jnp.where(i == 0, dfi, df0)
 
-        dU, df0 = stage(0, jnp.zeros(U.shape, jnp.result_type(U, dy)))
-        dU = jax.lax.fori_loop(1, tab.stages, lambda i, dU: stage(i, dU)[0], dU)
+        zero = jnp.zeros(U.shape, jnp.result_type(U, dy))
+        dU, df0 = jax.lax.fori_loop(0, tab.stages, stage, (zero, zero[0]))
         s = tab.stages - 1
         return (y_new, err, f0), (dy + dU.T @ A[s] + dU[s], dU[s], df0)
     # unrolled: f's derivatives at all stage points at once (its Jacobian in (t, y), one
