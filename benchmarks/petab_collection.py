@@ -388,6 +388,11 @@ def main(argv=None):
         if old_path.is_file() else {}
     old_run = RESULTS / "petab_collection_run.json"
     raw = json.loads(old_run.read_text()).get("raw", {}) if old_run.is_file() else {}
+    if "amici" not in tools and versions.get("amici") is None:  # AMICI rows of a previous run
+        kept = {e["amici"]["key"].rsplit("-amici", 1)[-1] for e in raw.values()
+                if "key" in e.get("amici", {})}
+        versions["amici"] = f"{', '.join(sorted(kept))} (rows of an earlier run)" \
+            if kept else None
     doc = {"benchmark": "petab_collection", "date": time.strftime("%Y-%m-%d"),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
                       f"{platform.python_implementation()} {platform.python_version()}",
@@ -396,9 +401,11 @@ def main(argv=None):
     for name in names:
         entry = raw.setdefault(name, {})
         for tool in ("scalebridge", "amici"):
+            if tool not in tools:
+                continue
             prev = entry.get(tool)
             fresh = prev and prev.get("key") == f"{problem_hash(name)}-{tool_key(tool)}"
-            if tool not in tools or (fresh and not args.force):
+            if fresh and not args.force:
                 continue
             print(f"{name}: {tool} ...", flush=True)
             out = entry[tool] = run_child(tool, name, args)

@@ -110,8 +110,8 @@ COLLECTION = {
     "Brannmark_JBC2010": ("Brannmark_JBC2010.yaml", 141.889114),
     "Schwen_PONE2014": ("Schwen_PONE2014.yaml", 943.999299),
 }
-# compiling these takes minutes (Brannmark, Schwen, Weber) or 10-15 s (Fiedler, Blasi) on a
-# 2-core CPU: kept out of the default run
+# compiling each of these (NLL and gradient) takes 15-25 s on a 2-core CPU: kept out of the
+# default run
 SLOW = {"Brannmark_JBC2010", "Schwen_PONE2014", "Weber_BMC2015", "Fiedler_BMCSystBiol2016",
         "Blasi_CellSystems2016"}
 # the default run checks the gradient and Fisher information of these (one compile each);
