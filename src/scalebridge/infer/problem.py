@@ -352,7 +352,33 @@ class Problem:
             self._groups.append(dict(id=oid, rows=rows, spec=spec, sources=srcs,
                                      m=meas["measurement"].to_numpy()[rows],
                                      t=meas["time"].to_numpy()[rows]))
+        self._reads = self._read_layout()
         self._static_terms()
+
+    def _read_layout(self) -> dict:
+        """Flat indices of every state, model observable and simulation parameter that the
+        observable groups read, per table, so that each table is read by one gather (a
+        gather per group and symbol put ~65 operations per group into the compiled
+        likelihood: 4,300 for Lucarelli's 65 observables); each group's symbol is then a
+        static slice of it."""
+        m = self.model
+        width = {"state": len(m.state_names), "mobs": len(m.observable_names),
+                 "param": len(m.parameter_names)}
+        flat = {k: [] for k in width}
+        spans = []
+        for g in self._groups:
+            rows = g["rows"]
+            at = {"state": self._row_pos[rows], "mobs": self._row_pos[rows],
+                  "param": self._row_sim[rows]}
+            span = {}
+            for s, (kind, v) in g["sources"].items():
+                if kind in width:
+                    start = sum(a.size for a in flat[kind])
+                    flat[kind].append(at[kind] * width[kind] + int(v))
+                    span[s] = (start, start + rows.size)
+            spans.append(span)
+        return {"index": {k: np.concatenate(v).astype(np.int64) if v else None
+                          for k, v in flat.items()}, "spans": spans}
 
     def _static_terms(self):
         """Transformed measurements, Laplace flags and the parameter-free part of the NLL
@@ -613,21 +639,19 @@ class Problem:
         q = self._q(x)
         P, ys, obs = self._simulate_all(q)
         out = []
-        for g in self._groups:
+        tables = {"state": ys, "mobs": obs, "param": P}
+        read = {k: jnp.take(tables[k].reshape(-1), jnp.asarray(i), mode="clip")
+                for k, i in self._reads["index"].items() if i is not None}
+        for g, span in zip(self._groups, self._reads["spans"], strict=True):
             rows = g["rows"]
-            pos, simk = self._row_pos[rows], self._row_sim[rows]
             env = {}
             for s, (kind, v) in g["sources"].items():
                 if kind == "rows":
                     env[s] = v.values(q)
-                elif kind == "state":
-                    env[s] = ys[pos, v]
-                elif kind == "mobs":
-                    env[s] = obs[pos, v]
+                elif kind in read:
+                    env[s] = read[kind][span[s][0]:span[s][1]]
                 elif kind == "time":
                     env[s] = jnp.asarray(g["t"])
-                elif kind == "param":
-                    env[s] = P[simk, v]
                 elif kind == "q":
                     env[s] = q[v]
             y = jnp.broadcast_to(jnp.asarray(g["spec"].formula(env), float), rows.shape)
