@@ -78,15 +78,20 @@ def _rows_up_to(ts, t):
     return jnp.searchsorted(ts, t, side="right", method="compare_all")
 
 
-def init_member(pb: Problem, p, y0) -> MemberState:
-    t0 = pb.bounds[0]
-    y = y0
+def _start(pb: Problem, p, y0):
+    """State and parameters at the start, after the events that fire there."""
     if pb.events is not None:
-        y, p = pb.events.fire_at(t0, y, p)
-    at0 = (pb.ts == t0)[:, None]
-    out = jnp.where(at0, y[None, :], 0.0)
-    out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
-    k = _rows_up_to(pb.ts, t0)
+        return pb.events.fire_at(pb.bounds[0], y0, p)
+    return y0, p
+
+
+def initial_step(pb: Problem, p, y0):
+    """The first step size of a member (:func:`init_member`)."""
+    return _first_step(pb, *_start(pb, p, y0))
+
+
+def _first_step(pb: Problem, y, p):
+    t0 = pb.bounds[0]
     # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part). Step sizes
     # carry no derivative (forward sensitivities are those of the discrete scheme on the
     # steps taken: discretise-then-differentiate), so f is evaluated without tangents
@@ -96,8 +101,21 @@ def init_member(pb: Problem, p, y0) -> MemberState:
     d0, d1 = _rms(y_ / sc), _rms(f0 / sc)
     h0 = jnp.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / d1, 1e-6)
     span = pb.bounds[-1] - t0  # infinite for a steady-state solve
-    h0 = jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6),
-                  jnp.where(jnp.isfinite(span), 1e-10 * span, 1e-10), span)
+    return jnp.clip(jnp.where(jnp.isfinite(h0), h0, 1e-6),
+                    jnp.where(jnp.isfinite(span), 1e-10 * span, 1e-10), span)
+
+
+def init_member(pb: Problem, p, y0, h0=None) -> MemberState:
+    """A member at the start; ``h0``: its first step size, if computed already (the refill
+    driver computes all members' at once, outside its loop, so that the loop holds no
+    evaluation of f for it)."""
+    t0 = pb.bounds[0]
+    y, p = _start(pb, p, y0)
+    h0 = _first_step(pb, y, p) if h0 is None else h0
+    at0 = (pb.ts == t0)[:, None]
+    out = jnp.where(at0, y[None, :], 0.0)
+    out_p = jnp.broadcast_to(p, (pb.ts.shape[0], p.shape[0]))
+    k = _rows_up_to(pb.ts, t0)
     return MemberState(t0, y, p, h0, k, out, out_p, jnp.asarray(0),
                        jnp.asarray(RUNNING))
 
@@ -203,10 +221,11 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
     n = ps.shape[0]
     slots = max(1, min(int(slots), n))
     n_out, n_y = pb.ts.shape[0], y0s.shape[1]
-    init = jax.vmap(lambda p, y0: init_member(pb, p, y0))
+    h0s = jax.vmap(lambda p, y0: initial_step(pb, p, y0))(ps, y0s)
+    init = jax.vmap(lambda p, y0, h0: init_member(pb, p, y0, h0))
     step = jax.vmap(lambda s: attempt(pb, s))
     member = jnp.arange(slots)
-    st = init(ps[member], y0s[member])
+    st = init(ps[member], y0s[member], h0s[member])
     ys = jnp.zeros((n, n_out, n_y), y0s.dtype)
     pso = jnp.zeros((n, n_out, ps.shape[1]), ps.dtype)
     ok = jnp.zeros((n,), bool)
@@ -233,7 +252,8 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
             new_member = nxt + jnp.cumsum(finished) - 1
             refill = finished & (new_member < n)
             member = jnp.where(refill, new_member, member)
-            fresh = init(ps[jnp.minimum(member, n - 1)], y0s[jnp.minimum(member, n - 1)])
+            m = jnp.minimum(member, n - 1)
+            fresh = init(ps[m], y0s[m], h0s[m])
             st = jax.tree.map(
                 lambda a, b: jnp.where(refill.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
                 fresh, st)
