@@ -633,8 +633,6 @@ def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
     polish gives those of the steady state (those of the implicit function theorem, with
     the conserved totals' from ``y0s``), so a derivative costs no tangents in the loop.
     Events do not act: a steady state is one of the vector field."""
-    # the integration carries no derivatives: the polish gives the steady state's tangent
-    # (from that of y0s, which holds the conserved totals)
     ps_in, y0s_in = ps, y0s
     ps, y0s = jax.lax.stop_gradient(ps), jax.lax.stop_gradient(y0s)
     if len(model.state_names) <= _ROSENBROCK_STATE_LIMIT:

@@ -85,12 +85,8 @@ def _start(pb: Problem, p, y0):
     return y0, p
 
 
-def initial_step(pb: Problem, p, y0):
-    """The first step size of a member (:func:`init_member`)."""
-    return _first_step(pb, *_start(pb, p, y0))
-
-
 def _first_step(pb: Problem, y, p):
+    """The first step size from the start ``(y, p)`` (:func:`_start`)."""
     t0 = pb.bounds[0]
     # initial step: Hairer, Norsett & Wanner (1993), Sect. II.4 (first part). Step sizes
     # carry no derivative (forward sensitivities are those of the discrete scheme on the
@@ -221,7 +217,7 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
     n = ps.shape[0]
     slots = max(1, min(int(slots), n))
     n_out, n_y = pb.ts.shape[0], y0s.shape[1]
-    h0s = jax.vmap(lambda p, y0: initial_step(pb, p, y0))(ps, y0s)
+    h0s = jax.vmap(lambda p, y0: _first_step(pb, *_start(pb, p, y0)))(ps, y0s)
     init = jax.vmap(lambda p, y0, h0: init_member(pb, p, y0, h0))
     step = jax.vmap(lambda s: attempt(pb, s))
     member = jnp.arange(slots)
