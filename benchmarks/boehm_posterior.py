@@ -187,7 +187,7 @@ def main(argv=None):
     problem = sb.load_petab(YAML)
     data = dict(
         problem="Boehm_JProteomeRes2014", parameter_ids=list(problem.parameter_ids),
-        scales=list(problem.parameter_scales), bounds=[-5, 5], prior="uniform in bounds",
+        scales=list(problem.space.scales), bounds=[-5, 5], prior="uniform in bounds",
         rtol=problem.rtol, atol=problem.atol, published_optimum_nll=PUBLISHED_OPTIMUM,
         machine=dict(platform=platform.platform(), python=platform.python_version(),
                      jax=jax.__version__, cpus=os.cpu_count(),

@@ -11,7 +11,7 @@ Crauste_CellSystems2017, Bertozzi_PNAS2020; PEtab files in tests/data/petab/<nam
   (Fides, BFGS Hessian update) and ``pypesto-lbfgsb`` (scipy L-BFGS-B through
   ``pypesto.optimize.ScipyOptimizer``).
 
-Start points: ``scalebridge.infer.fit.start_points(problem, N, seed)`` (PEtab scaled space of
+Start points: ``problem.space.start_points(N, seed)`` (PEtab scaled space of
 the estimated parameters, parameter-table order), clipped 1e-10 of the span inside the bounds as
 ``fit`` does; pyPESTO receives the same vectors (its free ``x_names`` and ``x_scales`` are
 checked to be the same ids and scales, in the same order). The finite differences run over the
@@ -51,7 +51,6 @@ from pathlib import Path
 import numpy as np
 
 import scalebridge as sb
-from scalebridge.infer.fit import start_points
 from scalebridge.io import write_json
 
 HERE = Path(__file__).parent
@@ -192,7 +191,7 @@ class PypestoPeer:
         if self.x_names != list(sb_problem.parameter_ids):
             raise ValueError(f"pyPESTO free parameters {self.x_names} differ from scalebridge's "
                              f"{list(sb_problem.parameter_ids)}")
-        sb_scales = list(getattr(sb_problem, "parameter_scales", self.x_scales))
+        sb_scales = list(sb_problem.space.scales)
         if self.x_scales != sb_scales:
             raise ValueError(f"pyPESTO scales {self.x_scales} differ from {sb_scales}")
         lb, ub = np.asarray(inner.lb, float), np.asarray(inner.ub, float)
@@ -299,10 +298,10 @@ def run_problem(name, args, record, save) -> None:
     problem = sb.load_petab(yaml_path)
     sb_load = time.perf_counter() - t0
     lo, hi = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
-    x0s = start_points(problem, args.starts, args.seed)
+    x0s = problem.space.start_points(args.starts, args.seed)
     x0s = np.clip(x0s, lo + CLIP * (hi - lo), hi - CLIP * (hi - lo))
     entry.update(parameter_ids=list(problem.parameter_ids),
-                 parameter_scales=list(getattr(problem, "parameter_scales", [])),
+                 parameter_scales=list(problem.space.scales),
                  n_parameters=len(problem.parameter_ids),
                  start_points=[[float(v) for v in x] for x in x0s])
     sb_nominal = []  # computed once, after the first scalebridge fit (or before a peer)

@@ -152,7 +152,7 @@ def run_scalebridge(name: str, repeats: int, budget_s: float) -> dict:
     first_nll = time.perf_counter() - t
     out["nll_ms"] = _timed(lambda: problem.nll(x), repeats, budget_s)
     out["nll"] = nll
-    if problem.has_priors:  # with the priors too (negative log posterior), for the record
+    if problem.space.has_priors:  # with the priors too (negative log posterior), for the record
         out["nll_likelihood_only"] = nll
         out["nll"] = nll - problem.log_prior(x)
     t = time.perf_counter()

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-import scalebridge  # noqa: F401  (float64)
+import scalebridge as sb
 from scalebridge import testproblems as tp
 from scalebridge.errors import InputError
-from scalebridge.surrogate.explore import ExploreResult, Space, explore
+from scalebridge.surrogate.explore import ExploreResult, explore
 from scalebridge.testproblems import BRANIN_BOUNDS, BRANIN_MIN, branin
 
 # the module (scalebridge.surrogate re-exports the function under the same name)
@@ -221,15 +221,17 @@ def test_multi_fidelity_ei_avoids_a_useless_cheap_level():
 
 
 def test_space_and_input_errors():
-    s = Space([(1e-3, 10.0), (-1.0, 1.0)], names=("k", "b"), log=(True, False))
+    s = sb.ParameterSpace.from_bounds([(1e-3, 10.0, "log"), (-1.0, 1.0)], names=("k", "b"))
     x = np.array([[0.01, 0.5], [1e-3, -1.0], [10.0, 1.0]])
-    u = s.to_unit(x)
+    u = np.asarray(s.to_unit(x))
     np.testing.assert_allclose(u[1:], [[0, 0], [1, 1]])
     np.testing.assert_allclose(s.from_unit(u), x, rtol=1e-12)
     with pytest.raises(InputError, match="low < high"):
-        Space([(1.0, 0.0)])
-    with pytest.raises(InputError, match="log input"):
-        Space([(0.0, 1.0)], log=(True,))
+        sb.ParameterSpace.from_bounds([(1.0, 0.0)])
+    with pytest.raises(InputError, match="needs low > 0"):
+        sb.ParameterSpace.from_bounds([(0.0, 1.0, "log")])
+    with pytest.raises(InputError, match="infinite bounds"):
+        explore(wiggly, sb.ParameterSpace([sb.Parameter("k", 1.0, 0.0)]), budget=10)
     with pytest.raises(InputError, match="pairs"):
         explore(wiggly, [1.0, 2.0], budget=10)
     with pytest.raises(InputError, match="acquisition"):

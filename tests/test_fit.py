@@ -14,8 +14,10 @@ import scalebridge.infer.fit as fitmod
 from conftest import peer
 from scalebridge.errors import InputError
 from scalebridge.infer import Problem
-from scalebridge.infer.fit import FitResult, fit, residual_function, start_points
+from scalebridge.infer.fit import FitResult, fit, residual_function
+from scalebridge.infer.space import ParameterSpace
 from scalebridge.petab import load_petab
+from scalebridge.report import save_plot
 
 BOEHM = (Path(__file__).parent / "data" / "petab" / "Boehm_JProteomeRes2014"
          / "Boehm_JProteomeRes2014.yaml")
@@ -46,7 +48,7 @@ def _peer_nll():
 @pytest.mark.slow  # kept out of the default run for time; run with -m slow
 def test_residuals_reproduce_the_nll(boehm):
     res, jac, const = residual_function(boehm)
-    xs = [boehm.x_nominal, *start_points(boehm, 3, seed=0)]
+    xs = [boehm.x_nominal, *boehm.space.start_points(3, seed=0)]
     for x in xs:
         r = res(x)
         assert np.all(np.isfinite(r))
@@ -60,18 +62,18 @@ def test_residuals_reproduce_the_nll(boehm):
 
 def test_start_points_latin_hypercube_and_deterministic(boehm):
     lo, hi = boehm.lower, boehm.upper
-    a = start_points(boehm, 20, seed=0)
+    a = boehm.space.start_points(20, seed=0)
     assert a.shape == (20, 9)
     assert np.all(a >= lo) and np.all(a <= hi)
     # one point per stratum in every dimension
     strata = np.floor((a - lo) / (hi - lo) * 20).astype(int)
     for k in range(a.shape[1]):
         assert sorted(strata[:, k]) == list(range(20))
-    np.testing.assert_array_equal(a, start_points(boehm, 20, seed=0))
-    assert not np.allclose(a, start_points(boehm, 20, seed=1))
+    np.testing.assert_array_equal(a, boehm.space.start_points(20, seed=0))
+    assert not np.allclose(a, boehm.space.start_points(20, seed=1))
     # the starts of a seed do not depend on n_starts (needed for resume)
-    np.testing.assert_array_equal(start_points(boehm, 3, seed=0), a[:3])
-    np.testing.assert_array_equal(start_points(boehm, 25, seed=0)[:20], a)
+    np.testing.assert_array_equal(boehm.space.start_points(3, seed=0), a[:3])
+    np.testing.assert_array_equal(boehm.space.start_points(25, seed=0)[:20], a)
 
 
 def test_boehm_multistart_trf(boehm, tmp_path):
@@ -107,7 +109,7 @@ def test_boehm_multistart_trf(boehm, tmp_path):
     x = np.asarray(rec["x"])
     assert res.best_params["Epo_degradation_BaF3"] == pytest.approx(10 ** x[0])
     assert boehm.nll(x) == pytest.approx(res.best_nll)
-    res.waterfall(tmp_path / "waterfall.png")
+    save_plot(res, tmp_path / "waterfall.png")
     assert (tmp_path / "waterfall.png").stat().st_size > 0
 
 
@@ -115,7 +117,7 @@ def test_boehm_multistart_trf(boehm, tmp_path):
 def test_reaches_published_optimum_from_nearby_start(boehm, monkeypatch, optimizer):
     rng = np.random.default_rng(3)
     x0 = boehm.x_nominal + rng.uniform(-0.3, 0.3, size=9)
-    monkeypatch.setattr(fitmod, "start_points", lambda p, n, seed=0: np.array([x0]))
+    monkeypatch.setattr(ParameterSpace, "start_points", lambda s, n, seed=0: np.array([x0]))
     res = fit(boehm, n_starts=1, optimizer=optimizer, max_iter=200)
     assert boehm.nll(x0) > BOEHM_OPT + 5
     assert res.best_nll <= 138.2221
@@ -160,10 +162,10 @@ def test_resume_runs_only_missing_starts(boehm, tmp_path):
 
 
 def test_failed_start_is_recorded(boehm, tmp_path, monkeypatch):
-    good = start_points(boehm, 3, seed=0)
+    good = boehm.space.start_points(3, seed=0)
     bad = good.copy()
     bad[1] = np.nan  # the simulation at this start gives NaN
-    monkeypatch.setattr(fitmod, "start_points", lambda p, n, seed=0: bad[:n])
+    monkeypatch.setattr(ParameterSpace, "start_points", lambda s, n, seed=0: bad[:n])
     seen = []
     res = fit(boehm, n_starts=3, out=tmp_path, max_iter=3, progress=seen.append)
     assert len(seen) == 3
@@ -238,17 +240,17 @@ def test_initialization_priors_shape_the_start_points():
     data = pd.DataFrame({"time": [1.0, 2.0], "observable": "y", "value": [0.9, 1.5],
                          "sigma": 0.1})
     base = Problem.from_table(model, data)
-    pb = Problem(base.model, base.parameters, base.conditions, list(base.observables.values()),
-                 base.measurements, init_priors={"a": sb.Prior("parameterScaleNormal",
-                                                               (0.3, 0.05))})
-    x = start_points(pb, 200, seed=0)
+    space = sb.ParameterSpace(base.parameters,
+                              init_priors={"a": sb.Prior("parameterScaleNormal", (0.3, 0.05))})
+    pb = Problem(base.model, space, base.conditions, list(base.observables.values()),
+                 base.measurements)
+    x = pb.space.start_points(200, seed=0)
     # log10(a) ~ N(0.3, 0.05) truncated to [-2, 2]; k stays uniform on its bounds
     assert np.mean(x[:, 0]) == pytest.approx(0.3, abs=0.01)
     assert np.std(x[:, 0]) == pytest.approx(0.05, rel=0.1)
     assert x[:, 1].min() < -1.5 and x[:, 1].max() > 1.5
-    with pytest.raises(InputError, match="not in the parameter table"):
-        Problem(base.model, base.parameters, base.conditions, list(base.observables.values()),
-                base.measurements, init_priors={"nope": sb.Prior("normal", (0, 1))})
+    with pytest.raises(InputError, match="not parameters of this space"):
+        sb.ParameterSpace(base.parameters, init_priors={"nope": sb.Prior("normal", (0, 1))})
 
 
 def test_objective_priors_enter_the_fit():
@@ -261,7 +263,7 @@ def test_objective_priors_enter_the_fit():
     data = pd.DataFrame({"time": t, "observable": "y",
                          "value": 2.0 / 0.5 * (1 - np.exp(-0.5 * t)), "sigma": 0.5})
     pb = Problem.from_table(model, data)
-    assert pb.has_priors
+    assert pb.space.has_priors
     v, g, h = pb.objective_grad_hess()
     assert v == pytest.approx(pb.nll() - pb.log_prior())
     fd = (pb.nll(pb.x_nominal + 1e-6) - pb.log_prior(pb.x_nominal + 1e-6)
@@ -273,3 +275,34 @@ def test_objective_priors_enter_the_fit():
     assert res.best["objective"] == pytest.approx(res.best["nll"] - pb.log_prior(res.best_x))
     with pytest.raises(InputError, match="priors"):
         fit(pb, optimizer="trf")
+
+
+def test_fit_result_round_trips_through_save_load_and_dict(tmp_path):
+    model = _production_decay()
+    t = np.linspace(0.5, 4.0, 6)
+    data = pd.DataFrame({"time": t, "observable": "y",
+                         "value": 2.0 / 0.5 * (1 - np.exp(-0.5 * t)), "sigma": 0.1})
+    pb = Problem.from_table(model, data)
+    res = fit(pb, n_starts=3, seed=0, optimizer="lbfgs", max_iter=50)
+    res.records[2].update(nll=math.nan, x=None, success=False)  # as a failed start
+    sb.save(res, tmp_path / "fit.npz")
+    back = sb.load(tmp_path / "fit.npz")
+    assert isinstance(back, FitResult)
+    assert back.best_nll == res.best_nll and back.n_converged == res.n_converged
+    np.testing.assert_array_equal(back.best_x, res.best_x)
+    assert back.best_params == res.best_params and math.isnan(back.records[2]["nll"])
+    again = FitResult.from_dict(json.loads(json.dumps(res.to_dict(), allow_nan=False)))
+    assert again.best_nll == res.best_nll and again.parameter_ids == res.parameter_ids
+    table = back.to_pandas()
+    assert list(table.index) == [0, 1, 2] and table.loc[res.best["index"], "nll"] == res.best_nll
+    assert table["a"].iloc[0] == pytest.approx(res.records[0]["params"]["a"])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert back.plot(ax=ax) is ax and len(ax.lines) == 2  # the waterfall and the threshold
+    plt.close(fig)
+    with pytest.raises(sb.errors.SerializationError, match="holds a 'fit_result'"):
+        sb.load(tmp_path / "fit.npz", kind="model")

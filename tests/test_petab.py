@@ -76,7 +76,7 @@ def check_gradient_and_fim(problem, observable_table, x=None, step=H, rtol=FD_RT
     value, grad, fim = problem.nll_grad_fim(x)
     assert value == pytest.approx(problem.nll(x), rel=1e-12)
     # step H on log scales; on the linear scale H relative to the value (at least 0.1 H)
-    h = np.where(np.asarray(problem.parameter_scales) == "lin",
+    h = np.where(np.asarray(problem.space.scales) == "lin",
                  step * np.maximum(np.abs(x), 0.1), step)
     fd_grad = _fd(problem.nll, x, h)
     trans, weight = _noise_models(problem, observable_table)
@@ -242,7 +242,7 @@ def test_benchmark_gradient_and_fim(name, boehm_tight):
 def test_boehm_parameters_and_bounds(boehm):
     assert boehm.parameter_ids[0] == "Epo_degradation_BaF3"
     assert len(boehm.parameter_ids) == 9
-    assert set(boehm.parameter_scales) == {"log10"}
+    assert set(boehm.space.scales) == {"log10"}
     np.testing.assert_allclose(boehm.lower, -5.0)
     np.testing.assert_allclose(boehm.upper, 5.0)
     sims = boehm.simulations()

@@ -115,6 +115,8 @@ def _calibration(ns, tmp_path):
     # three Fides starts: the best is no worse than the published optimum (AMICI reference)
     assert ns["result"].best_nll <= 138.221997 + 1e-3
     assert ns["result"].n_converged >= 1
+    again = ns["sb"].load(tmp_path / "fit.npz")
+    assert again.best_nll == ns["result"].best_nll and len(again.to_pandas()) == 3
 
 
 def _sobol(ns, tmp_path):

@@ -20,7 +20,7 @@ import scalebridge as sb
 from scalebridge.errors import InputError
 from scalebridge.infer.fit import FitResult
 from scalebridge.infer.problem import Problem
-from scalebridge.infer.sample import PosteriorResult, _Box, rank_diagnostics, sample
+from scalebridge.infer.sample import PosteriorResult, rank_diagnostics, sample
 
 SIGMA = 0.3
 TIMES = np.linspace(0.0, 4.0, 40)
@@ -228,23 +228,6 @@ def test_uniform_prior_ignores_petab_priors(with_priors):
 
 
 # ----- pieces ---------------------------------------------------------------------------------
-def test_box_transform_roundtrip_and_jacobian():
-    box = _Box([0.0, 1.0, -np.inf, -np.inf], [2.0, np.inf, 5.0, np.inf])
-    u = np.array([[0.3, -1.2, 0.7, 4.0], [-40.0, 30.0, -30.0, -9.0], [40.0, 2.0, 3.0, 0.0]])
-    x = box.to_x(u)
-    assert np.all(x[:, 0] > 0) and np.all(x[:, 0] <= 2) and np.all(x[:, 1] > 1)
-    assert np.all(x[:, 2] < 5)
-    np.testing.assert_allclose(box.to_x(box.to_u(x[0])), x[0], rtol=1e-12)
-    xj, lj = box.forward(jnp.asarray(u[0]))
-    np.testing.assert_allclose(np.asarray(xj), x[0], rtol=1e-12)
-    h = 1e-6
-    fd = [(box.to_x(u[0] + h * e) - box.to_x(u[0] - h * e))[i] / (2 * h)
-          for i, e in enumerate(np.eye(4))]
-    assert float(lj) == pytest.approx(np.sum(np.log(np.abs(fd))), rel=1e-6)
-    # start points on a bound are moved just inside
-    assert np.isfinite(box.to_u(np.array([0.0, 1.0, 5.0, 0.0]))).all()
-
-
 def test_rank_diagnostics_on_known_chains():
     rng = np.random.default_rng(0)
     iid = rng.standard_normal((4, 2000))

@@ -18,6 +18,7 @@ from .infer import Problem
 from .infer.fit import FitResult, fit
 from .infer.profile import ProfileResult, fisher_intervals, profile
 from .infer.sample import PosteriorResult, sample
+from .infer.space import ParameterSpace
 from .io import load, save
 from .model import (
     Event,
@@ -50,7 +51,8 @@ __all__ = [
     "errors", "load_sbml", "Model", "Parameter", "Prior", "Event", "bolus", "set_parameter",
     "PulseTrain", "Interpolated", "FunctionInput", "Simulator", "simulate", "simulate_ensemble",
     "steady_state", "Solution",
-    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab", "Problem", "fit",
+    "EnsembleSolution", "save", "load", "load_zoo", "zoo_names", "load_petab", "Problem",
+    "ParameterSpace", "fit",
     "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
     "sensitivity", "sobol", "SobolResult", "morris", "MorrisResult", "ModelOutput", "surrogate",
     "GaussianProcess", "LinearMultiFidelityGP", "NonlinearMultiFidelityGP", "explore",

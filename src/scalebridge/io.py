@@ -14,7 +14,6 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -160,20 +159,17 @@ def _encode_model(model):
         raise SerializationError(
             f"model {model.name!r} is defined by Python functions, which cannot be saved as "
             "data; save its parameters, or build it from the zoo or an SBML file")
-    params = []
-    for p in model.parameters:
-        d = asdict(p)
-        d["prior"] = None if p.prior is None else {"kind": p.prior.kind,
-                                                   "args": list(p.prior.args)}
-        params.append(d)
-    meta = {"name": model.name, "source": list(model.source), "parameters": params}
+    from .infer.space import parameter_to_dict
+
+    meta = {"name": model.name, "source": list(model.source),
+            "parameters": [parameter_to_dict(p) for p in model.parameters]}
     if model.initial_values is not None:
         meta["initial"] = [float(v) for v in np.asarray(model.initial_values)]
     return {}, meta
 
 
 def _decode_model(arrays, meta):
-    from .model.parameter import Parameter, Prior
+    from .infer.space import parameter_from_dict
 
     kind, ref = meta["source"]
     if kind == "zoo":
@@ -186,11 +182,7 @@ def _decode_model(arrays, meta):
         model = load_sbml(ref)
     else:
         raise SerializationError(f"unknown model source {kind!r}")
-    specs = []
-    for d in meta["parameters"]:
-        prior = d.pop("prior")
-        specs.append(Parameter(**d, prior=None if prior is None else
-                               Prior(prior["kind"], tuple(prior["args"]))))
+    specs = [parameter_from_dict(d) for d in meta["parameters"]]
     if tuple(p.name for p in specs) != model.parameter_names:
         raise SerializationError(
             f"saved parameters of model {model.name!r} do not match its definition")
@@ -213,12 +205,58 @@ def _decode_solution(arrays, meta):
                     tuple(meta["state_names"]), tuple(meta["observable_names"]))
 
 
+# ----- results: anything with to_dict() / from_dict() ------------------------------------------
+def register_result(kind: str, cls: type) -> None:
+    """Register a result class that follows the result protocol: ``obj.to_dict()`` gives
+    JSON-ready values and NumPy arrays (stored as arrays of the archive), and
+    ``cls.from_dict(d)`` builds the object back."""
+    register(kind, cls, lambda obj: _split(obj.to_dict()),
+             lambda arrays, meta: cls.from_dict(_join(meta, arrays)))
+
+
+def _split(data) -> tuple[dict, dict]:
+    """``(arrays, JSON document)``: every array of ``data`` replaced by a reference."""
+    arrays: dict = {}
+
+    def walk(v):
+        if isinstance(v, np.ndarray | np.generic) and np.ndim(v) > 0:
+            key = f"a{len(arrays)}"
+            arrays[key] = np.asarray(v)
+            return {"__array__": key}
+        if isinstance(v, dict):
+            return {str(k): walk(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [walk(x) for x in v]
+        if isinstance(v, np.generic):
+            return v.item()
+        return v
+
+    return arrays, {"result": walk(data)}
+
+
+def _join(meta: dict, arrays: dict):
+    def walk(v):
+        if isinstance(v, dict):
+            if set(v) == {"__array__"}:
+                return arrays[v["__array__"]]
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(meta["result"])
+
+
 def _ensure_registered():
     if "model" in _CODECS:
         return
+    from .infer.fit import FitResult
+    from .infer.space import ParameterSpace
     from .model.model import Model
     from .solution import Solution
 
     register("model", Model, _encode_model, _decode_model)
     register("solution", Solution, _encode_solution, _decode_solution)
+    register_result("fit_result", FitResult)
+    register_result("parameter_space", ParameterSpace)
 

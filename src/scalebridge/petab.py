@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import InputError, ModelError
 from .infer.formula import parse_formula
 from .infer.problem import ObservableSpec, Problem
+from .infer.space import ParameterSpace
 from .model.parameter import Parameter, Prior
 
 __all__ = ["load_petab"]
@@ -223,7 +224,8 @@ def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
     odf, oname = tables("observable_files", "observable")
     mdf, mname = tables("measurement_files", "measurement")
     model = load_sbml(base / sub["sbml_files"][0])
-    params = _parameters(pdf, ", ".join(pfiles))
+    space = ParameterSpace(_parameters(pdf, ", ".join(pfiles)),
+                           _init_priors(pdf, ", ".join(pfiles)))
     conditions = _conditions(cdf, cname)
     observables = _observables(odf, oname)
     meas = mdf.copy()
@@ -231,5 +233,5 @@ def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
         for r, v in enumerate(meas[col]):
             _float(v, f"{mname}, row {r + 2}, column {col!r}", math.nan)
         meas[col] = meas[col].astype(float)
-    return Problem(model, params, conditions, observables, meas, name=path.stem,
-                   source=mname, init_priors=_init_priors(pdf, ", ".join(pfiles)), **kw)
+    return Problem(model, space, conditions, observables, meas, name=path.stem,
+                   source=mname, **kw)

@@ -39,6 +39,7 @@ def fit(
 
     from ..infer.fit import fit as run_fit
     from ..report.calibration import plot_fit
+    from ..report.plots import save_plot
 
     pb = load_problem(problem)
     executor = _executor(scheduler, workers)
@@ -58,7 +59,7 @@ def fit(
         res = run_fit(pb, n_starts=starts, seed=seed, optimizer=optimizer, out=out,
                       max_iter=max_iter, executor=executor, progress=step)
         bar.update(task, completed=starts, best=f"{res.best_nll:.4f}")
-    res.waterfall(out / "waterfall.png")
+    save_plot(res, out / "waterfall.png")
     if res.best is not None:
         plot_fit(pb, res.best_x, out / "fit.png")
     typer.echo(f"best NLL {res.best_nll:.6f}; {res.n_converged}/{res.n_starts} starts within "
@@ -70,22 +71,20 @@ def start_from(pb, fit_dir: Path | None):
     (the problem's nominal values)."""
     import json
 
-    import numpy as np
+    from ..infer.fit import FitResult
 
     if fit_dir is None:
         return None
     path = fit_dir / "result.json"
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        res = FitResult.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"--fit {fit_dir}: cannot read {path.name}: {exc}") from None
-    if list(data.get("parameter_ids", [])) != list(pb.parameter_ids):
+    if tuple(res.parameter_ids) != tuple(pb.parameter_ids):
         raise InputError(f"--fit {fit_dir}: the fit is of other parameters than this problem's")
-    best = min((s for s in data.get("starts", []) if s.get("x") and s.get("nll") is not None),
-               key=lambda s: s.get("objective", s["nll"]), default=None)
-    if best is None:
+    if res.best_x is None:
         raise InputError(f"--fit {fit_dir}: no finished start in {path.name}")
-    return np.asarray(best["x"], float)
+    return res.best_x
 
 
 def _executor(scheduler: str | None, workers: int | None = None):

@@ -28,6 +28,30 @@ def resolve_model(spec: str):
     return load_zoo(spec)
 
 
+def parse_vary(items: list[str] | None, model):
+    """The ParameterSpace of ``model`` that varies the ``--vary`` parameters: options
+    ``name=low:high`` (uniform) or ``name=low:high:log`` (log-uniform); the others fixed."""
+    from ..infer.space import ParameterSpace
+
+    ranges = {}
+    for item in items or []:
+        name, sep, spec = item.partition("=")
+        parts = spec.split(":")
+        if not sep or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+            raise InputError(f"--vary {item!r}: expected name=low:high or name=low:high:log")
+        try:
+            lo, hi = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise InputError(f"--vary {item!r}: low and high must be numbers") from None
+        log = len(parts) == 3
+        if not lo < hi or (log and lo <= 0):
+            raise InputError(f"--vary {item!r}: need low < high (and low > 0 for :log)")
+        ranges[name.strip()] = (lo, hi, "log" if log else "lin")
+    for name in ranges:
+        model.parameter_index(name)
+    return ParameterSpace.from_model(model, bounds=ranges) if ranges else None
+
+
 def resolve_spatial(spec: str, grid: str):
     """A spatial zoo model (:func:`scalebridge.pde.zoo.spatial_setup`) on ``--grid``."""
     from ..pde.zoo import spatial_setup

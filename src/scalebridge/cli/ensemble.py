@@ -8,26 +8,7 @@ import numpy as np
 import typer
 
 from ..errors import InputError
-from .common import resolve_model
-
-
-def parse_ranges(items: list[str] | None) -> dict[str, tuple[float, float, bool]]:
-    """Parse ``name=low:high`` or ``name=low:high:log`` (log-uniform) options."""
-    out = {}
-    for item in items or []:
-        name, sep, spec = item.partition("=")
-        parts = spec.split(":")
-        if not sep or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
-            raise InputError(f"--vary {item!r}: expected name=low:high or name=low:high:log")
-        try:
-            lo, hi = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise InputError(f"--vary {item!r}: low and high must be numbers") from None
-        log = len(parts) == 3
-        if not lo < hi or (log and lo <= 0):
-            raise InputError(f"--vary {item!r}: need low < high (and low > 0 for :log)")
-        out[name.strip()] = (lo, hi, log)
-    return out
+from .common import parse_vary, resolve_model
 
 
 def ensemble(
@@ -52,15 +33,12 @@ def ensemble(
         raise InputError(f"--samples {samples}: need at least 1")
     if out.suffix.lower() != ".csv":
         raise InputError(f"--out {out}: give a .csv file name")
-    ranges = parse_ranges(vary)
     m = resolve_model(model)
-    for name in ranges:
-        m.parameter_index(name)
-    rng = np.random.default_rng(seed)
-    cols = {}
-    for name, (lo, hi, log) in ranges.items():
-        u = rng.uniform(size=samples)
-        cols[name] = np.exp(np.log(lo) + u * np.log(hi / lo)) if log else lo + u * (hi - lo)
+    space = parse_vary(vary, m)
+    if space is None:
+        raise InputError("give at least one --vary name=low:high")
+    draws = space.from_unit(np.random.default_rng(seed).uniform(size=(samples, space.size)))
+    cols = dict(zip(space.ids, draws.T, strict=True))
     times = np.linspace(0.0, t_end, points)
     with Progress(transient=True) as bar:
         task = bar.add_task(f"{m.name}: {samples} members", total=samples)

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
-from .common import resolve_model
-from .ensemble import parse_ranges
+from .common import parse_vary, resolve_model
 
 
 def explore(
@@ -45,7 +44,6 @@ def explore(
 
     from ..sensitivity.outputs import ModelOutput
     from ..surrogate.acquisition import ACQUISITIONS
-    from ..surrogate.explore import Space
     from ..surrogate.explore import explore as run_explore
 
     acquisition = acquisition.strip().lower()
@@ -53,16 +51,12 @@ def explore(
         raise InputError(f"--acquisition {acquisition!r}: use {', '.join(ACQUISITIONS)}")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory; give a directory")
-    ranges = parse_ranges(vary)
-    if not ranges:
-        raise InputError("give at least one --vary name=low:high")
     m = resolve_model(model)
-    for name in ranges:
-        m.parameter_index(name)
-    mo = ModelOutput(m, output, list(ranges), t_end=t_end, points=points)
-    space = Space(tuple((lo, hi) for lo, hi, _ in ranges.values()), tuple(ranges),
-                  tuple(log for _, _, log in ranges.values()))
-    d = space.d
+    space = parse_vary(vary, m)
+    if space is None:
+        raise InputError("give at least one --vary name=low:high")
+    mo = ModelOutput(m, output, space, t_end=t_end, points=points)
+    d = space.size
     n0 = n_initial if n_initial is not None else 2 * (d + 1)
     if budget < n0:
         raise InputError(f"--budget {budget}: smaller than the initial design of {n0} "

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
-from .common import resolve_model
-from .ensemble import parse_ranges
+from .common import parse_vary, resolve_model
 
 METHODS = ("sobol", "morris")
 
@@ -64,7 +63,6 @@ def sensitivity(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..sensitivity import ModelOutput, morris, sobol
-    from ..sensitivity.distributions import LogUniform, Uniform
 
     method = method.strip().lower()
     if method not in METHODS:
@@ -74,17 +72,10 @@ def sensitivity(
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory; give a directory")
     executor = _executor(scheduler, workers)
-    ranges = parse_ranges(vary)
     m = resolve_model(model)
-    for name in ranges:
-        m.parameter_index(name)
-    mo = ModelOutput(m, output, list(ranges) or None, t_end=t_end, points=points,
-                     batch_size=batch_size)
-    if ranges:
-        bounds = {k: (LogUniform(lo, hi) if log else Uniform(lo, hi))
-                  for k, (lo, hi, log) in ranges.items()}
-    else:
-        bounds = mo.default_bounds(2.0)
+    space = parse_vary(vary, m)
+    mo = ModelOutput(m, output, space, t_end=t_end, points=points, batch_size=batch_size)
+    bounds = mo.default_bounds(2.0) if space is None else space
     d = len(bounds)
     total = samples * (2 * d + 2 if second_order else d + 2) if method == "sobol" \
         else samples * (d + 1)

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
+from ..infer.space import ParameterSpace
 from ..model.model import Model
-from ..model.parameter import from_scale, to_scale
 from .neural import Network, _apply, _NeuralBase, _train, _trajectories, plus_network
 
 __all__ = ["HybridModel", "Recovery", "recover_terms"]
@@ -34,10 +34,7 @@ __all__ = ["HybridModel", "Recovery", "recover_terms"]
 
 def _params(consts, q):
     """The known model's parameter vector with the estimated entries from ``q`` (scaled)."""
-    if not consts["scales"]:
-        return consts["base"]
-    lin = jnp.stack([from_scale(q[k], s) for k, s in enumerate(consts["scales"])])
-    return consts["base"].at[consts["est"]].set(lin)
+    return consts["space"].full(q)
 
 
 def _hybrid_field(theta, consts, model: Model):
@@ -111,12 +108,9 @@ class HybridModel(_NeuralBase):
         y0f = self._y0(y0, d, n)
         mlp, norm = self._mlp(n, idx.size, d)
         norm = (norm[0], norm[1], norm[2][idx])
-        est = tuple(i for i, p in enumerate(m.parameters) if p.estimate)
-        consts = {"norm": norm, "base": m.parameter_values(),
-                  "est": jnp.asarray(est, dtype=int), "idx": jnp.asarray(idx),
-                  "scales": tuple(m.parameters[i].scale for i in est)}
-        q0 = jnp.asarray([float(to_scale(m.parameters[i].value, m.parameters[i].scale))
-                          for i in est], dtype=jnp.float64)
+        space = ParameterSpace.from_model(m)
+        consts = {"norm": norm, "space": space, "idx": jnp.asarray(idx)}
+        q0 = jnp.asarray(space.nominal)
         theta, s, hist, final, secs = _train(_hybrid_field, consts, m, {"mlp": mlp, "q": q0},
                                              d, y0f, cfg)
         p = np.asarray(_params(consts, theta["q"]))

@@ -2,5 +2,6 @@
 
 from .formula import Formula, parse_formula
 from .problem import ObservableSpec, Problem
+from .space import ParameterSpace
 
-__all__ = ["Formula", "parse_formula", "ObservableSpec", "Problem"]
+__all__ = ["Formula", "parse_formula", "ObservableSpec", "Problem", "ParameterSpace"]

@@ -19,10 +19,9 @@ Optimisers (see docs/decisions/0007-local-optimiser.md):
 - ``"lbfgs"``: :func:`scipy.optimize.minimize` (L-BFGS-B, bounds) on
   :meth:`Problem.nll_and_grad`.
 
-Start points: start ``i`` is row ``i % LHS_BLOCK`` of a Latin hypercube of
-:data:`LHS_BLOCK` points drawn with ``numpy.random.default_rng([seed, i // LHS_BLOCK])``, so
-the start points of a seed do not depend on ``n_starts`` (the first 3 of 20 starts are the
-3 starts of ``n_starts=3``), which makes resuming with more starts consistent.
+Start points: :meth:`ParameterSpace.start_points <scalebridge.ParameterSpace.start_points>`
+of the problem's space, which do not depend on ``n_starts`` (the first 3 of 20 starts are
+the 3 starts of ``n_starts=3``), so resuming with more starts stays consistent.
 
 With ``out=DIR`` the results are written to ``DIR/result.json`` (atomically, after each
 start); a later call with the same directory, problem, seed, optimiser and ``max_iter``
@@ -45,11 +44,10 @@ import numpy as np
 from ..errors import InputError
 from ..io import read_resumable, write_json
 from .problem import Problem
+from .space import LHS_BLOCK
 
-__all__ = ["fit", "FitResult", "local_minimize", "residual_function", "start_points",
-           "LHS_BLOCK", "SIGMA_OFFSET"]
+__all__ = ["fit", "FitResult", "local_minimize", "residual_function", "SIGMA_OFFSET"]
 
-LHS_BLOCK = 20
 SIGMA_OFFSET = 2 * math.log(1e12) + 1.0
 CONVERGED_DELTA = 1.92  # chi2(1) 0.95 quantile / 2
 OPTIMIZERS = ("fides", "trf", "lbfgs")
@@ -131,72 +129,7 @@ def _compiled(problem: Problem) -> _Compiled:
     return c
 
 
-# ----- start points ---------------------------------------------------------------------------
-def _lhs(rng, n: int, d: int) -> np.ndarray:
-    """A Latin hypercube of ``n`` points in [0, 1]^d."""
-    u = (np.argsort(rng.random((d, n)), axis=1).T + rng.random((n, d))) / n
-    return u
-
-
-def start_points(problem: Problem, n_starts: int, seed: int = 0) -> np.ndarray:
-    """The ``n_starts`` start points (scaled) of ``seed``; see the module docstring."""
-    lo, hi = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        bad = [p for p, a, b in zip(problem.parameter_ids, lo, hi, strict=True)
-               if not (math.isfinite(a) and math.isfinite(b))]
-        raise InputError(f"multi-start needs finite bounds on the parameter scales; "
-                         f"{', '.join(bad)} have infinite bounds")
-    d = lo.size
-    n_blocks = -(-n_starts // LHS_BLOCK)
-    u = np.concatenate([_lhs(np.random.default_rng([seed, b]), LHS_BLOCK, d)
-                        for b in range(n_blocks)])[:n_starts] if n_starts else np.zeros((0, d))
-    x = lo + u * (hi - lo)
-    for k, (pid, scale) in enumerate(zip(problem.parameter_ids, problem.parameter_scales,
-                                         strict=True)):
-        prior = problem.init_priors.get(pid)
-        if prior is not None:
-            x[:, k] = _prior_quantile(prior, scale, u[:, k], lo[k], hi[k])
-    return x
-
-
-def _prior_quantile(prior, scale: str, u, lo: float, hi: float):
-    """Scaled values at the quantiles ``u`` of a PEtab initialization prior truncated to the
-    scaled bounds ``[lo, hi]`` (so a Latin hypercube stays stratified)."""
-    from scipy import stats
-
-    from ..model.parameter import from_scale, to_scale
-
-    a, b = prior.args
-    kind = prior.kind
-    on_scale = kind.startswith("parameterScale")
-    log = kind.startswith("log")
-    base = kind.removeprefix("parameterScale").removeprefix("log").lower()
-    dist = {"uniform": stats.uniform(a, b - a), "normal": stats.norm(a, b),
-            "laplace": stats.laplace(a, b)}[base]
-    with np.errstate(divide="ignore"):
-        lin = np.asarray(from_scale(np.array([lo, hi]), scale), float)
-        w_bounds = (np.array([lo, hi]) if on_scale else np.log(lin) if log else lin)
-    f_lo, f_hi = dist.cdf(w_bounds)
-    if not f_hi > f_lo:
-        raise InputError(f"initialization prior {kind}{prior.args} has no mass within the "
-                         "bounds of its parameter")
-    w = dist.ppf(f_lo + np.asarray(u) * (f_hi - f_lo))
-    if on_scale:
-        x = w
-    else:
-        x = np.asarray(to_scale(np.exp(w) if log else w, scale), float)
-    return np.clip(x, lo, hi)
-
-
 # ----- results --------------------------------------------------------------------------------
-def _lin_params(problem: Problem, x) -> dict:
-    out = {}
-    for pid, scale, v in zip(problem.parameter_ids, problem.parameter_scales, x, strict=True):
-        v = float(v)
-        out[pid] = math.exp(v) if scale == "log" else 10.0**v if scale == "log10" else v
-    return out
-
-
 def _json_num(v):
     return float(v) if v is not None and math.isfinite(v) else None
 
@@ -260,23 +193,45 @@ class FitResult:
         return sum(1 for r in self.records
                    if _finite(_objective(r)) and _objective(r) <= top + CONVERGED_DELTA)
 
-    def to_json(self) -> dict:
+    # ----- the result protocol -----
+    def to_dict(self) -> dict:
+        """A JSON-ready dict: the summary (``best_nll``, ``best_params``, ``n_starts``,
+        ``n_converged``) and one record per start under ``starts``."""
         return {"best_nll": _json_num(self.best_nll), "best_params": self.best_params,
                 "n_starts": self.n_starts, "n_converged": self.n_converged,
                 "optimizer": self.optimizer, "seed": self.seed,
+                "compile_s": float(self.compile_s),
                 "parameter_ids": list(self.parameter_ids),
                 "starts": [_record_json(r) for r in self.records]}
 
-    def waterfall(self, path=None):
-        """Plot the sorted final NLLs (minus the best) of the starts; save to ``path``
-        (if given) and return the matplotlib figure."""
-        import matplotlib
+    @classmethod
+    def from_dict(cls, data) -> FitResult:
+        """The result of :meth:`to_dict` (also a fit's ``result.json``)."""
+        return cls(tuple(data["parameter_ids"]), [_record_from_json(r) for r in data["starts"]],
+                   str(data.get("optimizer", "trf")), int(data.get("seed", 0)),
+                   float(data.get("compile_s", 0.0)))
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    def to_pandas(self):
+        """One row per start (index ``start``): objective, NLL, success, iterations, time
+        and the linear parameter values."""
+        import pandas as pd
 
+        rows = [{"start": r["index"], "nll": _nan(r["nll"]), "objective": _nan(_objective(r)),
+                 "success": r["success"], "iterations": r.get("iterations"),
+                 "time_s": r.get("time_s"), **r.get("params", {})} for r in self.records]
+        cols = ["start", "nll", "objective", "success", "iterations", "time_s",
+                *self.parameter_ids]
+        return pd.DataFrame(rows, columns=cols).set_index("start")
+
+    def plot(self, ax=None):
+        """The waterfall plot: sorted final objectives (minus the best, plus 1, on a log
+        axis) with the convergence threshold; draws into ``ax`` (a new figure if None) and
+        returns it."""
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5, 3.5))
         vals = sorted(_objective(r) for r in self.records if _finite(_objective(r)))
-        fig, ax = plt.subplots(figsize=(5, 3.5))
         if vals:
             best = vals[0]
             d = np.asarray(vals) - best + 1.0
@@ -289,11 +244,7 @@ class FitResult:
                          f"best NLL {best:.4f}")
         ax.set_xlabel("start (sorted)")
         ax.set_ylabel("NLL - best NLL + 1")
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-        return fig
+        return ax
 
     def __repr__(self):
         return (f"FitResult(optimizer={self.optimizer!r}, n_starts={self.n_starts}, "
@@ -308,6 +259,21 @@ def _objective(r: dict):
 
 def _finite(v) -> bool:
     return v is not None and math.isfinite(v)
+
+
+def _nan(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _record_from_json(r: dict) -> dict:
+    r = dict(r)
+    r["nll"] = _nan(r.get("nll"))
+    if "objective" in r:
+        r["objective"] = _nan(r["objective"])
+    for k in ("x0", "x"):
+        if r.get(k) is not None:
+            r[k] = np.asarray([_nan(v) for v in r[k]])
+    return r
 
 
 def _record_json(r: dict) -> dict:
@@ -325,14 +291,8 @@ def _load_previous(path: Path, key: dict) -> dict:
     data = read_resumable(path, FORMAT, key, "fit results")
     if data is None:
         return {}
-    recs = {}
-    for r in data.get("starts", []):
-        r = dict(r)
-        r["nll"] = math.nan if r.get("nll") is None else float(r["nll"])
-        if "objective" in r:
-            r["objective"] = math.nan if r["objective"] is None else float(r["objective"])
-        recs[int(r["index"])] = r
-    return recs
+    recs = [_record_from_json(r) for r in data.get("starts", [])]
+    return {int(r["index"]): r for r in recs}
 
 
 # ----- one start ------------------------------------------------------------------------------
@@ -486,9 +446,9 @@ def _one_start(problem, c, optimizer, index, x0, lo, hi, max_iter) -> dict:
         nll = problem.nll(x)
         rec.update(out)
         rec["x"] = [float(v) for v in x]
-        rec["params"] = _lin_params(problem, x)
+        rec["params"] = problem.space.as_dict(x)
         rec["nll"] = float(nll)
-        if problem.has_priors:  # what was minimised: the negative log posterior
+        if problem.space.has_priors:  # what was minimised: the negative log posterior
             rec["objective"] = float(nll - problem.log_prior(x))
         if not math.isfinite(nll):
             rec["success"] = False
@@ -545,7 +505,7 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     if optimizer not in OPTIMIZERS:
         raise InputError(f"optimizer {optimizer!r} is unknown; use one of "
                          f"{', '.join(OPTIMIZERS)}")
-    if optimizer == "trf" and problem.has_priors:
+    if optimizer == "trf" and problem.space.has_priors:
         raise InputError("optimizer 'trf' works on residuals and cannot include the objective "
                          "priors of this problem; use fides or lbfgs")
     n_starts, seed, max_iter = int(n_starts), int(seed), int(max_iter)
@@ -554,7 +514,7 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     if max_iter < 1:
         raise InputError(f"max_iter must be >= 1, got {max_iter}")
     lo, hi = np.asarray(problem.lower, float), np.asarray(problem.upper, float)
-    starts = start_points(problem, n_starts, seed)
+    starts = problem.space.start_points(n_starts, seed)
     # interior-point methods need strictly feasible start points
     span = hi - lo
     starts = np.clip(starts, lo + 1e-10 * span, hi - 1e-10 * span)
@@ -572,7 +532,7 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
         allr = FitResult(result.parameter_ids, [records[k] for k in sorted(records)],
                          optimizer, seed)
         data = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
-                **allr.to_json()}
+                **allr.to_dict()}
         write_json(path, data)
 
     todo = [i for i in range(n_starts)

@@ -4,8 +4,9 @@ A :class:`Problem` follows the PEtab v1 concepts (and :func:`scalebridge.load_pe
 one from PEtab files), but is plain Python objects, so it can be made directly
 (:meth:`Problem.from_table`):
 
-- a **parameter table** of :class:`~scalebridge.model.parameter.Parameter` specs (id,
-  nominal value, bounds, scale, prior, estimate flag). The estimated ones, in table order
+- a **parameter space** (:class:`~scalebridge.infer.space.ParameterSpace`, or the
+  :class:`~scalebridge.model.parameter.Parameter` specs it is made of: id, nominal value,
+  bounds, scale, prior, estimate flag). The estimated ones, in table order
   (:attr:`Problem.parameter_ids`), form the vector ``x`` an optimiser sees, each on its own
   scale (lin, log or log10);
 - **conditions**: ``{condition_id: {target: value}}`` where a target is a model parameter,
@@ -31,8 +32,8 @@ steady state first (:func:`scalebridge.simulate.steady_states`), and a measureme
 time ``inf`` is taken at the steady state of its simulation condition. All simulations,
 pre-equilibrations included, are members of one batched solve
 (:meth:`scalebridge.Simulator.solve_batch`), so the compiled program does not grow with the
-number of conditions. Initialization priors
-(``init_priors``) shape the start points of :func:`scalebridge.fit`; objective priors
+number of conditions. Initialization priors of the space shape the start points of
+:func:`scalebridge.fit`; objective priors
 (``Parameter.prior``) make :meth:`Problem.objective_grad_hess` the negative log posterior.
 """
 
@@ -48,8 +49,9 @@ import numpy as np
 
 from ..errors import InputError, ModelError, SimulationError
 from ..model.model import Model
-from ..model.parameter import Parameter, from_scale, to_scale
+from ..model.parameter import Parameter
 from .formula import Formula, parse_formula, time_symbols
+from .space import ParameterSpace
 
 __all__ = ["Problem", "ObservableSpec"]
 
@@ -130,35 +132,27 @@ class Problem:
     their scales in the order of :attr:`parameter_ids` (``None``: the nominal values).
     """
 
-    def __init__(self, model: Model, parameters: Sequence[Parameter],
+    def __init__(self, model: Model, parameters: ParameterSpace | Sequence[Parameter],
                  conditions: Mapping[str, Mapping[str, object]],
                  observables: Sequence[ObservableSpec], measurements, *, name: str = "problem",
                  rtol: float = RTOL, atol: float = ATOL, max_steps: int = 100_000,
-                 source: str = "measurement table", init_priors: Mapping | None = None):
+                 source: str = "measurement table"):
         import pandas as pd
 
         if not isinstance(model, Model):
             raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
         self.model = model
         self.name = str(name)
-        self.parameters = tuple(parameters)
-        ids = [p.name for p in self.parameters]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise InputError(f"parameter table lists {', '.join(dupes)} more than once")
+        self.space = (parameters if isinstance(parameters, ParameterSpace)
+                      else ParameterSpace(parameters))
+        self.parameters = self.space.parameters
         self.conditions = {str(k): dict(v) for k, v in conditions.items()}
         self.observables = {o.id: o for o in observables}
         self.measurements = pd.DataFrame(measurements).reset_index(drop=True)
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
         self._source = source
-        self._q_index = {n: i for i, n in enumerate(ids)}
-        self.init_priors = dict(init_priors or {})
-        unknown = sorted(set(self.init_priors) - set(ids))
-        if unknown:
-            raise InputError(f"initialization priors for {', '.join(unknown)}, which are not "
-                             "in the parameter table")
-        self._est = np.asarray([i for i, p in enumerate(self.parameters) if p.estimate],
-                               dtype=np.int64)
+        self._q_index = {n: i for i, n in enumerate(self.space.names)}
+        self._est = self.space.estimated_index
         self._build()
         self._compile()
 
@@ -192,56 +186,29 @@ class Problem:
     @property
     def parameter_ids(self) -> tuple[str, ...]:
         """Ids of the estimated parameters: the order of the vector ``x``."""
-        return tuple(self.parameters[i].name for i in self._est)
-
-    @property
-    def parameter_scales(self) -> tuple[str, ...]:
-        return tuple(self.parameters[i].scale for i in self._est)
+        return self.space.ids
 
     @property
     def x_nominal(self) -> np.ndarray:
         """Nominal values of the estimated parameters, on their scales."""
-        return np.asarray([float(to_scale(self.parameters[i].value, self.parameters[i].scale))
-                           for i in self._est])
+        return self.space.nominal
 
     @property
     def lower(self) -> np.ndarray:
         """Lower bounds of ``x`` on the parameters' scales (``-inf`` for log of 0)."""
-        with np.errstate(divide="ignore"):
-            return np.asarray([float(to_scale(self.parameters[i].lower,
-                                              self.parameters[i].scale)) for i in self._est])
+        return self.space.lower
 
     @property
     def upper(self) -> np.ndarray:
         """Upper bounds of ``x`` on the parameters' scales."""
-        return np.asarray([float(to_scale(self.parameters[i].upper, self.parameters[i].scale))
-                           for i in self._est])
+        return self.space.upper
 
     def _x(self, x) -> jax.Array:
-        if x is None:
-            return jnp.asarray(self.x_nominal)
-        if isinstance(x, Mapping):
-            base = self.x_nominal
-            for k, v in x.items():
-                if k not in self.parameter_ids:
-                    raise InputError(f"{k!r} is not an estimated parameter; estimated: "
-                                     f"{', '.join(self.parameter_ids)}")
-                base[self.parameter_ids.index(k)] = float(v)
-            return jnp.asarray(base)
-        arr = jnp.asarray(x, dtype=jnp.float64)
-        if arr.shape != (len(self._est),):
-            raise InputError(f"parameter vector has shape {arr.shape}, expected "
-                             f"({len(self._est)},) for {', '.join(self.parameter_ids)}")
-        return arr
+        return self.space.vector(x)
 
     def _q(self, x):
         """All parameter-table values (linear) from the scaled estimated vector ``x``."""
-        q = jnp.asarray([p.value for p in self.parameters], dtype=jnp.float64)
-        if len(self._est) == 0:
-            return q
-        lin = jnp.stack([from_scale(x[k], self.parameters[i].scale)
-                         for k, i in enumerate(self._est)])
-        return q.at[jnp.asarray(self._est)].set(lin)
+        return self.space.full(x)
 
     def _ref(self, value, where: str):
         """('q', index) or ('c', number) for a table cell."""
@@ -746,20 +713,7 @@ class Problem:
 
     def log_prior(self, params=None) -> float:
         """Sum of the log prior densities of the estimated parameters that have one."""
-        return float(self._log_prior(self._x(params)))
-
-    @property
-    def has_priors(self) -> bool:
-        """Whether any estimated parameter has an objective prior."""
-        return any(self.parameters[i].prior is not None for i in self._est)
-
-    def _log_prior(self, x):
-        total = jnp.asarray(0.0)
-        for k, i in enumerate(self._est):
-            p = self.parameters[i]
-            if p.prior is not None:
-                total = total + p.prior.logpdf(from_scale(x[k], p.scale), p.scale)
-        return total
+        return float(self.space.log_prior(self._x(params)))
 
     def objective_grad_hess(self, params=None) -> tuple[float, np.ndarray, np.ndarray]:
         """The PEtab objective: the NLL minus the log prior density of parameters with
@@ -767,15 +721,15 @@ class Problem:
         information plus the Hessian of the negative log prior. Without priors this is
         :meth:`nll_grad_fim`."""
         v, g, f = self.nll_grad_fim(params)
-        if not self.has_priors:
+        if not self.space.has_priors:
             return v, g, f
         x = self._x(params)
-        lp = float(self._log_prior(x))
+        lp = float(self.space.log_prior(x))
         if not math.isfinite(lp):
             raise SimulationError(f"problem {self.name!r}: the prior density is zero at "
                                   "these parameters")
-        gp = np.asarray(jax.grad(self._log_prior)(x))
-        hp = np.asarray(jax.hessian(self._log_prior)(x))
+        gp = np.asarray(jax.grad(self.space.log_prior)(x))
+        hp = np.asarray(jax.hessian(self.space.log_prior)(x))
         return v - lp, g - gp, f - hp
 
     def _checked(self, params):

@@ -55,6 +55,7 @@ from ..errors import InputError, SimulationError
 from ..io import read_resumable, write_json
 from .fit import FitResult, _Failed, _first_line, local_minimize
 from .problem import Problem
+from .space import scaled_to_linear
 
 __all__ = ["profile", "ProfileResult", "ParameterProfile", "fisher_intervals",
            "profile_threshold", "BETTER_TOL"]
@@ -77,14 +78,7 @@ def profile_threshold(alpha: float = 0.95) -> float:
 
 def _to_lin(v, scale: str):
     """A scaled value on the linear scale (None stays None; overflow gives inf)."""
-    if v is None:
-        return None
-    with np.errstate(over="ignore"):
-        if scale == "log":
-            return float(np.exp(v))
-        if scale == "log10":
-            return float(np.power(10.0, v))
-    return float(v)
+    return None if v is None else float(scaled_to_linear([v], [scale])[0])
 
 
 def _num(v):
@@ -506,7 +500,7 @@ def _profile_task(problem: Problem, i: int, x_opt, nll_opt: float, settings: dic
     pts = [*lower[::-1], *([centre] if centre is not None else []), *upper]
     better = [p for p in pts if p["nll"] < nll_opt - BETTER_TOL]
     best = min(better, key=lambda p: p["nll"]) if better else None
-    scale = problem.parameter_scales[i]
+    scale = problem.space.scales[i]
     return dict(parameter=problem.parameter_ids[i], index=int(i), scale=scale,
                 x_opt=float(x_opt[i]), values=[p["xi"] for p in pts],
                 nll=[p["nll"] for p in pts], xs=[[float(v) for v in p["x"]] for p in pts],
@@ -708,7 +702,7 @@ def fisher_intervals(problem: Problem, x_opt=None, *, alpha: float = 0.95,
     z = float(norm.ppf(0.5 + alpha / 2))
     what = "FIM" if method == "fim" else "Hessian"
     rows = []
-    for k, (pid, scale) in enumerate(zip(problem.parameter_ids, problem.parameter_scales,
+    for k, (pid, scale) in enumerate(zip(problem.parameter_ids, problem.space.scales,
                                          strict=True)):
         span = float(problem.upper[k] - problem.lower[k])
         se = math.sqrt(max(cov[k, k], 0.0))

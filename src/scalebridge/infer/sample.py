@@ -18,17 +18,18 @@ Priors (``prior=``):
   are densities of ``x`` itself. Priors are truncated to the bounds;
 - ``"uniform"``: uniform in the scaled bounds for every parameter (needs finite bounds).
 
-The sampler works in an unconstrained space ``u``: ``x = lower + (upper - lower) *
-sigmoid(u)`` for a finite box (``lower + exp(u)`` / ``upper - exp(u)`` for one finite bound,
-``x = u`` for none) with the log-Jacobian added to the potential, so no chain ever leaves the
-bounds. The potential is ``nll(x) - log prior(x) - log|dx/du|``; its gradient comes from
-:attr:`Problem.nll_jax` (forward sensitivities through the ODE solver). NUTS runs on ``v``
-with ``u = u0 + L v``, where ``L L^T`` is the inverse Hessian of the potential at the start
-point (central differences of the exact gradient; variances capped at 1): a fixed affine
-preconditioner that makes the posterior near the start roughly standard normal, so that
-warmup does not begin with the long trajectories of a badly scaled space (parameters of ODE
-models differ in posterior width by orders of magnitude); the mass matrix is then adapted
-as usual.
+The sampler works in the problem space's unconstrained coordinates ``u``
+(:meth:`ParameterSpace.from_unconstrained <scalebridge.ParameterSpace.from_unconstrained>`:
+``x = lower + (upper - lower) * sigmoid(u)`` for a finite box, ``lower + exp(u)`` / ``upper
+- exp(u)`` for one finite bound, ``x = u`` for none) with the log-Jacobian added to the
+potential, so no chain ever leaves the bounds. The potential is ``nll(x) - log prior(x) -
+log|dx/du|``; its gradient comes from :attr:`Problem.nll_jax` (forward sensitivities through
+the ODE solver). NUTS runs on ``v`` with ``u = u0 + L v``, where ``L L^T`` is the inverse
+Hessian of the potential at the start point (central differences of the exact gradient;
+variances capped at 1): a fixed affine preconditioner that makes the posterior near the
+start roughly standard normal, so that warmup does not begin with the long trajectories of a
+badly scaled space (parameters of ODE models differ in posterior width by orders of
+magnitude); the mass matrix is then adapted as usual.
 
 Chains run in one compiled program, in chunks of :data:`CHUNK` iterations:
 ``chain_method="sequential"`` (default) steps one chain after the other within each
@@ -69,13 +70,12 @@ import numpy as np
 
 from ..errors import InputError, ScalebridgeError, SerializationError, SimulationError
 from ..io import read_resumable, write_atomic, write_json
-from ..model.parameter import from_scale
 from .problem import Problem
+from .space import PRIOR_KINDS, ParameterSpace, scaled_to_linear
 
 __all__ = ["sample", "PosteriorResult", "PredictiveResult", "rank_diagnostics", "CHUNK"]
 
 CHUNK = 50  # iterations per compiled call (progress, checkpoint and resume granularity)
-PRIORS = ("petab", "uniform")
 CHAIN_METHODS = ("vectorized", "sequential")
 PRECONDITIONERS = ("hessian", "none")
 FORMAT = "scalebridge-posterior"
@@ -86,97 +86,6 @@ STATE_FILE = "state.npz"
 QUANTILES = (0.025, 0.5, 0.975)
 _CACHE: OrderedDict = OrderedDict()  # (id(problem), config) -> (problem, compiled parts)
 _CACHE_SIZE = 2
-_EDGE = 1e-9  # start points on a bound are moved this fraction of the width inside
-
-
-# ----- transforms and densities ---------------------------------------------------------------
-class _Box:
-    """The bijection between the box of scaled parameters ``x`` and unconstrained ``u``."""
-
-    def __init__(self, lower, upper):
-        lo, hi = np.asarray(lower, float), np.asarray(upper, float)
-        flo, fhi = np.isfinite(lo), np.isfinite(hi)
-        self.lower, self.upper = lo, hi
-        self.both, self.lo_only, self.hi_only = flo & fhi, flo & ~fhi, ~flo & fhi
-        self._lo = np.where(flo, lo, 0.0)
-        self._hi = np.where(fhi, hi, 0.0)
-        self._w = np.where(self.both, hi - lo, 1.0)
-
-    def forward(self, u):
-        """``(x, log|dx/du|)``."""
-        lo, hi, w = jnp.asarray(self._lo), jnp.asarray(self._hi), jnp.asarray(self._w)
-        s = jax.nn.sigmoid(u)
-        e = jnp.exp(jnp.where(self.both, 0.0, u))
-        x = jnp.where(self.both, lo + w * s,
-                      jnp.where(self.lo_only, lo + e, jnp.where(self.hi_only, hi - e, u)))
-        lj = jnp.where(self.both, jnp.log(w) + jax.nn.log_sigmoid(u) + jax.nn.log_sigmoid(-u),
-                       jnp.where(self.lo_only | self.hi_only, u, 0.0))
-        return x, jnp.sum(lj)
-
-    def to_x(self, u) -> np.ndarray:
-        """Vectorised numpy map ``u -> x`` (any leading shape)."""
-        u = np.asarray(u, float)
-        with np.errstate(over="ignore"):
-            s = 1.0 / (1.0 + np.exp(-u))
-            e = np.exp(np.where(self.both, 0.0, u))
-        return np.where(self.both, self._lo + self._w * s,
-                        np.where(self.lo_only, self._lo + e,
-                                 np.where(self.hi_only, self._hi - e, u)))
-
-    def to_u(self, x) -> np.ndarray:
-        x = np.asarray(x, float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.clip((x - self._lo) / self._w, _EDGE, 1 - _EDGE)
-            span = np.where(self.both, self._w, 1.0)
-            dl = np.maximum(x - self._lo, _EDGE * span)
-            dh = np.maximum(self._hi - x, _EDGE * span)
-            return np.where(self.both, np.log(f) - np.log1p(-f),
-                            np.where(self.lo_only, np.log(dl),
-                                     np.where(self.hi_only, np.log(dh), x)))
-
-
-def _log_jac_scale(x, scale: str):
-    """``log|d theta / d x|`` for the linear value ``theta`` of scaled ``x``."""
-    if scale == "log10":
-        return math.log(math.log(10.0)) + x * math.log(10.0)
-    if scale == "log":
-        return x
-    return jnp.zeros_like(x)
-
-
-def _log_prior_fn(problem: Problem, prior: str) -> Callable:
-    """JAX function of scaled ``x``: the log prior density of ``x`` (see module docstring)."""
-    lo, hi = problem.lower, problem.upper
-    pieces = []  # (position, function of x_k)
-    const = 0.0
-    for k, i in enumerate(problem._est):
-        p = problem.parameters[i]
-        spec = p.prior if prior == "petab" else None
-        if spec is None:
-            if not (np.isfinite(lo[k]) and np.isfinite(hi[k]) and hi[k] > lo[k]):
-                hint = ("give a PEtab prior or finite bounds" if prior == "petab"
-                        else "give finite bounds or use prior='petab' with a PEtab prior")
-                raise InputError(f"parameter {p.name!r} has bounds [{lo[k]}, {hi[k]}] on "
-                                 f"its {p.scale} scale and no prior, so a uniform prior on "
-                                 f"it is not proper; {hint}")
-            const -= math.log(hi[k] - lo[k])
-            continue
-
-        def f(xk, spec=spec, scale=p.scale):
-            val = spec.logpdf(from_scale(xk, scale), scale)
-            if not spec.kind.startswith("parameterScale"):
-                val = val + _log_jac_scale(xk, scale)
-            return val
-
-        pieces.append((k, f))
-
-    def log_prior(x):
-        total = jnp.asarray(const)
-        for k, f in pieces:
-            total = total + f(x[k])
-        return total
-
-    return log_prior
 
 
 # ----- rank-normalised diagnostics ------------------------------------------------------------
@@ -241,17 +150,6 @@ def _num(v):
     return v if math.isfinite(v) else None
 
 
-def _to_linear(x, scales) -> np.ndarray:
-    x = np.asarray(x, float)
-    out = x.copy()
-    for k, s in enumerate(scales):
-        if s == "log10":
-            out[..., k] = 10.0 ** x[..., k]
-        elif s == "log":
-            out[..., k] = np.exp(x[..., k])
-    return out
-
-
 def _write_npz(path: Path, arrays: dict) -> None:
     write_atomic(path, lambda fh: np.savez(fh, **arrays))
 
@@ -293,7 +191,7 @@ class PosteriorResult:
     @property
     def samples_linear(self) -> np.ndarray:
         """Draws of the linear parameter values (chains, draws, parameters)."""
-        return _to_linear(self.samples, self.scales)
+        return np.asarray(scaled_to_linear(self.samples, self.scales))
 
     def flat(self, linear: bool = False) -> np.ndarray:
         """All draws of all chains, (chains * draws, parameters)."""
@@ -498,8 +396,9 @@ class PosteriorResult:
                     ax.axis("off")
                     continue
                 ax.hist(s[:, k], bins=50, density=True, color="C0", alpha=0.6)
-                lo, hi = _to_linear(np.stack([self.lower, self.upper]), self.scales)[:, k] \
-                    if linear else (self.lower[k], self.upper[k])
+                bounds = np.stack([self.lower, self.upper])
+                lo, hi = (np.asarray(scaled_to_linear(bounds, self.scales))[:, k] if linear
+                          else bounds[:, k])
                 _density(ax, s[:, k], color="C0", flip=False, lower=lo, upper=hi)
                 for v in q[:, k]:
                     ax.axvline(v, color="k", lw=0.8, ls="--")
@@ -723,7 +622,7 @@ def _density(ax, v, color, flip: bool = True, lower=-math.inf, upper=math.inf):
 
 
 # ----- the sampler -----------------------------------------------------------------------------
-def _start_points(problem: Problem, box: _Box, init, n_chains: int) -> np.ndarray:
+def _start_points(problem: Problem, init, n_chains: int) -> np.ndarray:
     """Start points ``x`` of the chains: (d,) (one centre) or (n_chains, d)."""
     from .fit import FitResult
 
@@ -750,8 +649,7 @@ def _start_points(problem: Problem, box: _Box, init, n_chains: int) -> np.ndarra
                              f"({n_chains}, {d}) for {', '.join(problem.parameter_ids)}")
     if not np.all(np.isfinite(x0)):
         raise InputError("init: start point is not finite")
-    tol = 1e-9 * np.where(box.both, box._w, 1.0)
-    bad = (x0 < box.lower - tol) | (x0 > box.upper + tol)
+    bad = problem.space.outside(x0)
     if np.any(bad):
         names = [problem.parameter_ids[k] for k in np.nonzero(np.atleast_2d(bad).any(0))[0]]
         raise InputError(f"init: start point lies outside the bounds for {', '.join(names)}; "
@@ -759,7 +657,7 @@ def _start_points(problem: Problem, box: _Box, init, n_chains: int) -> np.ndarra
     return x0
 
 
-def _preconditioner(problem: Problem, box: _Box, log_prior: Callable, x0,
+def _preconditioner(problem: Problem, box: ParameterSpace, log_prior: Callable, x0,
                     use_hessian: bool) -> np.ndarray:
     """Lower-triangular ``L`` with ``u = u0 + L v``: the Cholesky factor of the inverse
     Hessian of the potential ``U(u)`` at ``u0 = u(x0)`` (central differences of its exact
@@ -773,18 +671,13 @@ def _preconditioner(problem: Problem, box: _Box, log_prior: Callable, x0,
     lp_grad = jax.jit(jax.grad(log_prior))
 
     def grad_u(u):
-        x = box.to_x(u)
+        x = box.unconstrained_to_scaled(u)
         _, g, _ = problem.nll_grad_fim(x)
         g = g - np.asarray(lp_grad(jnp.asarray(x)))
-        with np.errstate(over="ignore"):
-            s = 1.0 / (1.0 + np.exp(-u))
-            e = np.exp(np.where(box.both, 0.0, u))
-        dx = np.where(box.both, box._w * s * (1 - s),
-                      np.where(box.lo_only, e, np.where(box.hi_only, -e, 1.0)))
-        dlj = np.where(box.both, 1 - 2 * s, np.where(box.lo_only | box.hi_only, 1.0, 0.0))
+        dx, dlj = box.unconstrained_derivatives(u)
         return dx * g - dlj
 
-    u0, h = box.to_u(x0), 1e-4
+    u0, h = box.to_unconstrained(x0), 1e-4
     try:
         H = np.stack([(grad_u(u0 + h * e) - grad_u(u0 - h * e)) / (2 * h)
                       for e in np.eye(d)])
@@ -813,8 +706,8 @@ def _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
                         ("n_samples", n_samples, 4), ("max_tree_depth", max_tree_depth, 1)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
             raise InputError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if prior not in PRIORS:
-        raise InputError(f"prior {prior!r} is unknown; use one of {', '.join(PRIORS)}")
+    if prior not in PRIOR_KINDS:
+        raise InputError(f"prior {prior!r} is unknown; use one of {', '.join(PRIOR_KINDS)}")
     if chain_method not in CHAIN_METHODS:
         raise InputError(f"chain_method {chain_method!r} is unknown; use one of "
                          f"{', '.join(CHAIN_METHODS)}")
@@ -855,9 +748,9 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
                 max_tree_depth, chain_method, jitter, precondition)
     n_chains, n_warmup, n_samples = int(n_chains), int(n_warmup), int(n_samples)
     seed, max_tree_depth = int(seed), int(max_tree_depth)
-    box = _Box(problem.lower, problem.upper)
-    log_prior = _log_prior_fn(problem, prior)
-    x0 = _start_points(problem, box, init, n_chains)
+    box = problem.space
+    log_prior = box.log_prior_density(prior)
+    x0 = _start_points(problem, init, n_chains)
     d = x0.shape[-1]
     settings = dict(n_chains=n_chains, n_warmup=n_warmup, n_samples=n_samples, seed=seed,
                     prior=prior, target_accept=float(target_accept),
@@ -875,7 +768,7 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
         if not np.isfinite(float(log_prior(jnp.asarray(xs)))):
             raise InputError(f"the prior density is zero at the start point x = "
                              f"{xs.tolist()}; start inside the support of the priors (init=)")
-    shift = box.to_u(centre)
+    shift = box.to_unconstrained(centre)
     if resume is not None:
         chol = resume["arrays"]["chol"]
     else:
@@ -883,7 +776,7 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
     if x0.ndim == 1:
         v0 = float(jitter) * np.random.default_rng(seed).standard_normal((n_chains, d))
     else:
-        v0 = np.linalg.solve(chol, (box.to_u(x0) - shift).T).T
+        v0 = np.linalg.solve(chol, (box.to_unconstrained(x0) - shift).T).T
     config = (prior, n_chains, n_warmup, bool(dense_mass), float(target_accept),
               max_tree_depth, chain_method)
     t0 = time.perf_counter()
@@ -894,7 +787,7 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
     state = init_fn(jnp.asarray(v0), keys, args)
 
     def to_x(v):
-        return box.to_x(shift + np.asarray(v) @ chol.T)
+        return box.unconstrained_to_scaled(shift + np.asarray(v) @ chol.T)
 
     total = n_warmup + n_samples
     records = {k: [] for k in ("z", "pe", "div", "steps", "acc", "ss")}
@@ -933,7 +826,7 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
     cat = {k: np.concatenate(v, axis=0).swapaxes(0, 1) for k, v in records.items()}
     xs = to_x(cat["z"])
     result = PosteriorResult(
-        tuple(problem.parameter_ids), tuple(problem.parameter_scales),
+        tuple(problem.parameter_ids), tuple(problem.space.scales),
         np.asarray(problem.lower, float), np.asarray(problem.upper, float),
         samples=xs[:, n_warmup:], warmup=xs[:, :n_warmup],
         stats={"potential_energy": cat["pe"][:, n_warmup:],
@@ -951,7 +844,7 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
     return result
 
 
-def _compiled(problem: Problem, box: _Box, log_prior: Callable, config: tuple):
+def _compiled(problem: Problem, box: ParameterSpace, log_prior: Callable, config: tuple):
     """``(init(v0, keys, args) -> state, compile(state, args) -> run_chunk)`` for
     ``problem`` and the sampler ``config``; ``args = (u0, L)`` of the preconditioner. The
     last :data:`_CACHE_SIZE` are kept, so that a later run with the same problem and
@@ -968,7 +861,7 @@ def _compiled(problem: Problem, box: _Box, log_prior: Callable, config: tuple):
 
     def potential_gen(shift, chol):
         def potential(v):
-            x, log_jac = box.forward(shift + chol @ v)
+            x, log_jac = box.from_unconstrained(shift + chol @ v)
             return problem.nll_jax(x) - log_prior(x) - log_jac
 
         return potential

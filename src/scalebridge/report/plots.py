@@ -8,6 +8,22 @@ from pathlib import Path
 import numpy as np
 
 
+def save_plot(result, path, *, figsize=(5, 3.5), dpi: int = 100) -> Path:
+    """Draw ``result.plot(ax)`` on a new figure, save it to ``path`` and close it."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    result.plot(ax=ax)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_solution(sol, path=None, *, names=None, title: str | None = None):
     """Small multiples of the states and observables of a Solution over time.
 

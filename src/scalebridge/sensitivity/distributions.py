@@ -159,7 +159,21 @@ def _one(spec, name: str) -> Distribution:
 
 def as_distributions(bounds, names=None) -> tuple[tuple[Distribution, ...], tuple[str, ...]]:
     """Checked ``(distributions, names)`` from ``bounds``: a list of ``(low, high)`` pairs
-    or distributions, or a ``{name: spec}`` dict. ``names`` default to ``x1 .. xd``."""
+    or distributions, a ``{name: spec}`` dict, or a :class:`~scalebridge.ParameterSpace`
+    (each estimated parameter uniform on its scale within its bounds: :class:`Uniform`
+    for ``lin``, :class:`LogUniform` for ``log``/``log10``). ``names`` default to ``x1 ..
+    xd``."""
+    from ..infer.space import ParameterSpace
+
+    if isinstance(bounds, ParameterSpace):
+        if names is not None:
+            raise InputError("bounds is a ParameterSpace, which names the parameters "
+                             "already; leave names out")
+        bounds.require_finite_bounds("sensitivity analysis")
+        names = bounds.ids
+        lin = [bounds.parameters[i] for i in bounds.estimated_index]
+        bounds = [Uniform(p.lower, p.upper) if p.scale == "lin" else LogUniform(p.lower, p.upper)
+                  for p in lin]
     if isinstance(bounds, Mapping):
         if names is not None:
             raise InputError("bounds is a dict, which names the parameters already; "

@@ -130,9 +130,10 @@ class ModelOutput:
 
     ``output``: a spec string (see :mod:`scalebridge.sensitivity.outputs`), e.g.
     ``"max:glucose"``, ``"G@120"``, ``"auc:Ip"``. ``parameters``: the names that vary, in
-    the column order of the input (default: every parameter with a non-zero nominal
-    value). ``t_end``: end of the simulated span (default: the time of a ``NAME@T``
-    output; required for the others). ``points``: output grid size for extremes and
+    the column order of the input, or a :class:`~scalebridge.ParameterSpace` (its
+    estimated parameters; default: every parameter with a non-zero nominal value).
+    ``t_end``: end of the simulated span (default: the time of a ``NAME@T`` output;
+    required for the others). ``points``: output grid size for extremes and
     areas (made odd for Simpson's rule).
 
     Calling it on an ``(m, d)`` array returns ``(m,)`` outputs; NumPy input is solved in
@@ -164,7 +165,11 @@ class ModelOutput:
             raise InputError(f"output {output!r}: model {model.name!r} has no observable or "
                              f"state {name!r}; observables: {', '.join(model.observable_names)}"
                              f"; states: {', '.join(model.state_names)}")
+        from ..infer.space import ParameterSpace
+
         values = np.asarray(model.parameter_values())
+        if isinstance(parameters, ParameterSpace):
+            parameters = parameters.ids
         if parameters is None:
             parameters = [p for p, v in zip(model.parameter_names, values, strict=True) if v]
         if isinstance(parameters, str):

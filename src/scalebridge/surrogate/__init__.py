@@ -10,10 +10,10 @@ design-space exploration loop (Bayesian optimisation, active learning).
 - :mod:`~scalebridge.surrogate.acquisition`: the acquisition functions themselves.
 """
 
-from .explore import ExploreResult, Space, explore
+from .explore import ExploreResult, explore
 from .gp import GaussianProcess
 from .kernels import RBF, Matern32, Matern52
 from .multifidelity import LinearMultiFidelityGP, NonlinearMultiFidelityGP
 
 __all__ = ["GaussianProcess", "RBF", "Matern32", "Matern52", "LinearMultiFidelityGP",
-           "NonlinearMultiFidelityGP", "explore", "ExploreResult", "Space"]
+           "NonlinearMultiFidelityGP", "explore", "ExploreResult"]

@@ -61,13 +61,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
+from ..infer.space import ParameterSpace
 from ..io import read_resumable, write_json
 from . import acquisition as acq
 from .gp import GaussianProcess, GPPosterior, _Hyper
 from .kernels import Matern52
 from .multifidelity import LinearMultiFidelityGP, LinearMultiFidelityPosterior
 
-__all__ = ["explore", "ExploreResult", "Space", "Surrogate"]
+__all__ = ["explore", "ExploreResult", "Surrogate"]
 
 FORMAT = "scalebridge-explore"
 FORMAT_VERSION = 1
@@ -80,86 +81,6 @@ _LENGTHSCALE_BOUNDS = (1e-3, 2.0)
 _LENGTHSCALE_PRIOR_SD = 1.0  # with sd 2, Hartmann-6 seed 9 of the benchmark stalled at -3.14
 _FULL_FIT_EVERY = 5  # rounds between fits from the default and random starts
 _N_REFERENCE = 1024  # Sobol' points on which the active-learning error is reported
-
-
-# ----- the space -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Space:
-    """A box of ``(low, high)`` bounds with input ``names``; a ``log`` input is explored
-    uniformly in its logarithm (``low > 0``)."""
-
-    bounds: tuple
-    names: tuple = ()
-    log: tuple = ()
-
-    def __post_init__(self):
-        b = tuple((float(lo), float(hi)) for lo, hi in self.bounds)
-        names = tuple(self.names) or tuple(f"x{i}" for i in range(len(b)))
-        log = tuple(bool(v) for v in self.log) or (False,) * len(b)
-        if not b:
-            raise InputError("space has no inputs; give a list of (low, high) pairs")
-        if len(names) != len(b) or len(log) != len(b) or len(set(names)) != len(names):
-            raise InputError(f"space: {len(b)} bounds need as many distinct names and log "
-                             f"flags, got names {names} and log {log}")
-        for n, (lo, hi), lg in zip(names, b, log, strict=True):
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise InputError(f"space: input {n!r} has bounds ({lo}, {hi}); need finite "
-                                 "low < high")
-            if lg and lo <= 0:
-                raise InputError(f"space: log input {n!r} needs low > 0, got {lo}")
-        object.__setattr__(self, "bounds", b)
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "log", log)
-
-    @classmethod
-    def coerce(cls, space) -> Space:
-        """A :class:`Space` from itself, a list of ``(low, high)`` pairs or a dict
-        ``{name: (low, high)}`` (``(low, high, True)`` for a log input)."""
-        if isinstance(space, Space):
-            return space
-        try:
-            if isinstance(space, dict):
-                items = list(space.items())
-                return cls(tuple(v[:2] for _, v in items), tuple(k for k, _ in items),
-                           tuple(len(v) > 2 and bool(v[2]) for _, v in items))
-            pairs = [tuple(p) for p in space]
-            if any(len(p) != 2 for p in pairs):
-                raise ValueError
-            return cls(tuple(pairs))
-        except (TypeError, ValueError):
-            raise InputError(f"space must be a list of (low, high) pairs, a dict "
-                             f"{{name: (low, high)}} or a Space, got {space!r}") from None
-
-    @property
-    def d(self) -> int:
-        return len(self.bounds)
-
-    def _lo_hi(self):
-        b = np.asarray(self.bounds, float)
-        lg = np.asarray(self.log)
-        t = np.where(lg[:, None], np.log(np.where(lg[:, None], b, 1.0)), b)
-        return t[:, 0], t[:, 1], lg
-
-    def to_unit(self, x) -> np.ndarray:
-        """Points ``x`` (m, d) in the unit box."""
-        lo, hi, lg = self._lo_hi()
-        x = np.atleast_2d(np.asarray(x, float))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(lg, np.log(np.where(lg, x, 1.0)), x)
-        return (t - lo) / (hi - lo)
-
-    def from_unit(self, u) -> np.ndarray:
-        """Points of the unit box ``u`` (m, d) in the space."""
-        lo, hi, lg = self._lo_hi()
-        t = lo + np.atleast_2d(np.asarray(u, float)) * (hi - lo)
-        out = np.where(lg, np.exp(t), t)
-        # the box edges exactly, whatever the rounding of exp/log
-        b = np.asarray(self.bounds, float)
-        return np.clip(out, b[:, 0], b[:, 1])
-
-    def to_json(self) -> dict:
-        return {"names": list(self.names), "bounds": [list(p) for p in self.bounds],
-                "log": list(self.log)}
 
 
 # ----- the surrogate inside the loop ----------------------------------------------------------
@@ -315,7 +236,7 @@ class Surrogate:
     ``predict(X, level=-1) -> (mean, var)`` (JAX arrays; differentiable in ``X`` for inputs
     that are not log-scaled)."""
 
-    space: Space
+    space: ParameterSpace
     posterior: GPPosterior | LinearMultiFidelityPosterior
     y_shift: float
     y_scale: float
@@ -326,12 +247,10 @@ class Surrogate:
         if not -n_levels <= level < n_levels:
             raise InputError(f"level {level} does not exist; the surrogate has {n_levels}")
         X = jnp.atleast_2d(jnp.asarray(X, dtype=float))
-        if X.shape[1] != self.space.d:
-            raise InputError(f"X must have {self.space.d} columns (one per input), got "
+        if X.shape[1] != self.space.size:
+            raise InputError(f"X must have {self.space.size} columns (one per input), got "
                              f"shape {X.shape}")
-        lo, hi, lg = (jnp.asarray(a) for a in self.space._lo_hi())
-        t = jnp.where(lg, jnp.log(jnp.where(lg, X, 1.0)), X)
-        u = (t - lo) / (hi - lo)
+        u = self.space.to_unit(X)
         m, v = _predict_jit(self.posterior, u, level % n_levels)
         return self.sign * (self.y_shift + self.y_scale * m), self.y_scale**2 * v
 
@@ -360,7 +279,7 @@ class ExploreResult:
     round (``batches``: hyperparameters, Lipschitz constant, surrogate error) and the final
     ``surrogate``."""
 
-    space: Space
+    space: ParameterSpace
     evaluations: list
     batches: list
     acquisition: str
@@ -372,7 +291,7 @@ class ExploreResult:
 
     @property
     def X(self) -> np.ndarray:
-        return np.asarray([e["x"] for e in self.evaluations], float).reshape(-1, self.space.d)
+        return np.asarray([e["x"] for e in self.evaluations], float).reshape(-1, self.space.size)
 
     @property
     def y(self) -> np.ndarray:
@@ -410,7 +329,7 @@ class ExploreResult:
     @property
     def best_params(self) -> dict:
         x = self.best_x
-        return {} if x is None else dict(zip(self.space.names, map(float, x), strict=True))
+        return {} if x is None else dict(zip(self.space.ids, map(float, x), strict=True))
 
     def trace(self) -> np.ndarray:
         """Best top-fidelity value after each evaluation (NaN before the first one)."""
@@ -442,7 +361,7 @@ class ExploreResult:
         return dict(self.final_error)
 
     def to_json(self) -> dict:
-        return {"space": self.space.to_json(), "acquisition": self.acquisition,
+        return {"space": self.space.to_dict(), "acquisition": self.acquisition,
                 "minimize": self.minimize, "costs": None if self.costs is None else
                 list(self.costs), "n_evaluations": len(self.evaluations),
                 "n_failed": self.n_failed, "best_y": _num(self.best_y),
@@ -562,7 +481,11 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
 
     ``objective``: a vectorised function ``(m, d) -> (m,)`` (NumPy or JAX), or a list of such
     functions, lowest fidelity first, with ``costs`` (cost of one evaluation of each).
-    ``space``: ``[(low, high), ...]``, ``{name: (low, high)}`` or a :class:`Space`.
+    ``space``: a :class:`~scalebridge.ParameterSpace` (its estimated parameters, with
+    finite bounds, explored uniformly on their scales), or what
+    :meth:`ParameterSpace.from_bounds <scalebridge.ParameterSpace.from_bounds>` takes:
+    ``[(low, high), ...]`` or ``{name: (low, high)}`` (``(low, high, "log")`` for a log
+    scale).
     ``budget``: number of evaluations (one fidelity) or total cost (several).
     ``n_initial``: size of the Sobol' initial design (default ``2 (d + 1)``; with several
     fidelities, level ``l`` of ``L`` gets ``n_initial * 2^(L - l)`` points, nested).
@@ -575,8 +498,9 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
     hyperparameter fit per round. ``n_candidates``: Sobol' candidates of the acquisition
     search. ``test``: ``(X, y)`` on which the surrogate's RMSE is recorded each round.
     """
-    space = Space.coerce(space)
-    d = space.d
+    space = ParameterSpace.from_bounds(space)
+    space.require_finite_bounds("explore")
+    d = space.size
     fns = list(objective) if isinstance(objective, (list, tuple)) else [objective]
     if not fns or not all(callable(f) for f in fns):
         raise InputError("objective must be a function (m, d) -> (m,) or a list of them, "
@@ -622,12 +546,12 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
         raise InputError(f"beta must be a positive number, got {beta!r}")
     if test is not None:
         tx, ty = test
-        tu = space.to_unit(np.asarray(tx, float))
+        tu = np.asarray(space.to_unit(np.atleast_2d(np.asarray(tx, float))))
         ty = np.asarray(ty, float).reshape(-1)
         if tu.shape[0] != ty.size or not np.all(np.isfinite(ty)):
             raise InputError("test must be (X, y) with one finite value per row of X")
 
-    key = dict(space=space.to_json(), acquisition=acquisition, n_initial=n_initial,
+    key = dict(space=space.to_dict(), acquisition=acquisition, n_initial=n_initial,
                batch_size=batch_size, seed=seed, minimize=bool(minimize),
                costs=None if costs is None else list(costs), beta=beta, xi=float(xi),
                restarts=restarts, n_candidates=n_candidates, n_levels=n_levels)
@@ -647,7 +571,7 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
             write_json(path, data)
 
     def run(u: np.ndarray, levels: np.ndarray, values, batch: int):
-        x = space.from_unit(u)
+        x = np.atleast_2d(space.from_unit(u))
         for lv in sorted(set(levels.tolist())):
             rows = np.flatnonzero(levels == lv)
             t0 = time.perf_counter()
@@ -717,7 +641,7 @@ def _fit_round(evals, space, sign, n_levels, acquisition, rng, gp, restarts, bat
     """Fit the surrogate to the evaluations so far; returns the posterior, the
     hyperparameters and what the acquisition needs (standardised best value, incumbents,
     failed points)."""
-    u = space.to_unit(np.asarray([e["x"] for e in evals], float))
+    u = np.asarray(space.to_unit(np.asarray([e["x"] for e in evals], float)))
     lev = np.asarray([e["fidelity"] for e in evals], int)
     y = np.asarray([math.nan if e["y"] is None else sign * e["y"] for e in evals], float)
     ok = np.isfinite(y)
@@ -841,7 +765,7 @@ def _errors(post, info, reference, test, space, sign) -> dict:
     sd = info["scale"] * np.sqrt(v)
     out = {"mean_std": float(np.mean(sd)), "max_std": float(np.max(sd))}
     if test is not None:
-        tu = space.to_unit(np.asarray(test[0], float))
+        tu = np.asarray(space.to_unit(np.atleast_2d(np.asarray(test[0], float))))
         mt, _ = _predict_np(post, tu)
         pred = sign * (info["shift"] + info["scale"] * mt)
         out["test_rmse"] = float(np.sqrt(np.mean((pred - np.asarray(test[1], float)) ** 2)))
