@@ -13,7 +13,8 @@ tolerances (rtol 1e-8, atol 1e-10). In one run:
    the main run uses the faster unless ``--chain-method`` says otherwise;
 3. the main run (default 4 chains x 1000 warmup + 1000 draws), checkpointed in
    ``--run-dir`` so that an interrupted run resumes; targets: rank-normalised split
-   R-hat <= 1.01 and bulk ESS >= 400 for every parameter (Vehtari et al. 2021);
+   R-hat <= 1.01 and bulk ESS >= 400 for every parameter (Vehtari et al. 2021), and the
+   same diagnostics from ArviZ's ``summary`` of ``PosteriorResult.to_arviz()`` beside them;
 4. posterior predictive bands per observable (200 thinned draws);
 5. a peer check: pyPESTO 0.7's AdaptiveMetropolisSampler on its RoadRunner (CVODE)
    objective, same bounds and tolerances, one chain from the nominal parameters of
@@ -232,7 +233,7 @@ def main(argv=None):
     wall = time.perf_counter() - t0
     summ = res.summary()
     log("\n" + summ.to_string())
-    j = res.to_json()
+    j = res.report()
     d = res.diagnostics
     data["posterior"] = dict(
         settings=j["settings"], timings=j["timings"],
@@ -244,6 +245,18 @@ def main(argv=None):
                              / (res.timings["warmup_s"] + res.timings["sampling_s"])),
         summary=j["summary"],
         nll_range_of_draws=None)
+    import arviz as az
+
+    az_summ = az.summary(res.to_arviz(), round_to="none")
+    data["posterior"]["arviz"] = dict(
+        version=az.__version__, rhat=[float(v) for v in az_summ["r_hat"]],
+        ess_bulk=[float(v) for v in az_summ["ess_bulk"]],
+        max_abs_rhat_difference=float(np.max(np.abs(az_summ["r_hat"].to_numpy() - d["rhat"]))),
+        max_rel_ess_bulk_difference=float(np.max(np.abs(az_summ["ess_bulk"].to_numpy()
+                                                        / d["ess_bulk"] - 1))))
+    log(f"ArviZ {az.__version__}: R-hat differs by at most "
+        f"{data['posterior']['arviz']['max_abs_rhat_difference']:.2g}, bulk ESS by "
+        f"{data['posterior']['arviz']['max_rel_ess_bulk_difference']:.2%}")
     nll = [problem.nll(x) for x in res.flat()[:: max(1, res.flat().shape[0] // 200)]]
     data["posterior"]["nll_range_of_draws"] = [min(nll), float(np.median(nll)), max(nll)]
     write_json(out, data)

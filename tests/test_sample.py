@@ -103,22 +103,43 @@ def test_diagnostics_and_summary(flat):
     assert summ.loc["b", "q97.5"] == pytest.approx(mean[1] + 1.96 * sd_b, abs=0.15 * sd_b)
 
 
-def test_save_load_and_plots(flat, tmp_path):
+def test_save_load_protocol_and_plots(flat, tmp_path):
     _, _, res = flat
-    res.save(tmp_path)
-    data = json.loads((tmp_path / "posterior.json").read_text())
-    assert data["format"] == "scalebridge-posterior" and data["status"] == "done"
-    assert data["diagnostics"]["max_rhat"] < 1.01
-    assert set(data["summary"]) == {"a", "b", "c"}
-    back = PosteriorResult.load(tmp_path)
-    np.testing.assert_array_equal(back.samples, res.samples)
-    np.testing.assert_array_equal(back.stats["diverging"], res.stats["diverging"])
-    pd.testing.assert_frame_equal(back.summary(), res.summary())
+    sb.save(res, tmp_path / "posterior.npz")
+    for back in (sb.load(tmp_path / "posterior.npz"), PosteriorResult.from_dict(res.to_dict())):
+        assert isinstance(back, PosteriorResult)
+        np.testing.assert_array_equal(back.samples, res.samples)
+        np.testing.assert_array_equal(back.warmup, res.warmup)
+        np.testing.assert_array_equal(back.stats["diverging"], res.stats["diverging"])
+        pd.testing.assert_frame_equal(back.summary(), res.summary())
+        assert back.settings == res.settings and back.lower.tolist() == res.lower.tolist()
+    table = res.to_pandas()
+    assert table.shape == (4000, 3) and table.loc[(2, 7), "b"] == res.samples[2, 7, 1]
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert res.plot(ax=ax) is ax and len(ax.get_yticklabels()) == 3
+    plt.close(fig)
     for name, plot in (("traces.png", lambda p: res.plot_traces(p, warmup=True)),
                        ("marginals.png", res.plot_marginals),
                        ("pairs.png", lambda p: res.plot_marginals(p, pairs=True))):
         plot(tmp_path / name)
         assert (tmp_path / name).stat().st_size > 5000
+
+
+def test_arviz_agrees_with_the_own_diagnostics(flat, tmp_path):
+    import arviz as az
+
+    _, _, res = flat
+    idata = res.to_arviz()
+    assert idata.posterior["b"].shape == (4, 1000) and idata.warmup_posterior["a"].shape[1] == 500
+    summ = az.summary(idata, round_to="none")
+    np.testing.assert_allclose(summ["r_hat"].to_numpy(), res.rhat, atol=0.01)
+    np.testing.assert_allclose(summ["ess_bulk"].to_numpy(), res.ess_bulk, rtol=0.1)
+    np.testing.assert_allclose(summ["ess_tail"].to_numpy(), res.ess_tail, rtol=0.1)
+    idata.to_netcdf(str(tmp_path / "posterior.nc"))
+    back = az.from_netcdf(str(tmp_path / "posterior.nc"))
+    np.testing.assert_array_equal(back.posterior["c"].to_numpy(), res.samples[..., 2])
 
 
 def test_resume_after_interruption_gives_the_same_draws(flat, tmp_path):
@@ -147,6 +168,9 @@ def test_resume_after_interruption_gives_the_same_draws(flat, tmp_path):
     loaded = sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0, out=tmp_path,
                     chain_method="vectorized", progress=seen.append)
     assert seen == [] and np.array_equal(loaded.samples, res.samples)
+    done = json.loads((tmp_path / "posterior.json").read_text())
+    assert done["format"] == "scalebridge-posterior" and done["status"] == "done"
+    assert set(done["summary"]) == {"a", "b", "c"} and done["diagnostics"]["max_rhat"] < 1.01
     with pytest.raises(InputError, match="seed"):
         sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=1, out=tmp_path,
                chain_method="vectorized")

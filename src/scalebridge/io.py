@@ -251,6 +251,7 @@ def _ensure_registered():
     if "model" in _CODECS:
         return
     from .infer.fit import FitResult
+    from .infer.sample import PosteriorResult
     from .infer.space import ParameterSpace
     from .model.model import Model
     from .solution import Solution
@@ -258,5 +259,6 @@ def _ensure_registered():
     register("model", Model, _encode_model, _decode_model)
     register("solution", Solution, _encode_solution, _decode_solution)
     register_result("fit_result", FitResult)
+    register_result("posterior_result", PosteriorResult)
     register_result("parameter_space", ParameterSpace)
 

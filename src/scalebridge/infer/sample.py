@@ -246,8 +246,10 @@ class PosteriorResult:
             "rhat": d["rhat"], "ess_bulk": d["ess_bulk"], "ess_tail": d["ess_tail"],
         }, index=pd.Index(list(self.parameter_ids), name="parameter"))
 
-    # ----- saving -----
-    def to_json(self) -> dict:
+    # ----- the result protocol -----
+    def report(self) -> dict:
+        """The JSON summary (no draws): settings, timings, diagnostics and the per-parameter
+        :meth:`summary`; what ``DIR/posterior.json`` of a run holds."""
         d = self.diagnostics
         summ = self.summary()
         rows = {pid: {c: (_num(v) if not isinstance(v, str) else v)
@@ -272,21 +274,93 @@ class PosteriorResult:
             "summary": rows,
         }
 
-    def save(self, out) -> Path:
-        """Write ``out/posterior.json`` and ``out/samples.npz`` (atomically); return ``out``."""
-        out = Path(out)
-        _write_npz(out / SAMPLES_FILE, self._arrays())
-        write_json(out / RESULT_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                        "status": "done", **self.to_json()})
-        return out
+    def to_dict(self) -> dict:
+        """:meth:`report` plus the arrays: ``samples``, ``warmup``, ``step_size`` and
+        ``stats`` (NumPy arrays; :func:`scalebridge.save` stores them as arrays)."""
+        return {**self.report(), **self._arrays()}
+
+    @classmethod
+    def from_dict(cls, data) -> PosteriorResult:
+        inf = math.inf  # infinite bounds are written as null
+        return cls(tuple(data["parameter_ids"]), tuple(data["scales"]),
+                   np.asarray([-inf if v is None else v for v in data["lower"]], float),
+                   np.asarray([inf if v is None else v for v in data["upper"]], float),
+                   np.asarray(data["samples"]), np.asarray(data["warmup"]),
+                   {k: np.asarray(v) for k, v in data["stats"].items()},
+                   np.asarray(data["step_size"]), dict(data.get("settings") or {}),
+                   dict(data.get("timings") or {}), str(data.get("problem", "")))
 
     def _arrays(self) -> dict:
         return {"samples": self.samples, "warmup": self.warmup, "step_size": self.step_size,
-                **{f"stats_{k}": np.asarray(v) for k, v in self.stats.items()}}
+                "stats": {k: np.asarray(v) for k, v in self.stats.items()}}
+
+    def to_pandas(self, linear: bool = False):
+        """The draws, one row per (chain, draw), a column per parameter (on its scale, or
+        linear values)."""
+        import pandas as pd
+
+        s = self.samples_linear if linear else self.samples
+        index = pd.MultiIndex.from_product([range(self.n_chains), range(self.n_draws)],
+                                           names=["chain", "draw"])
+        return pd.DataFrame(s.reshape(-1, s.shape[-1]), index=index,
+                            columns=list(self.parameter_ids))
+
+    def to_arviz(self):
+        """An ``arviz.InferenceData``: groups ``posterior`` and ``warmup_posterior`` (the
+        draws on the parameters' scales), ``sample_stats`` and ``warmup_sample_stats``
+        (``diverging``, ``n_steps``, ``acceptance_rate``, ``step_size``, and ``lp``: minus
+        the potential energy, the log posterior density in the sampler's coordinates up to
+        a constant). ``.to_netcdf(path)`` saves it."""
+        import arviz as az
+
+        def draws(a):
+            return {pid: a[..., k] for k, pid in enumerate(self.parameter_ids)}
+
+        st = self.stats
+        steps = np.broadcast_to(self.step_size[:, None], st["potential_energy"].shape)
+        stats = {"lp": -np.asarray(st["potential_energy"]), "diverging": st["diverging"],
+                 "n_steps": st["num_steps"], "acceptance_rate": st["accept_prob"],
+                 "step_size": steps}
+        warm = {}
+        if self.warmup.shape[1]:
+            warm = {"warmup_posterior": draws(self.warmup),
+                    "warmup_sample_stats": {"diverging": st["warmup_diverging"],
+                                            "n_steps": st["warmup_num_steps"]}}
+        return az.from_dict(posterior=draws(self.samples), sample_stats=stats,
+                            save_warmup=bool(warm), attrs={"problem": self.problem,
+                                                           "scales": list(self.scales)},
+                            **warm)
+
+    def plot(self, ax=None):
+        """Median and 95% interval of each parameter on its scale (a forest plot); draws
+        into ``ax`` (a new figure if None) and returns it."""
+        if ax is None:
+            _, ax = _pyplot().subplots(figsize=(5, 0.35 * len(self.parameter_ids) + 1.2))
+        q = np.quantile(self.flat(), QUANTILES, axis=0)
+        y = np.arange(len(self.parameter_ids))[::-1]
+        ax.hlines(y, q[0], q[2], color="C0", lw=2)
+        ax.plot(q[1], y, "o", color="C0", ms=4)
+        ax.set_yticks(y)
+        ax.set_yticklabels([pid if sc == "lin" else f"{sc}({pid})"
+                            for pid, sc in zip(self.parameter_ids, self.scales, strict=True)],
+                           fontsize=8)
+        ax.set_xlabel("posterior median and 95% interval")
+        return ax
+
+    # ----- the run directory of sample(out=DIR) -----
+    def _write_run(self, out) -> Path:
+        """Write ``out/posterior.json`` and ``out/samples.npz`` (atomically); return ``out``."""
+        out = Path(out)
+        arrays = self._arrays()
+        arrays.update({f"stats_{k}": v for k, v in arrays.pop("stats").items()})
+        _write_npz(out / SAMPLES_FILE, arrays)
+        write_json(out / RESULT_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                        "status": "done", **self.report()})
+        return out
 
     @classmethod
-    def load(cls, out) -> PosteriorResult:
-        """Read a result written by :meth:`save` (or :func:`sample` with ``out=``)."""
+    def _read_run(cls, out) -> PosteriorResult:
+        """The result of a finished :func:`sample` run with ``out=``."""
         out = Path(out)
         path = out / RESULT_FILE
         try:
@@ -308,15 +382,9 @@ class PosteriorResult:
         except (OSError, ValueError) as exc:
             raise SerializationError(f"{out / SAMPLES_FILE}: cannot read the draws: {exc}") \
                 from None
-        stats = {k.removeprefix("stats_"): v for k, v in arr.items()
-                 if k.startswith("stats_")}
-        inf = math.inf  # infinite bounds are written as null
-        return cls(tuple(data["parameter_ids"]), tuple(data["scales"]),
-                   np.asarray([-inf if v is None else v for v in data["lower"]], float),
-                   np.asarray([inf if v is None else v for v in data["upper"]], float),
-                   arr["samples"], arr["warmup"], stats, arr["step_size"],
-                   data.get("settings", {}), data.get("timings", {}),
-                   data.get("problem", ""))
+        arr["stats"] = {k.removeprefix("stats_"): arr.pop(k) for k in list(arr)
+                        if k.startswith("stats_")}
+        return cls.from_dict({**data, **arr})
 
     # ----- plots -----
     def plot_traces(self, path=None, *, warmup: bool = False):
@@ -839,7 +907,7 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
         settings=settings, timings={k: round(v, 3) for k, v in timings.items()},
         problem=problem.name)
     if out is not None:
-        result.save(out)
+        result._write_run(out)
         (out / STATE_FILE).unlink(missing_ok=True)
     return result
 
@@ -926,7 +994,7 @@ def _load_checkpoint(out: Path, key: dict):
     if data is None:
         return None
     if data.get("status") == "done":
-        return PosteriorResult.load(out)
+        return PosteriorResult._read_run(out)
     try:
         with np.load(out / STATE_FILE, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
