@@ -27,6 +27,7 @@ from pathlib import Path
 import scalebridge as sb
 from scalebridge.infer.profile import fisher_intervals, profile
 from scalebridge.io import write_json
+from scalebridge.report import save_plot
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -79,7 +80,7 @@ def run_profiles(problem, args) -> dict:
     summary = res.summary()
     print(summary.to_string())
     RESULTS.mkdir(exist_ok=True)
-    res.plot(RESULTS / "boehm_profiles.png")
+    save_plot(res, RESULTS / "boehm_profiles.png")
     data = {
         "problem": "Boehm_JProteomeRes2014", "published_nll": PUBLISHED_NLL,
         "nll_opt": float(nll_opt), "x_opt": "nominal (published optimum)",
@@ -96,7 +97,7 @@ def run_profiles(problem, args) -> dict:
         "non_identifiable": [k for k, p in res.profiles.items()
                              if p.identifiable != "identifiable"],
         "better_optimum": res.better_optimum,
-        "profiles": res.to_json(),
+        "profiles": res.to_dict(),
     }
     write_json(RESULTS / "boehm_profiles.json", data)
     print(f"compile {compile_s:.1f} s, Fisher + Hessian {fisher_s:.1f} s, profiles "

@@ -10,6 +10,7 @@ import pytest
 import scalebridge as sb
 from scalebridge import testproblems as tp
 from scalebridge.errors import InputError
+from scalebridge.report import save_plot
 from scalebridge.surrogate.explore import ExploreResult, explore
 from scalebridge.testproblems import BRANIN_BOUNDS, BRANIN_MIN, branin
 
@@ -100,9 +101,15 @@ def test_branin_reaches_the_minimum(tmp_path):
     # the surrogate interpolates the evaluations, in the units of the objective
     m, v = res.surrogate.predict(res.X)
     np.testing.assert_allclose(np.asarray(m), res.y, rtol=1e-3, atol=1e-2)
-    fig = res.plot(tmp_path / "c.png")
-    assert (tmp_path / "c.png").stat().st_size > 1000 and fig is not None
-    json.dumps(res.to_json(), allow_nan=False)
+    save_plot(res, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    json.dumps(res.to_dict(), allow_nan=False)
+    sb.save(res, tmp_path / "explore.npz")
+    back = sb.load(tmp_path / "explore.npz")
+    assert back.best_y == res.best_y and back.best_params == res.best_params
+    np.testing.assert_array_equal(back.trace(), res.trace())
+    table = back.to_pandas()
+    assert list(table.columns[:2]) == ["x0", "x1"] and table["y"].iloc[3] == res.y[3]
 
 
 def test_maximisation_and_ucb_with_named_space():
@@ -242,7 +249,7 @@ def test_space_and_input_errors():
         explore([wiggly, wiggly], [(0.0, 1.0)], budget=10)
     with pytest.raises(InputError, match="shape"):
         explore(lambda x: np.zeros((len(x), 2)), [(0.0, 1.0)], budget=10)
-    assert isinstance(ExploreResult(s, [], [], "ei", True, None).to_json(), dict)
+    assert isinstance(ExploreResult(s, [], [], "ei", True, None).to_dict(), dict)
 
 
 def test_cli_explore_finds_the_smallest_epidemic_and_resumes(tmp_path, capsys):

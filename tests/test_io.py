@@ -3,8 +3,13 @@
 import json
 import zipfile
 
+import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 import scalebridge as sb
 from scalebridge.errors import SerializationError
@@ -30,6 +35,24 @@ def test_solution_round_trip(tmp_path, oscillator):
     back = sb.load(sb.save(sol, tmp_path / "s.npz"))
     np.testing.assert_array_equal(np.asarray(back.states), np.asarray(sol.states))
     assert back.state_names == sol.state_names
+    again = sb.Solution.from_dict(sol.to_dict())
+    pd.testing.assert_frame_equal(again.to_pandas(), sol.to_pandas())
+    fig, ax = plt.subplots()
+    assert sol.plot(ax=ax) is ax and len(ax.lines) == len(sol.names)
+    plt.close(fig)
+
+
+def test_ensemble_round_trip_table_and_plot(tmp_path, oscillator):
+    ens = sb.simulate_ensemble(oscillator, {"w": [0.5, 1.0, 2.0]}, T)
+    back = sb.load(sb.save(ens, tmp_path / "e.npz"))
+    assert isinstance(back, sb.EnsembleSolution) and back.parameter_names == ("w",)
+    np.testing.assert_array_equal(np.asarray(back.states), np.asarray(ens.states))
+    np.testing.assert_array_equal(np.asarray(back.success), np.asarray(ens.success))
+    table = ens.to_pandas()
+    assert len(table) == 3 * len(T) and table["param_w"].iloc[-1] == 2.0
+    fig, ax = plt.subplots()
+    assert ens.plot(ax=ax, name="v") is ax and ax.get_ylabel() == "v"
+    plt.close(fig)
 
 
 def test_python_model_cannot_be_saved(tmp_path, decay):

@@ -26,6 +26,7 @@ from scalebridge.infer.profile import (
     profile_threshold,
 )
 from scalebridge.model.parameter import Parameter
+from scalebridge.report import save_plot
 
 Z95 = norm.ppf(0.975)
 DATA = Path(__file__).parent / "data"
@@ -110,12 +111,19 @@ def test_profile_of_linear_model_is_the_exact_quadratic(line, tmp_path):
     for col in ("estimate", "ci_lower", "ci_upper", "ci_lower_lin", "ci_upper_lin",
                 "identifiable"):
         assert col in s.columns
-    # JSON round trip
-    again = ProfileResult.from_json(json.loads(json.dumps(res.to_json())))
-    pd.testing.assert_frame_equal(again.summary().drop(columns="time_s"),
-                                  s.drop(columns="time_s"))
+    # the result protocol: dict (through JSON), save/load, table, plot
+    sb.save(res, tmp_path / "profiles.npz")
+    for again in (ProfileResult.from_dict(json.loads(json.dumps(res.to_dict()))),
+                  sb.load(tmp_path / "profiles.npz")):
+        pd.testing.assert_frame_equal(again.summary().drop(columns="time_s"),
+                                      s.drop(columns="time_s"))
+    points = res.to_pandas()
+    assert set(points["parameter"]) == {"a", "b"} and len(points) == sum(
+        p.values.size for p in res.profiles.values())
+    np.testing.assert_allclose(points["delta"], np.concatenate([res["a"].delta,
+                                                                res["b"].delta]))
     for kind in ("delta", "ratio"):
-        res.plot(tmp_path / f"{kind}.png", kind=kind)
+        save_plot(res.plot(kind=kind), tmp_path / f"{kind}.png")
         assert (tmp_path / f"{kind}.png").stat().st_size > 5000
 
 
@@ -147,7 +155,7 @@ def test_resume_profiles_only_missing_parameters(line, tmp_path):
     assert both.parameter_ids == ("a", "b")
     np.testing.assert_array_equal(both["b"].nll, first["b"].nll)
     assert both["b"].ci_upper == first["b"].ci_upper
-    saved = ProfileResult.from_json(json.loads((tmp_path / "profiles.json").read_text()))
+    saved = ProfileResult.from_dict(json.loads((tmp_path / "profiles.json").read_text()))
     assert set(saved.parameter_ids) == {"a", "b"}
 
     seen.clear()

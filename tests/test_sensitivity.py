@@ -15,10 +15,11 @@ import scalebridge as sb
 from conftest import peer
 from scalebridge import testproblems as tp
 from scalebridge.errors import InputError, SerializationError, SimulationError
+from scalebridge.io import jsonable, write_json
+from scalebridge.report import save_plot
 from scalebridge.sensitivity import (
     LogUniform,
     ModelOutput,
-    MorrisResult,
     Normal,
     SobolResult,
     TruncNormal,
@@ -274,24 +275,25 @@ def test_distributions_inverse_cdf_and_linear_model():
     assert res.distributions[0] == "normal(0, 1)"
 
 
-def test_result_table_plot_and_json_round_trip(tmp_path):
+def test_result_protocol_table_plot_dict_and_save(tmp_path):
     res = sobol(tp.ishigami, {"a": (-math.pi, math.pi), "b": (-math.pi, math.pi),
                               "c": (-math.pi, math.pi)}, n=256, n_bootstrap=0,
                 second_order=True)
-    table = res.table()
+    table = res.to_pandas()
     assert list(table.columns) == ["S1", "S1_conf", "ST", "ST_conf"]
     assert list(table.index) == ["a", "b", "c"]
-    png = res.plot(tmp_path / "s.png")
+    png = save_plot(res, tmp_path / "s.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = res.to_json(tmp_path / "s.json")
+    write_json(tmp_path / "s.json", jsonable(res.to_dict()))
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["S1_conf"] == [None, None, None] and data["n"] == 256
-    back = SobolResult.from_json(tmp_path / "s.json")
-    np.testing.assert_array_equal(back.S1, res.S1)
-    np.testing.assert_array_equal(back.S2, res.S2)
-    assert back.names == res.names and SobolResult.from_json(text).n_used == res.n_used
+    sb.save(res, tmp_path / "s.npz")
+    for back in (SobolResult.from_dict(data), sb.load(tmp_path / "s.npz")):
+        np.testing.assert_array_equal(back.S1, res.S1)
+        np.testing.assert_array_equal(back.S2, res.S2)
+        assert back.names == res.names and back.n_used == res.n_used
     with pytest.raises(SerializationError):
-        SobolResult.from_json('{"kind": "morris", "format_version": 1}')
+        SobolResult.from_dict({"kind": "morris", "format_version": 1})
 
 
 # ----- Morris ---------------------------------------------------------------------------
@@ -323,10 +325,11 @@ def test_morris_sobol_g_ranking(tmp_path):
     assert list(np.argsort(-res.mu_star)[:4]) == [0, 1, 2, 3]  # mu* follows a
     assert np.all(res.mu_star[a == 99] < 0.05 * res.mu_star[0])
     assert np.all(res.mu_star_conf > 0) and np.all(res.mu_star_conf < res.mu_star)
-    assert res.plot(tmp_path / "m.png").exists()
-    back = MorrisResult.from_json(res.to_json())
+    assert save_plot(res, tmp_path / "m.png").exists()
+    sb.save(res, tmp_path / "m.npz")
+    back = sb.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(back.mu_star, res.mu_star)
-    assert list(res.table().columns) == ["mu", "mu_star", "mu_star_conf", "sigma"]
+    assert list(res.to_pandas().columns) == ["mu", "mu_star", "mu_star_conf", "sigma"]
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -366,7 +369,9 @@ def test_local_of_a_jax_function():
     res = local(f, [3.0, 0.5], names=["a", "b"])
     np.testing.assert_allclose(res.normalized, [[2.0, 1.0], [0.0, 0.5]], rtol=1e-12)
     np.testing.assert_allclose(res.jacobian, [[3.0, 9.0], [0.0, np.exp(0.5)]], rtol=1e-12)
-    assert res.table().shape == (2, 2)
+    assert res.to_pandas().shape == (2, 2)
+    back = type(res).from_dict(jsonable(res.to_dict()))
+    np.testing.assert_array_equal(back.jacobian, res.jacobian)
     with pytest.raises(InputError, match="x0"):
         local(f)
     with pytest.raises(InputError, match="names has 1"):

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 import scalebridge as sb
+from scalebridge.io import jsonable, write_json
+from scalebridge.report import save_plot
 from scalebridge.sensitivity import ModelOutput, local, morris, sobol
-from scalebridge.sensitivity._result import dumps
 
 HERE = Path(__file__).parent / "results"
 
@@ -60,18 +61,18 @@ def main(n: int = 2**10):
     res = sobol(peak, bounds, n=n, seed=0)
     t_sobol = time.perf_counter() - start
     print(res)
-    res.plot(HERE / "glucose_insulin_sobol.png",
-             title="glucose-insulin: Sobol' indices of peak glucose (0-600 min)")
+    save_plot(res.plot(title="glucose-insulin: Sobol' indices of peak glucose (0-600 min)"),
+              HERE / "glucose_insulin_sobol.png")
     start = time.perf_counter()
     screen = morris(peak, bounds, trajectories=100, seed=0)
     t_morris = time.perf_counter() - start
     print(screen)
-    screen.plot(HERE / "glucose_insulin_morris.png")
+    save_plot(screen, HERE / "glucose_insulin_morris.png")
     start = time.perf_counter()
     loc = local(peak)
     t_local = time.perf_counter() - start
-    print(loc.table())
-    loc.plot(HERE / "glucose_insulin_local.png", title="d log(peak glucose) / d log p")
+    print(loc.to_pandas())
+    save_plot(loc.plot(title="d log(peak glucose) / d log p"), HERE / "glucose_insulin_local.png")
     salib = salib_same_model(peak, bounds, n)
     top_st = [res.names[i] for i in np.argsort(-res.ST)[:5]]
     top_mu = [screen.names[i] for i in np.argsort(-screen.mu_star)[:5]]
@@ -82,7 +83,7 @@ def main(n: int = 2**10):
         "seconds": {"sobol": t_sobol, "morris": t_morris, "local": t_local},
         "top5_ST": top_st, "top5_mu_star": top_mu, "salib": salib,
     }
-    (HERE / "glucose_insulin_peak.json").write_text(dumps(payload))
+    write_json(HERE / "glucose_insulin_peak.json", jsonable(payload))
     if salib is not None:
         print("max |ST - ST(SALib)|:", float(np.max(np.abs(res.ST - salib["ST"]))),
               "max |S1 - S1(SALib)|:", float(np.max(np.abs(res.S1 - salib["S1"]))))

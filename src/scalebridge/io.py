@@ -99,6 +99,23 @@ def read_resumable(path, fmt: str, key: dict, what: str,
     return data
 
 
+def jsonable(x):
+    """NumPy arrays and scalars as JSON values; NaN and inf become null."""
+    import math
+
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 def write_json(path, data) -> Path:
     """Write ``data`` as JSON (strict: no NaN or infinity) atomically to ``path``."""
     text = json.dumps(data, indent=1, allow_nan=False).encode()
@@ -193,16 +210,14 @@ def _decode_model(arrays, meta):
 
 
 def _encode_solution(sol):
-    return ({"times": sol.times, "states": sol.states, "observables": sol.observables},
-            {"state_names": list(sol.state_names),
-             "observable_names": list(sol.observable_names)})
+    d = sol.to_dict()
+    return ({k: d.pop(k) for k in ("times", "states", "observables")}, d)
 
 
 def _decode_solution(arrays, meta):
     from .solution import Solution
 
-    return Solution(arrays["times"], arrays["states"], arrays["observables"],
-                    tuple(meta["state_names"]), tuple(meta["observable_names"]))
+    return Solution.from_dict({**meta, **arrays})
 
 
 # ----- results: anything with to_dict() / from_dict() ------------------------------------------
@@ -251,14 +266,25 @@ def _ensure_registered():
     if "model" in _CODECS:
         return
     from .infer.fit import FitResult
+    from .infer.profile import ProfileResult
     from .infer.sample import PosteriorResult
     from .infer.space import ParameterSpace
     from .model.model import Model
-    from .solution import Solution
+    from .sensitivity.local import LocalResult
+    from .sensitivity.morris import MorrisResult
+    from .sensitivity.sobol import SobolResult
+    from .solution import EnsembleSolution, Solution
+    from .surrogate.explore import ExploreResult
 
     register("model", Model, _encode_model, _decode_model)
     register("solution", Solution, _encode_solution, _decode_solution)
+    register_result("ensemble_solution", EnsembleSolution)
     register_result("fit_result", FitResult)
     register_result("posterior_result", PosteriorResult)
+    register_result("profile_result", ProfileResult)
+    register_result("sobol_result", SobolResult)
+    register_result("morris_result", MorrisResult)
+    register_result("local_sensitivity_result", LocalResult)
+    register_result("explore_result", ExploreResult)
     register_result("parameter_space", ParameterSpace)
 

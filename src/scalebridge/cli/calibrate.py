@@ -117,6 +117,7 @@ def profile(
 
     from ..infer.profile import fisher_intervals
     from ..infer.profile import profile as run_profile
+    from ..report.plots import save_plot
 
     pb = load_problem(problem)
     x = start_from(pb, fit_dir)
@@ -130,7 +131,7 @@ def profile(
                           executor=_executor(scheduler),
                           progress=lambda pp: bar.update(task, advance=1, last=pp.parameter))
         bar.update(task, completed=n)
-    res.plot(out / "profiles.png")
+    save_plot(res, out / "profiles.png")
     fisher_intervals(pb, res.x_opt, alpha=alpha).to_csv(out / "fisher_intervals.tsv",
                                                           sep="\t")
     summary = res.summary()

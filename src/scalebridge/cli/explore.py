@@ -42,6 +42,7 @@ def explore(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..report.plots import save_plot
     from ..sensitivity.outputs import ModelOutput
     from ..surrogate.acquisition import ACQUISITIONS
     from ..surrogate.explore import explore as run_explore
@@ -76,7 +77,7 @@ def explore(
                               n_initial=n_initial, batch_size=batch_size, seed=seed, out=out,
                               progress=step, minimize=not maximize)
         bar.update(task, completed=budget)
-    res.plot(out / "explore.png")
+    save_plot(res, out / "explore.png")
     best[0] = res.best_y
     params = ", ".join(f"{k}={v:.6g}" for k, v in res.best_params.items())
     if acquisition == "variance":

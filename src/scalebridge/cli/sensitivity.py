@@ -62,6 +62,8 @@ def sensitivity(
     writes OUT/indices.json, OUT/indices.csv and OUT/indices.png."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..io import jsonable, write_json
+    from ..report.plots import save_plot
     from ..sensitivity import ModelOutput, morris, sobol
 
     method = method.strip().lower()
@@ -97,10 +99,10 @@ def sensitivity(
             res = morris(mo, bounds, trajectories=samples, levels=levels, seed=seed,
                          n_bootstrap=bootstrap, executor=executor, progress=step,
                          checkpoint=checkpoint)
-    res.to_json(out / "indices.json")
-    table = res.table()
+    write_json(out / "indices.json", jsonable(res.to_dict()))
+    table = res.to_pandas()
     table.to_csv(out / "indices.csv")
-    res.plot(out / "indices.png", title=f"{m.name}: {mo.spec}")
+    save_plot(res.plot(title=f"{m.name}: {mo.spec}"), out / "indices.png")
     typer.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
     if res.n_nonfinite:
         typer.echo(f"warning: {res.n_nonfinite} of {res.n_evaluations} simulations failed "

@@ -180,7 +180,8 @@ class ParameterProfile:
             parts.append("inconclusive (" + ", ".join(f"{s}: {r}" for s, r in other) + ")")
         return "; ".join(parts)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
+        """JSON-ready: the profile points and the derived interval and flag."""
         lo_lin, hi_lin = self.ci_lin
         return {"parameter": self.parameter, "index": self.index, "scale": self.scale,
                 "x_opt": float(self.x_opt), "values": [float(v) for v in self.values],
@@ -194,7 +195,7 @@ class ParameterProfile:
                 "identifiable": self.identifiable}
 
     @classmethod
-    def from_json(cls, d: dict, nll_opt: float, threshold: float) -> ParameterProfile:
+    def from_dict(cls, d: dict, nll_opt: float, threshold: float) -> ParameterProfile:
         n = len(d["values"])
         xs = np.asarray(d["xs"], float).reshape(n, -1) if n else np.zeros((0, 0))
         return cls(d["parameter"], int(d["index"]), d["scale"], float(d["x_opt"]),
@@ -264,70 +265,82 @@ class ProfileResult:
                 "time_s": p.time_s})
         return pd.DataFrame(rows).set_index("parameter")
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
+        """JSON-ready; what ``DIR/profiles.json`` of a run holds (with its run key)."""
         return {"alpha": self.alpha, "threshold": self.threshold,
                 "nll_opt": float(self.nll_opt), "x_opt": [float(v) for v in self.x_opt],
                 "problem_ids": list(self.problem_ids),
                 "better_optimum": self.better_optimum,
-                "profiles": {k: p.to_json() for k, p in self.profiles.items()}}
+                "profiles": {k: p.to_dict() for k, p in self.profiles.items()}}
 
     @classmethod
-    def from_json(cls, data: dict) -> ProfileResult:
-        """The result saved by :meth:`to_json` (e.g. ``DIR/profiles.json``)."""
+    def from_dict(cls, data: dict) -> ProfileResult:
+        """The result of :meth:`to_dict` (e.g. ``DIR/profiles.json``)."""
         alpha, nll_opt = float(data["alpha"]), float(data["nll_opt"])
         thr = profile_threshold(alpha)
         return cls(tuple(data["problem_ids"]), np.asarray(data["x_opt"], float), nll_opt,
-                   alpha, {k: ParameterProfile.from_json(v, nll_opt, thr)
+                   alpha, {k: ParameterProfile.from_dict(v, nll_opt, thr)
                            for k, v in data["profiles"].items()})
 
-    def plot(self, path=None, *, kind: str = "delta"):
+    def to_pandas(self):
+        """The profile points, one row each: ``parameter``, ``value`` (scaled), ``nll``,
+        ``delta`` (``nll - nll_opt``) and ``success``."""
+        import pandas as pd
+
+        cols = ["parameter", "value", "nll", "delta", "success"]
+        return pd.DataFrame([(pid, v, f, f - self.nll_opt, bool(ok))
+                             for pid, p in self.profiles.items()
+                             for v, f, ok in zip(p.values, p.nll, p.success, strict=True)],
+                            columns=cols)
+
+    def plot(self, ax=None, *, kind: str = "delta"):
         """One panel per parameter: the profile (``kind="delta"``: ``nll - nll_opt``;
         ``"ratio"``: likelihood ratio ``exp(-(nll - nll_opt))``) against the scaled
         parameter, the threshold (dashed), the optimum (red dot) and the confidence
-        interval (shaded; an open side is shaded to the end of the profile). Saves to
-        ``path`` if given; returns the figure."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        interval (shaded; an open side is shaded to the end of the profile). ``ax``: one
+        Axes per profiled parameter (a new figure with a grid of panels if None); returns
+        the array of axes."""
         if kind not in ("delta", "ratio"):
             raise InputError(f"kind must be 'delta' or 'ratio', got {kind!r}")
         n = max(1, len(self.profiles))
-        ncols = min(3, n)
-        nrows = math.ceil(n / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows),
-                                 squeeze=False)
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            ncols = min(3, n)
+            nrows = math.ceil(n / ncols)
+            fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows),
+                                     squeeze=False)
+            fig.suptitle(f"profile likelihoods, {100 * self.alpha:g}% threshold "
+                         f"(NLL optimum {self.nll_opt:.4f})", fontsize=10)
+        else:
+            axes = np.atleast_2d(np.asarray(ax, dtype=object))
+            if axes.size < len(self.profiles):
+                raise InputError(f"ax: {len(self.profiles)} profiles need as many axes, got "
+                                 f"{axes.size}")
         thr = self.threshold
-        for ax, (pid, p) in zip(axes.flat, self.profiles.items(), strict=False):
+        for a, (pid, p) in zip(axes.flat, self.profiles.items(), strict=False):
             y = p.delta if kind == "delta" else p.ratio
-            ax.plot(p.values, y, ".-", ms=3, lw=1)
-            ax.axhline(thr if kind == "delta" else math.exp(-thr), color="grey", ls="--",
-                       lw=0.8)
-            ax.plot([p.x_opt], [0.0 if kind == "delta" else 1.0], "o", color="C3", ms=5)
+            a.plot(p.values, y, ".-", ms=3, lw=1)
+            a.axhline(thr if kind == "delta" else math.exp(-thr), color="grey", ls="--",
+                      lw=0.8)
+            a.plot([p.x_opt], [0.0 if kind == "delta" else 1.0], "o", color="C3", ms=5)
             if p.values.size:
                 lo = p.ci_lower if p.ci_lower is not None else p.values.min()
                 hi = p.ci_upper if p.ci_upper is not None else p.values.max()
-                ax.axvspan(lo, hi, color="C0", alpha=0.12, lw=0)
+                a.axvspan(lo, hi, color="C0", alpha=0.12, lw=0)
             if kind == "delta":
                 top = max(1.5 * thr, min(float(np.max(y, initial=0.0)), 3 * thr) + 0.1)
-                ax.set_ylim(min(-0.05 * thr, float(np.min(y, initial=0.0))), top)
+                a.set_ylim(min(-0.05 * thr, float(np.min(y, initial=0.0))), top)
             else:
-                ax.set_ylim(-0.02, 1.05)
-            ax.set_xlabel(pid if p.scale == "lin" else f"{p.scale}({pid})")
+                a.set_ylim(-0.02, 1.05)
+            a.set_xlabel(pid if p.scale == "lin" else f"{p.scale}({pid})")
+            a.set_ylabel("NLL - optimum" if kind == "delta" else "likelihood ratio")
             flag = p.identifiable
-            ax.set_title(flag if len(flag) < 45 else flag[:42] + "...", fontsize=8)
-        for ax in list(axes.flat)[len(self.profiles):]:
-            ax.set_visible(False)
-        for row in axes:
-            row[0].set_ylabel("NLL - optimum" if kind == "delta" else "likelihood ratio")
-        fig.suptitle(f"profile likelihoods, {100 * self.alpha:g}% threshold "
-                     f"(NLL optimum {self.nll_opt:.4f})", fontsize=10)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
+            a.set_title(flag if len(flag) < 45 else flag[:42] + "...", fontsize=8)
+        if ax is None:
+            for a in list(axes.flat)[len(self.profiles):]:
+                a.set_visible(False)
+        return axes
 
     def __repr__(self):
         flags = ", ".join(f"{k}: {p.identifiable}" for k, p in self.profiles.items())
@@ -610,7 +623,7 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
             return
         res = _result(ids, x, nll_opt, alpha, records, list(records))
         write_json(path, {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
-                           **res.to_json()})
+                           **res.to_dict()})
 
     todo = [p for p in chosen if p not in records]
     ex = get_executor(executor)
@@ -620,7 +633,7 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
             records[rec["parameter"]] = rec
             save()
             if progress is not None:
-                progress(ParameterProfile.from_json(rec, nll_opt, threshold))
+                progress(ParameterProfile.from_dict(rec, nll_opt, threshold))
     finally:
         if ex is not executor:
             ex.close()
@@ -636,7 +649,7 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
 def _result(ids, x, nll_opt, alpha, records, chosen) -> ProfileResult:
     thr = profile_threshold(alpha)
     return ProfileResult(tuple(ids), np.asarray(x, float), float(nll_opt), alpha,
-                         {p: ParameterProfile.from_json(records[p], nll_opt, thr)
+                         {p: ParameterProfile.from_dict(records[p], nll_opt, thr)
                           for p in chosen})
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..infer.executor import Executor, get_executor
-from ..io import write_atomic
+from ..io import jsonable, write_atomic
 
 __all__ = ["run_sweep", "read_sweep", "sweep_grid", "CableProtocol", "cable_outcome",
            "cable_point", "plot_sweep", "OUTCOMES"]
@@ -80,21 +80,6 @@ def sweep_grid(axes) -> list[dict[str, float]]:
 
 def _key(point: Mapping, names) -> tuple[float, ...]:
     return tuple(float(point[n]) for n in names)
-
-
-def _clean(value):
-    """JSON-ready copy: NumPy scalars and arrays to Python, non-finite floats to None."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _header(axes: dict) -> dict:
@@ -258,7 +243,7 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
                     if clash:
                         raise InputError(f"fn's result names {sorted(clash)} clash with the "
                                          "axes; rename them")
-                    rec = {**point, **_clean(dict(result))}
+                    rec = {**point, **jsonable(dict(result))}
                     try:
                         line = json.dumps(rec, allow_nan=False) + "\n"
                     except (TypeError, ValueError) as exc:

@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 
 
-def save_plot(result, path, *, figsize=(5, 3.5), dpi: int = 100) -> Path:
-    """Draw ``result.plot(ax)`` on a new figure, save it to ``path`` and close it."""
+def save_plot(obj, path, *, dpi: int = 110) -> Path:
+    """Save a figure to ``path`` and close it. ``obj``: a result (its ``plot()`` is drawn on
+    a new figure), a matplotlib Figure, or Axes (one or an array of them)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=figsize)
-    result.plot(ax=ax)
+    if hasattr(obj, "plot") and not hasattr(obj, "savefig") and not hasattr(obj, "figure"):
+        obj = obj.plot()
+    fig = obj if hasattr(obj, "savefig") else np.ravel(obj)[0].figure
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)

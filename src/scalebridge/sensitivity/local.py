@@ -22,7 +22,7 @@ __all__ = ["local", "LocalResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class LocalResult(_result.JSONResult):
+class LocalResult:
     """Local sensitivities at ``x0``: ``jacobian[k, i] = dy_k / dx_i`` and
     ``normalized[k, i] = x_i / y_k * dy_k / dx_i`` (NaN where ``y_k = 0``), for outputs
     ``outputs`` (values ``y``) and parameters ``names``."""
@@ -34,7 +34,7 @@ class LocalResult(_result.JSONResult):
     jacobian: np.ndarray
     normalized: np.ndarray
 
-    def table(self, *, normalized: bool = True):
+    def to_pandas(self, *, normalized: bool = True):
         """A pandas DataFrame: one row per parameter, one column per output."""
         import pandas as pd
 
@@ -42,12 +42,11 @@ class LocalResult(_result.JSONResult):
         return pd.DataFrame(data.T, columns=list(self.outputs),
                             index=pd.Index(list(self.names), name="parameter"))
 
-    summary = table
-
-    def plot(self, path, *, title: str | None = None):
-        """Bar chart of the normalised sensitivities; returns the path."""
+    def plot(self, ax=None, *, title: str | None = None):
+        """Bar chart of the normalised sensitivities into ``ax`` (a new figure if None);
+        returns the axes."""
         return _result.bar_chart(
-            path, self.names,
+            ax, self.names,
             [(o, self.normalized[k], None) for k, o in enumerate(self.outputs)],
             title or "local sensitivities", "d log y / d log p")
 
@@ -57,8 +56,9 @@ class LocalResult(_result.JSONResult):
                 "y": self.y, "jacobian": self.jacobian, "normalized": self.normalized}
 
     @classmethod
-    def from_json(cls, text_or_path) -> LocalResult:
-        d = _result.read_json(text_or_path, "local", "local-sensitivity")
+    def from_dict(cls, d) -> LocalResult:
+        """The result of :meth:`to_dict` (arrays as arrays or JSON lists)."""
+        d = _result.check_kind(d, "local", "local-sensitivity")
         arr = _result.array
         return cls(tuple(d["names"]), tuple(d["outputs"]), arr(d["x0"]), arr(d["y"]),
                    arr(d["jacobian"]).reshape(len(d["outputs"]), len(d["names"])),

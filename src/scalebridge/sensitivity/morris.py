@@ -23,7 +23,7 @@ __all__ = ["morris", "MorrisResult", "morris_design"]
 
 
 @dataclass(frozen=True, eq=False)
-class MorrisResult(_result.JSONResult):
+class MorrisResult:
     """Morris statistics per parameter: ``mu`` (mean elementary effect), ``mu_star`` (mean
     absolute effect), ``sigma`` (standard deviation of the effects) and ``mu_star_conf``
     (half-width of a bootstrap confidence interval over trajectories, normal approximation;
@@ -46,7 +46,7 @@ class MorrisResult(_result.JSONResult):
     distributions: tuple[str, ...] = field(default=())
     output: str = "f"
 
-    def table(self):
+    def to_pandas(self):
         """A pandas DataFrame: one row per parameter; mu, mu_star, mu_star_conf, sigma."""
         import pandas as pd
 
@@ -54,12 +54,11 @@ class MorrisResult(_result.JSONResult):
                              "mu_star_conf": self.mu_star_conf, "sigma": self.sigma},
                             index=pd.Index(list(self.names), name="parameter"))
 
-    summary = table
-
-    def plot(self, path, *, title: str | None = None):
-        """Bar chart of mu* (with its confidence interval) and sigma; returns the path."""
+    def plot(self, ax=None, *, title: str | None = None):
+        """Bar chart of mu* (with its confidence interval) and sigma into ``ax`` (a new
+        figure if None); returns the axes."""
         return _result.bar_chart(
-            path, self.names,
+            ax, self.names,
             [("mu*", self.mu_star, self.mu_star_conf), ("sigma", self.sigma, None)],
             title or f"Morris screening of {self.output} (r={self.trajectories}, "
                      f"p={self.levels})", "elementary effect")
@@ -75,9 +74,9 @@ class MorrisResult(_result.JSONResult):
         }
 
     @classmethod
-    def from_json(cls, text_or_path) -> MorrisResult:
-        """Read a result written by :meth:`to_json` (a JSON string or a file path)."""
-        d = _result.read_json(text_or_path, "morris", "Morris")
+    def from_dict(cls, d) -> MorrisResult:
+        """The result of :meth:`to_dict` (arrays as arrays or JSON lists)."""
+        d = _result.check_kind(d, "morris", "Morris")
         arr = _result.array
         return cls(names=tuple(d["names"]), mu=arr(d["mu"]), mu_star=arr(d["mu_star"]),
                    sigma=arr(d["sigma"]), mu_star_conf=arr(d["mu_star_conf"]),
@@ -89,7 +88,7 @@ class MorrisResult(_result.JSONResult):
     def __repr__(self):
         return (f"MorrisResult(output={self.output!r}, trajectories={self.trajectories}, "
                 f"levels={self.levels})\n"
-                f"{self.table().to_string(float_format=lambda v: f'{v:.4g}')}")
+                f"{self.to_pandas().to_string(float_format=lambda v: f'{v:.4g}')}")
 
 
 def morris_design(d: int, trajectories: int, levels: int = 4, *, seed: int = 0):

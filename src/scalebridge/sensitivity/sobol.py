@@ -26,7 +26,7 @@ __all__ = ["sobol", "SobolResult", "saltelli_design", "sobol_indices"]
 
 
 @dataclass(frozen=True, eq=False)
-class SobolResult(_result.JSONResult):
+class SobolResult:
     """First-order (``S1``), total (``ST``) and optionally second-order (``S2``) indices.
 
     ``S1_conf``, ``ST_conf`` (and ``S2_conf``) are half-widths of bootstrap confidence
@@ -58,15 +58,13 @@ class SobolResult(_result.JSONResult):
     output: str = "f"
     sampling: str = "sobol"
 
-    def table(self):
+    def to_pandas(self):
         """A pandas DataFrame: one row per parameter; S1, S1_conf, ST, ST_conf."""
         import pandas as pd
 
         return pd.DataFrame({"S1": self.S1, "S1_conf": self.S1_conf, "ST": self.ST,
                              "ST_conf": self.ST_conf},
                             index=pd.Index(list(self.names), name="parameter"))
-
-    summary = table
 
     def S2_table(self):
         """Second-order indices in long form (one row per pair), or None."""
@@ -78,10 +76,11 @@ class SobolResult(_result.JSONResult):
                 for i in range(len(self.names)) for j in range(i + 1, len(self.names))]
         return pd.DataFrame(rows, columns=["parameter_1", "parameter_2", "S2", "S2_conf"])
 
-    def plot(self, path, *, title: str | None = None):
-        """Bar chart of S1 and ST with their confidence intervals; returns the path."""
+    def plot(self, ax=None, *, title: str | None = None):
+        """Bar chart of S1 and ST with their confidence intervals into ``ax`` (a new figure
+        if None); returns the axes."""
         return _result.bar_chart(
-            path, self.names,
+            ax, self.names,
             [("S1", self.S1, self.S1_conf), ("ST", self.ST, self.ST_conf)],
             title or f"Sobol' indices of {self.output} (N={self.n}, "
                      f"{self.confidence:.0%} CI)", "index")
@@ -100,9 +99,9 @@ class SobolResult(_result.JSONResult):
         }
 
     @classmethod
-    def from_json(cls, text_or_path) -> SobolResult:
-        """Read a result written by :meth:`to_json` (a JSON string or a file path)."""
-        d = _result.read_json(text_or_path, "sobol", "Sobol'")
+    def from_dict(cls, d) -> SobolResult:
+        """The result of :meth:`to_dict` (arrays as arrays or JSON lists)."""
+        d = _result.check_kind(d, "sobol", "Sobol'")
         nan = math.nan
         return cls(
             names=tuple(d["names"]), S1=_result.array(d["S1"]), ST=_result.array(d["ST"]),
@@ -118,7 +117,7 @@ class SobolResult(_result.JSONResult):
     def __repr__(self):
         return (f"SobolResult(output={self.output!r}, n={self.n}, "
                 f"n_evaluations={self.n_evaluations}, n_nonfinite={self.n_nonfinite})\n"
-                f"{self.table().to_string(float_format=lambda v: f'{v:.4f}')}")
+                f"{self.to_pandas().to_string(float_format=lambda v: f'{v:.4f}')}")
 
 
 def saltelli_design(d: int, n: int, *, seed: int = 0, second_order: bool = False,

@@ -360,7 +360,10 @@ class ExploreResult:
         test points where given."""
         return dict(self.final_error)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
+        """JSON-ready: the space, settings, every evaluation and round, and a summary (the
+        final surrogate is described by its hyperparameters; :meth:`from_dict` gives a
+        result without ``surrogate``)."""
         return {"space": self.space.to_dict(), "acquisition": self.acquisition,
                 "minimize": self.minimize, "costs": None if self.costs is None else
                 list(self.costs), "n_evaluations": len(self.evaluations),
@@ -371,18 +374,37 @@ class ExploreResult:
                 "hyperparameters": None if self.surrogate is None else
                 self.surrogate.hyperparameters,
                 "settings": self.settings, "evaluations": self.evaluations,
-                "batches": self.batches}
+                "batches": self.batches, "final_error": self.final_error}
 
-    def plot(self, path=None):
+    @classmethod
+    def from_dict(cls, data) -> ExploreResult:
+        costs = data.get("costs")
+        return cls(ParameterSpace.from_dict(data["space"]), list(data["evaluations"]),
+                   list(data["batches"]), data["acquisition"], bool(data["minimize"]),
+                   None if costs is None else tuple(costs), None,
+                   dict(data.get("settings") or {}), dict(data.get("final_error") or {}))
+
+    def to_pandas(self):
+        """One row per evaluation (index ``index``): the inputs by name, ``y``,
+        ``fidelity``, ``cost``, ``batch``, ``acquisition`` and ``time_s``."""
+        import pandas as pd
+
+        rows = [{**dict(zip(self.space.ids, e["x"], strict=True)),
+                 **{k: e.get(k) for k in ("index", "y", "fidelity", "cost", "batch",
+                                          "acquisition", "time_s")}}
+                for e in self.evaluations]
+        cols = [*self.space.ids, "index", "y", "fidelity", "cost", "batch", "acquisition",
+                "time_s"]
+        return pd.DataFrame(rows, columns=cols).set_index("index")
+
+    def plot(self, ax=None):
         """Convergence: the best value against evaluations (optimisation) or the surrogate's
-        mean predictive std (and test RMSE) against evaluations (active learning); saved to
-        ``path`` if given; returns the figure."""
-        import matplotlib
+        mean predictive std (and test RMSE) against evaluations (active learning), into
+        ``ax`` (a new figure if None); returns the axes."""
+        if ax is None:
+            import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+            _, ax = plt.subplots(figsize=(5.5, 3.8))
         n_init = sum(1 for e in self.evaluations if e["acquisition"] is None)
         xs = np.arange(1, len(self.evaluations) + 1)
         if self.acquisition == "variance":
@@ -410,11 +432,7 @@ class ExploreResult:
         ax.set_title(f"{self.acquisition}: best {self.best_y:.6g}" if
                      self.acquisition != "variance" else "active learning")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-        return fig
+        return ax
 
     def __repr__(self):
         return (f"ExploreResult(acquisition={self.acquisition!r}, n_evaluations="
@@ -567,7 +585,7 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
     def save():
         if path is not None:
             data = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
-                    "budget": budget, **result.to_json()}
+                    "budget": budget, **result.to_dict()}
             write_json(path, data)
 
     def run(u: np.ndarray, levels: np.ndarray, values, batch: int):
