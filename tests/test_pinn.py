@@ -52,6 +52,28 @@ def test_inverse_ode_infers_rate():
     assert abs(k - 1.5) / 1.5 < 5e-4  # the generating k = 1.5; measured 1.3e-4
 
 
+def test_inverse_ode_trains_within_the_parameter_space():
+    # k on [0.5, 3] (logistic coordinates) recovers the generating 1.5; on [0.2, 1.2] it
+    # cannot reach it and stays at or below the upper bound
+    t_obs = np.linspace(0.2, 2.0, 10)
+    model = _decay(1.0)
+    data = {"y": (t_obs, np.exp(-1.5 * t_obs))}
+    kw = dict(n_collocation=64, network=_net(1, [0.0], [2.0]), compiler_options=_FAST)
+    space = sb.ParameterSpace.from_model(model, bounds={"k": (0.5, 3.0)})
+    res = pinn.train_pinn(pinn.ODEProblem(model, (0.0, 2.0), data=data, estimate=space),
+                          adam=pinn.Adam(500, 1e-2), lbfgs=pinn.LBFGS(300), **kw)
+    assert abs(res.parameters["k"] - 1.5) / 1.5 < 1e-3
+    capped = sb.ParameterSpace.from_model(model, bounds={"k": (0.2, 1.2)})
+    res = pinn.train_pinn(pinn.ODEProblem(model, (0.0, 2.0), data=data, estimate=capped),
+                          adam=pinn.Adam(200, 1e-2), lbfgs=pinn.LBFGS(50), **kw)
+    assert 1.0 < res.parameters["k"] <= 1.2
+    with pytest.raises(InputError, match="outside its bounds"):
+        pinn.ODEProblem(sb.Model(name="d", states=["y"],
+                                 parameters=[sb.Parameter("k", 1.0, 0.0, 2.0)],
+                                 rhs=lambda t, y, p, u: -p[0] * y, initial=[1.0]),
+                        (0.0, 2.0), estimate={"k": 5.0})
+
+
 def test_heat_equation():
     d = 0.1
 

@@ -7,8 +7,12 @@ equation residual at the collocation points, optionally with causal weights), ``
 ``boundary:<kind>`` and ``data`` or ``data:<name>`` (mean square errors), after Raissi,
 Perdikaris & Karniadakis 2019 ("Physics-informed neural networks", J. Comput. Phys. 378:686-707).
 
-Unknown parameters (``estimate={name: initial guess}``) are trained with the network; a
-positive guess is trained on the log scale, the results are reported on the linear scale.
+Unknown parameters are trained with the network, in the unconstrained coordinates of their
+:class:`~scalebridge.ParameterSpace` (so they stay within their bounds); the results are
+reported on the linear scale. ``estimate`` is a ParameterSpace (its estimated parameters)
+or ``{name: initial guess}``: for an ODE problem each such parameter keeps its model
+specification (bounds, scale), and a parameter without bounds on the linear scale with a
+positive guess is trained on the log scale.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
+from ..infer.space import ParameterSpace
 from ..model.model import Model
+from ..model.parameter import Parameter
 from .residuals import derivatives, ode_residual, pde_residual
 
 __all__ = ["ODEProblem", "PDEProblem", "Dirichlet", "Neumann", "Periodic", "causal_mse"]
@@ -72,10 +78,9 @@ class _Spec:
     time_index: int | None
     residual: Callable            # (net, q, z) -> residual vector at one point
     terms: tuple[tuple[str, Callable], ...]  # (net, q) -> scalar, besides the residual
-    resolve: Callable             # scaled estimated parameters -> q (what residual takes)
-    est_names: tuple[str, ...]
-    est_log: tuple[bool, ...]
-    est_init: tuple[float, ...]   # on the training scale
+    resolve: Callable             # unconstrained estimated parameters -> q (what residual takes)
+    space: ParameterSpace         # of the estimated parameters
+    est_init: tuple[float, ...]   # unconstrained coordinates of the initial guesses
     settings: dict = field(default_factory=dict)  # for checkpoint keys
     compiled: dict = field(default_factory=dict, repr=False)  # step functions by settings
 
@@ -83,29 +88,48 @@ class _Spec:
     def term_names(self) -> tuple[str, ...]:
         return ("residual",) + tuple(n for n, _ in self.terms)
 
+    @property
+    def est_names(self) -> tuple[str, ...]:
+        return self.space.ids
+
     def linear(self, theta_p) -> dict[str, float]:
         """Estimated parameters on the linear scale."""
-        th = np.asarray(theta_p, dtype=float)
-        return {n: float(np.exp(v) if lg else v)
-                for n, v, lg in zip(self.est_names, th, self.est_log, strict=True)}
+        return self.space.as_dict(self.space.unconstrained_to_scaled(np.asarray(theta_p)))
 
 
-def _estimates(estimate, log_parameters, known: Sequence[str] | None, owner: str):
-    est = dict(estimate or {})
-    names, logs, init = [], [], []
-    for name, guess in est.items():
+def _estimates(estimate, model: Model | None, owner: str) -> ParameterSpace:
+    """The space of the estimated parameters (see the module docstring)."""
+    if isinstance(estimate, ParameterSpace):
+        space = ParameterSpace([estimate.parameters[i] for i in estimate.estimated_index])
+        names = space.ids
+    else:
+        names = list(dict(estimate or {}))
+    known = None if model is None else model.parameter_names
+    for name in names:
         if known is not None and name not in known:
             raise InputError(f"estimate: {name!r} is not a parameter of {owner} (parameters: "
                              f"{', '.join(known)}); fix the name in estimate=")
+    if isinstance(estimate, ParameterSpace):
+        return space
+    specs = []
+    for name, guess in dict(estimate or {}).items():
         g = float(guess)
         if not np.isfinite(g):
             raise InputError(f"estimate: the initial guess of {name!r} is {g}; give a finite "
                              f"number")
-        lg = bool(log_parameters) and g > 0
-        names.append(name)
-        logs.append(lg)
-        init.append(float(np.log(g)) if lg else g)
-    return tuple(names), tuple(logs), tuple(init)
+        spec = (Parameter(name, g) if model is None else
+                model.parameters[model.parameter_index(name)].replace(value=g, estimate=True))
+        if not spec.lower <= g <= spec.upper:
+            raise InputError(f"estimate: the initial guess {g} of {name!r} lies outside its "
+                             f"bounds [{spec.lower}, {spec.upper}]")
+        if spec.scale == "lin" and np.isinf(spec.lower) and np.isinf(spec.upper) and g > 0:
+            spec = spec.replace(scale="log", lower=0.0)
+        specs.append(spec)
+    return ParameterSpace(specs)
+
+
+def _initial(space: ParameterSpace) -> tuple[float, ...]:
+    return tuple(float(v) for v in space.to_unconstrained(space.nominal))
 
 
 def _cached(problem, build) -> _Spec:
@@ -115,11 +139,6 @@ def _cached(problem, build) -> _Spec:
         spec = build()
         object.__setattr__(problem, "_spec_cache", spec)
     return spec
-
-
-def _unscale(theta_p, logs):
-    logs = jnp.asarray(logs)
-    return jnp.where(logs, jnp.exp(theta_p), theta_p)
 
 
 def _inside(what, values, lo, hi, coord, fix):
@@ -136,7 +155,8 @@ class ODEProblem:
     """A PINN for ``model`` on ``t_span = (t0, t1)``: the network is ``t -> y(t)``.
 
     ``data``: ``{name: (times, values)}`` for states or observables of the model;
-    ``estimate``: ``{parameter: initial guess}`` trained with the network; ``params``:
+    ``estimate``: the parameters trained with the network, a ParameterSpace or
+    ``{parameter: initial guess}`` (module docstring); ``params``:
     ``{parameter: value}`` overriding the model's nominal values; ``initial_condition``:
     penalise ``y(t0) - model.initial_state(p)`` (turn off when the network's
     ``output_transform`` imposes it); ``residual_weights``: ``{state: w}`` weights of the
@@ -147,10 +167,9 @@ class ODEProblem:
     model: Model
     t_span: tuple[float, float]
     data: Mapping[str, tuple] | None = None
-    estimate: Mapping[str, float] | None = None
+    estimate: ParameterSpace | Mapping[str, float] | None = None
     params: Mapping[str, float] | None = None
     initial_condition: bool = True
-    log_parameters: bool = True
     residual_weights: Mapping[str, float] | None = None
 
     def __post_init__(self):
@@ -166,8 +185,7 @@ class ODEProblem:
                 raise InputError(f"params: {name!r} is not a parameter of model "
                                  f"{self.model.name!r} (parameters: "
                                  f"{', '.join(self.model.parameter_names)}); fix the name")
-        _estimates(self.estimate, self.log_parameters, self.model.parameter_names,
-                   f"model {self.model.name!r}")
+        _estimates(self.estimate, self.model, f"model {self.model.name!r}")
         for name, w in (self.residual_weights or {}).items():
             if name not in self.model.state_names:
                 raise InputError(f"residual_weights: {name!r} is not a state of model "
@@ -213,8 +231,8 @@ class ODEProblem:
 
     def _build(self) -> _Spec:
         m = self.model
-        names, logs, init = _estimates(self.estimate, self.log_parameters,
-                                       m.parameter_names, f"model {m.name!r}")
+        space = _estimates(self.estimate, m, f"model {m.name!r}")
+        names = space.ids
         base = m.param_array(dict(self.params or {}))
         idx = jnp.asarray([m.parameter_index(n) for n in names], dtype=int)
         t0, t1 = self.t_span
@@ -222,7 +240,7 @@ class ODEProblem:
         def resolve(theta_p):
             if not names:
                 return base
-            return base.at[idx].set(_unscale(theta_p, logs))
+            return base.at[idx].set(space.to_linear(space.from_unconstrained(theta_p)[0]))
 
         rw = self.residual_weights or {}
         scale = jnp.sqrt(jnp.asarray([float(rw.get(n, 1.0)) for n in m.state_names]))
@@ -245,7 +263,7 @@ class ODEProblem:
                 return jnp.mean((jax.vmap(one)(tt) - vv) ** 2)
             terms.append((f"data:{name}", data_term))
         return _Spec(1, len(m.state_names), (t0,), (t1,), 0, residual, tuple(terms), resolve,
-                     names, logs, init,
+                     space, _initial(space),
                      {"kind": "ode", "model": m.name, "t_span": [t0, t1],
                       "residual_weights": {k: float(v) for k, v in rw.items()},
                       "terms": [n for n, _ in terms], "estimate": list(names)})
@@ -284,14 +302,13 @@ class PDEProblem:
     n_outputs: int = 1
     y_span: tuple[float, float] | None = None
     params: Mapping[str, float] | None = None
-    estimate: Mapping[str, float] | None = None
+    estimate: ParameterSpace | Mapping[str, float] | None = None
     initial: Callable | None = None
     boundary: Sequence = ()
     data: tuple | None = None
     observed: Sequence[int] | None = None
     n_initial: int = 64
     n_boundary: int = 64
-    log_parameters: bool = True
 
     def __post_init__(self):
         if not callable(self.residual):
@@ -317,11 +334,11 @@ class PDEProblem:
             raise InputError(f"PDEProblem: observed={self.observed} must name outputs among "
                              f"0..{self.n_outputs - 1}")
         object.__setattr__(self, "observed", obs)
-        clash = sorted(set(self.params or {}) & set(self.estimate or {}))
+        clash = sorted(set(self.params or {}) & set(_estimates(self.estimate, None,
+                                                               "the PDE").ids))
         if clash:
             raise InputError(f"PDEProblem: {clash} are in both params and estimate; keep each "
                              f"parameter in one of them")
-        _estimates(self.estimate, self.log_parameters, None, "the PDE")
         self._data()
         self._check_residual()
 
@@ -338,8 +355,9 @@ class PDEProblem:
 
     def _check_residual(self):
         n, coords = self.n_outputs, self.coords
-        q = {k: jnp.float64(v) for k, v in {**(self.params or {}),
-                                            **(self.estimate or {})}.items()}
+        space = _estimates(self.estimate, None, "the PDE")
+        guesses = space.as_dict(space.nominal)
+        q = {k: jnp.float64(v) for k, v in {**(self.params or {}), **guesses}.items()}
 
         def net(z):
             return jnp.zeros(n) + jnp.prod(z)
@@ -386,13 +404,14 @@ class PDEProblem:
         return _cached(self, self._build)
 
     def _build(self) -> _Spec:
-        names, logs, init = _estimates(self.estimate, self.log_parameters, None, "the PDE")
+        space = _estimates(self.estimate, None, "the PDE")
+        names = space.ids
         known = {k: jnp.float64(v) for k, v in (self.params or {}).items()}
         coords, (lower, upper) = self.coords, self.box
         fn, n_out = self.residual, self.n_outputs
 
         def resolve(theta_p):
-            vals = _unscale(theta_p, logs) if names else ()
+            vals = space.to_linear(space.from_unconstrained(theta_p)[0]) if names else ()
             return {**known, **{n: vals[i] for i, n in enumerate(names)}}
 
         def residual(net, q, z):
@@ -400,12 +419,12 @@ class PDEProblem:
 
         terms = []
         if self.initial is not None:
-            space = [self.x_span] + ([self.y_span] if self.y_span else [])
-            if len(space) == 1:
+            spans = [self.x_span] + ([self.y_span] if self.y_span else [])
+            if len(spans) == 1:
                 zs = np.linspace(*self.x_span, self.n_initial)[:, None]
             else:
                 rng = np.random.default_rng(0)
-                lo, hi = np.array(space).T
+                lo, hi = np.array(spans).T
                 zs = lo + (hi - lo) * rng.random((self.n_initial, 2))
             z0 = jnp.asarray(np.hstack([zs, np.full((len(zs), 1), self.t_span[0])]))
             target = jax.vmap(lambda z: jnp.broadcast_to(
@@ -426,7 +445,7 @@ class PDEProblem:
             terms.append(("data", data_term))
         return _Spec(len(coords), n_out, lower, upper,
                      coords.index("t") if "t" in coords else None, residual, tuple(terms),
-                     resolve, names, logs, init,
+                     resolve, space, _initial(space),
                      {"kind": "pde", "coords": list(coords), "lower": list(lower),
                       "upper": list(upper), "terms": [n for n, _ in terms],
                       "estimate": list(names)})
