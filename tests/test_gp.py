@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import scalebridge  # noqa: F401  (float64)
+import scalebridge as sb
 from conftest import peer
 from scalebridge.errors import InputError, SerializationError
 from scalebridge.surrogate import gp as gpmod
@@ -313,15 +313,20 @@ def test_save_load_roundtrip(tmp_path):
     x, y = _data(12)
     gp = GaussianProcess(Matern32(active_dims=[0]) * RBF(active_dims=[1]) + RBF(LS, 0.1),
                          restarts=1).fit(x, y)
-    path = gp.save(tmp_path / "gp.npz")
-    back = GaussianProcess.load(path)
+    path = sb.save(gp, tmp_path / "gp.npz")
+    back = sb.load(path)
+    assert isinstance(back, GaussianProcess)
     xs = np.random.default_rng(9).uniform(0, 1, (6, 2))
     for a, b in zip(gp.predict(xs), back.predict(xs), strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12)
     assert back.log_marginal_likelihood_ == pytest.approx(gp.log_marginal_likelihood_, 1e-12)
     assert back.noise_ == pytest.approx(gp.noise_)
-    from scalebridge.io import write_archive
+    table = back.to_pandas()
+    assert table.shape == (12, 3) and table["y"].iloc[4] == y[4]
+    import matplotlib.pyplot as plt
 
-    write_archive(tmp_path / "other.npz", "model", {}, {})
-    with pytest.raises(SerializationError, match="gaussian_process"):
-        GaussianProcess.load(tmp_path / "other.npz")
+    fig, ax = plt.subplots()
+    assert gp.plot(ax=ax, dim=1) is ax and ax.get_xlabel() == "x1"
+    plt.close(fig)
+    with pytest.raises(SerializationError, match="holds a 'gaussian_process'"):
+        sb.load(path, kind="model")

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import scalebridge  # noqa: F401  (float64)
+import scalebridge as sb
 from scalebridge import testproblems as tp
 from scalebridge.errors import InputError, SerializationError
+from scalebridge.report import save_plot
 from scalebridge.surrogate.gp import GaussianProcess
 from scalebridge.surrogate.kernels import RBF
 from scalebridge.surrogate.multifidelity import LinearMultiFidelityGP, NonlinearMultiFidelityGP
@@ -234,12 +235,15 @@ def test_save_load_roundtrip(sin_models, tmp_path):
     *_, nargp, linear, _ = sin_models
     xt = _test_points(tp.NONLINEAR_SIN_BOUNDS)
     for model in (nargp, linear):
-        path = model.save(tmp_path / f"{type(model).__name__}.npz")
-        back = type(model).load(path)
+        path = sb.save(model, tmp_path / f"{type(model).__name__}.npz")
+        back = sb.load(path)
+        assert type(back) is type(model)
         for a, b in zip(model.predict(xt), back.predict(xt), strict=True):
             np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-15)
-    with pytest.raises(SerializationError, match="linear_multifidelity_gp"):
-        LinearMultiFidelityGP.load(tmp_path / "NonlinearMultiFidelityGP.npz")
+        assert set(back.to_pandas()["level"]) == {0, 1}
+        save_plot(back, tmp_path / f"{type(model).__name__}.png")
+    with pytest.raises(SerializationError, match="holds a 'nonlinear_multifidelity_gp'"):
+        sb.load(tmp_path / "NonlinearMultiFidelityGP.npz", kind="linear_multifidelity_gp")
 
 
 def test_bad_inputs():

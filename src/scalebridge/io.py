@@ -234,16 +234,17 @@ def _split(data) -> tuple[dict, dict]:
     arrays: dict = {}
 
     def walk(v):
-        if isinstance(v, np.ndarray | np.generic) and np.ndim(v) > 0:
-            key = f"a{len(arrays)}"
-            arrays[key] = np.asarray(v)
-            return {"__array__": key}
         if isinstance(v, dict):
             return {str(k): walk(x) for k, x in v.items()}
         if isinstance(v, list | tuple):
             return [walk(x) for x in v]
-        if isinstance(v, np.generic):
-            return v.item()
+        if hasattr(v, "__array__") and not isinstance(v, str):  # NumPy and JAX arrays
+            a = np.asarray(v)
+            if a.ndim == 0:
+                return a.item()
+            key = f"a{len(arrays)}"
+            arrays[key] = a
+            return {"__array__": key}
         return v
 
     return arrays, {"result": walk(data)}
@@ -275,6 +276,8 @@ def _ensure_registered():
     from .sensitivity.sobol import SobolResult
     from .solution import EnsembleSolution, Solution
     from .surrogate.explore import ExploreResult
+    from .surrogate.gp import GaussianProcess
+    from .surrogate.multifidelity import LinearMultiFidelityGP, NonlinearMultiFidelityGP
 
     register("model", Model, _encode_model, _decode_model)
     register("solution", Solution, _encode_solution, _decode_solution)
@@ -286,5 +289,8 @@ def _ensure_registered():
     register_result("morris_result", MorrisResult)
     register_result("local_sensitivity_result", LocalResult)
     register_result("explore_result", ExploreResult)
+    register_result("gaussian_process", GaussianProcess)
+    register_result("linear_multifidelity_gp", LinearMultiFidelityGP)
+    register_result("nonlinear_multifidelity_gp", NonlinearMultiFidelityGP)
     register_result("parameter_space", ParameterSpace)
 

@@ -619,23 +619,47 @@ class GaussianProcess:
                             arrays[prefix + "hvar"], hyp, float(meta["jitter"]),
                             float(meta["y_var"]))
 
-    def save(self, path):
-        """Save the fitted GP to ``path`` (a scalebridge ``.npz`` archive, no pickle)."""
-        from ..io import write_archive
-
+    def to_dict(self) -> dict:
+        """The settings, fitted hyperparameters and training data (arrays under
+        ``arrays``); :func:`scalebridge.save` stores it, :meth:`from_dict` refits nothing."""
         meta, arrays = self._to_data()
-        return write_archive(path, "gaussian_process", arrays, meta)
+        return {**meta, "arrays": arrays}
 
     @classmethod
-    def load(cls, path) -> GaussianProcess:
-        """Load a GP saved by :meth:`save`."""
-        from ..io import read_archive
+    def from_dict(cls, d) -> GaussianProcess:
+        return cls._from_data(d, d["arrays"])
 
-        arrays, meta, _ = read_archive(path, "gaussian_process")
-        try:
-            return cls._from_data(meta, arrays)
-        except KeyError as exc:
-            raise SerializationError(f"{path}: corrupt GP file (missing {exc})") from None
+    def to_pandas(self):
+        """The training data: one row per point, inputs ``x0 ..`` and output ``y``."""
+        import pandas as pd
+
+        self._check_fitted()
+        X = np.asarray(self.X_train_)
+        frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        frame["y"] = np.asarray(self.y_train_)
+        return frame
+
+    def plot(self, ax=None, *, dim: int = 0, n_points: int = 200):
+        """The predictive mean and 95% band along input ``dim`` (the other inputs at the
+        mean of the training inputs), with the training points, into ``ax`` (a new figure
+        if None); returns the axes."""
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5.5, 3.5))
+        X = np.asarray(self.X_train_)
+        grid = np.linspace(X[:, dim].min(), X[:, dim].max(), n_points)
+        Z = np.tile(X.mean(axis=0), (n_points, 1))
+        Z[:, dim] = grid
+        m, v = (np.asarray(a) for a in self.predict(Z))
+        sd = np.sqrt(np.maximum(v, 0.0))
+        ax.fill_between(grid, m - 1.96 * sd, m + 1.96 * sd, color="C0", alpha=0.2,
+                        label="95% band")
+        ax.plot(grid, m, color="C0", label="mean")
+        ax.plot(X[:, dim], np.asarray(self.y_train_), "k.", ms=4, label="training points")
+        ax.set_xlabel(f"x{dim}")
+        ax.legend(fontsize=8)
+        return ax
 
 
 @eqx.filter_jit

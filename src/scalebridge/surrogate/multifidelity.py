@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import InputError, SerializationError
+from ..errors import InputError
 from .gp import GaussianProcess, _predict, check_xy
 from .kernels import RBF, AbstractKernel, Matern32, Matern52, Product, Sum
 
@@ -69,7 +69,6 @@ def _kernel_class(kernel):
 class _MultiFidelityBase:
     """Shared estimator plumbing: settings, validation, level GPs, saving."""
 
-    _kind = ""
 
     def _gp(self, kernel):
         return GaussianProcess(kernel, noise=self.noise, normalize_x=self.normalize_x,
@@ -97,10 +96,9 @@ class _MultiFidelityBase:
         self._check_fitted()
         return len(self.levels_)
 
-    def save(self, path):
-        """Save the fitted model to ``path`` (a scalebridge ``.npz`` archive, no pickle)."""
-        from ..io import write_archive
-
+    def to_dict(self) -> dict:
+        """The settings and every level's GP (arrays under ``arrays``); what
+        :func:`scalebridge.save` stores."""
         self._check_fitted()
         arrays, levels = {}, []
         for t, gp in enumerate(self.levels_):
@@ -108,24 +106,56 @@ class _MultiFidelityBase:
             levels.append(meta)
             arrays.update(arr)
         arrays.update(self._extra_arrays())
-        meta = {"settings": self._settings(), "levels": levels}
-        return write_archive(path, self._kind, arrays, meta)
+        return {"settings": self._settings(), "levels": levels, "arrays": arrays}
 
     @classmethod
-    def load(cls, path):
-        """Load a model saved by :meth:`save`."""
-        from ..io import read_archive
-
-        arrays, meta, _ = read_archive(path, cls._kind)
-        try:
-            model = cls(**cls._decode_settings(meta["settings"]))
-            model.levels_ = [GaussianProcess._from_data(m, arrays, f"level{t}.")
-                             for t, m in enumerate(meta["levels"])]
-            model._load_extra(arrays)
-        except KeyError as exc:
-            raise SerializationError(f"{path}: corrupt {cls._kind} file (missing {exc})") \
-                from None
+    def from_dict(cls, d):
+        arrays = d["arrays"]
+        model = cls(**cls._decode_settings(d["settings"]))
+        model.levels_ = [GaussianProcess._from_data(m, arrays, f"level{t}.")
+                         for t, m in enumerate(d["levels"])]
+        model._load_extra(arrays)
         return model
+
+    def to_pandas(self):
+        """The training data of all levels: inputs ``x0 ..``, output ``y`` and ``level``."""
+        import pandas as pd
+
+        d = np.asarray(self.levels_[0].X_train_).shape[1]
+        frames = []
+        for t, gp in enumerate(self.levels_):
+            f = gp.to_pandas()  # a NARGP's upper levels also see the lower prediction: dropped
+            f = f[[*f.columns[:d], "y"]].copy()
+            f["level"] = t
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+    def plot(self, ax=None, *, dim: int = 0, n_points: int = 200):
+        """Each level's predictive mean (the top one with its 95% band) along input ``dim``
+        (other inputs at the mean of the lowest level's training inputs), with the training
+        points, into ``ax`` (a new figure if None); returns the axes."""
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5.5, 3.5))
+        X = np.asarray(self.levels_[0].X_train_)
+        lo = min(float(np.min(np.asarray(g.X_train_)[:, dim])) for g in self.levels_)
+        hi = max(float(np.max(np.asarray(g.X_train_)[:, dim])) for g in self.levels_)
+        grid = np.linspace(lo, hi, n_points)
+        Z = np.tile(X.mean(axis=0), (n_points, 1))
+        Z[:, dim] = grid
+        for t, gp in enumerate(self.levels_):
+            m, v = (np.asarray(a) for a in self.predict(Z, level=t))
+            top = t == len(self.levels_) - 1
+            if top:
+                sd = np.sqrt(np.maximum(v, 0.0))
+                ax.fill_between(grid, m - 1.96 * sd, m + 1.96 * sd, color=f"C{t}", alpha=0.2)
+            ax.plot(grid, m, color=f"C{t}", lw=1.5 if top else 1.0, label=f"level {t}")
+            ax.plot(np.asarray(gp.X_train_)[:, dim], np.asarray(gp.y_train_), ".",
+                    color=f"C{t}", ms=4)
+        ax.set_xlabel(f"x{dim}")
+        ax.legend(fontsize=8)
+        return ax
 
     def _extra_arrays(self) -> dict:
         return {}
@@ -148,7 +178,6 @@ class LinearMultiFidelityGP(_MultiFidelityBase):
         for one of six seeds).
     """
 
-    _kind = "linear_multifidelity_gp"
 
     def __init__(self, kernel=RBF, *, rho: str = "constant", noise: float | None = None,
                  normalize_x: bool = True, normalize_y: bool = True, restarts: int = 9,
@@ -312,7 +341,6 @@ class NonlinearMultiFidelityGP(_MultiFidelityBase):
         Carlo propagation.
     """
 
-    _kind = "nonlinear_multifidelity_gp"
 
     def __init__(self, kernel=RBF, *, n_samples: int = 100, noise: float | None = None,
                  normalize_x: bool = True, normalize_y: bool = True, restarts: int = 9,
