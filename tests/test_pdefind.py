@@ -10,6 +10,7 @@ from scalebridge.discover import STLSQ, Ensemble, WeakForm
 from scalebridge.discover.pdefind import PDEFIND, strong_library, weak_library
 from scalebridge.errors import InputError
 from scalebridge.pde import fisher_kpp, porous_fisher_kpp
+from scalebridge.report import save_plot
 
 L, N, D, R, K = 20.0, 201, 0.5, 1.0, 2.0
 TRUE = {"u": R, "u^2": -R / K, "u_xx": D}
@@ -97,6 +98,20 @@ def test_to_model_matches_the_pde_layer(fisher):
     assert np.allclose(model.initial_state(model.parameter_values()), U[0])
     # reference: the PDE layer's Fisher-KPP with the true D, r, K; measured 9.2e-4
     _same_vector_field(model, fisher_kpp(length=L, n=N, D=D, r=R, K=K), U[::20], 3e-3)
+
+
+def test_fitted_model_round_trips_through_save_and_load(fisher, tmp_path):
+    U, t, x = fisher
+    m = PDEFIND(weak=True).fit(U, t, x)
+    back = sb.load(sb.save(m, tmp_path / "pdefind.npz"))
+    assert back.equations() == m.equations() and back.weak_ and back.terms_ == m.terms_
+    a, b = back.to_model(), m.to_model()
+    assert a.parameter_names == b.parameter_names
+    np.testing.assert_array_equal(a.parameter_values(), b.parameter_values())
+    np.testing.assert_array_equal(a.initial_state(a.parameter_values()),
+                                  b.initial_state(b.parameter_values()))
+    assert list(back.to_pandas().index) == ["u_t"]
+    save_plot(back, tmp_path / "coefficients.png")
 
 
 def test_weak_form_porous_diffusion_and_back():

@@ -27,6 +27,7 @@ from scalebridge.discover import (
 )
 from scalebridge.discover.library import evaluate
 from scalebridge.errors import InputError
+from scalebridge.report import save_plot
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +200,32 @@ def test_discovered_model_simulates_fits_and_round_trips_sbml(lotka, tmp_path):
     # reference: the zoo's alpha = 1.1 and gamma = 0.4 that made the (noise-free) data;
     # measured 2.6e-8 and 1.5e-8 off
     assert abs(best["prey_prey"] - 1.1) < 1e-6 and abs(best["predator_predator"] + 0.4) < 1e-6
+
+
+def test_fitted_model_round_trips_through_save_and_load(lotka, tmp_path):
+    t, x = lotka
+    lib = PolynomialLibrary(2) + FourierLibrary(1, inputs=["prey"])
+    s = SINDy(lib, STLSQ(threshold=0.05)).fit(x, t, feature_names=["prey", "predator"])
+    back = sb.load(sb.save(s, tmp_path / "sindy.npz"))
+    assert isinstance(back, SINDy) and back.equations() == s.equations()
+    # the Fourier terms come back from their formulas (restricted parser), the monomials
+    # from their powers: the same derivatives
+    assert any(t.startswith("sin") for t in back.terms_)
+    np.testing.assert_allclose(back.predict(x[::50]), s.predict(x[::50]), rtol=1e-13,
+                               atol=1e-13)
+    table = back.to_pandas()
+    assert table.shape == (2, len(s.terms_)) and table.loc["prey", "prey"] == \
+        s.coefficients_[0, 1]
+    save_plot(back, tmp_path / "coefficients.png")
+    # a custom term with an SBML template comes back from it; one without cannot be saved
+    lib = PolynomialLibrary(1) + CustomLibrary({"exp(-{})": lambda a: jnp.exp(-a)})
+    custom = SINDy(lib, STLSQ(threshold=0.05)).fit(x, t)
+    again = sb.load(sb.save(custom, tmp_path / "custom.npz"))
+    np.testing.assert_allclose(again.predict(x[::50]), custom.predict(x[::50]), rtol=1e-13,
+                               atol=1e-13)
+    opaque = SINDy(CustomLibrary({"f({})": jnp.exp}, formulas=False), STLSQ(0.05)).fit(x, t)
+    with pytest.raises(sb.errors.SerializationError, match="cannot be saved as data"):
+        sb.save(opaque, tmp_path / "opaque.npz")
 
 
 def test_hybrid_model_made_explicit(lotka):

@@ -266,6 +266,8 @@ def _join(meta: dict, arrays: dict):
 def _ensure_registered():
     if "model" in _CODECS:
         return
+    from .discover.pdefind import PDEFIND
+    from .discover.sindy import SINDy
     from .infer.fit import FitResult
     from .infer.profile import ProfileResult
     from .infer.sample import PosteriorResult
@@ -289,6 +291,8 @@ def _ensure_registered():
     register_result("morris_result", MorrisResult)
     register_result("local_sensitivity_result", LocalResult)
     register_result("explore_result", ExploreResult)
+    register_result("sindy_model", SINDy)
+    register_result("pdefind_model", PDEFIND)
     register_result("gaussian_process", GaussianProcess)
     register_result("linear_multifidelity_gp", LinearMultiFidelityGP)
     register_result("nonlinear_multifidelity_gp", NonlinearMultiFidelityGP)

@@ -67,6 +67,41 @@ def monomial(names: Sequence[str], powers: Sequence[int]) -> Term:
     return Term(name, fn, name, powers)
 
 
+def term_to_dict(term: Term) -> dict:
+    """A term as data: its name and its formula (or monomial powers); a term that has
+    neither (a custom function without an SBML template) cannot be saved."""
+    from ..errors import SerializationError
+
+    if term.powers is None and term.formula is None:
+        raise SerializationError(f"term {term.name!r} is a custom function without a formula, "
+                                 "which cannot be saved as data; give CustomLibrary "
+                                 "templates in SBML infix")
+    return {"name": term.name, "formula": term.formula,
+            "powers": None if term.powers is None else list(term.powers)}
+
+
+def term_from_dict(d: Mapping, names: Sequence[str]) -> Term:
+    """The term of :func:`term_to_dict` over inputs ``names``: a monomial from its powers,
+    otherwise its formula parsed by the restricted formula parser (never ``eval``)."""
+    from ..infer.formula import parse_formula
+
+    if d.get("powers") is not None:
+        return Term(d["name"], monomial(names, d["powers"]).fn, d.get("formula"),
+                    tuple(int(k) for k in d["powers"]))
+    formula = parse_formula(d["formula"], f"saved term {d['name']!r}")
+    unknown = sorted(formula.symbols - set(names))
+    if unknown:
+        raise InputError(f"saved term {d['name']!r} reads {unknown}, which are not among the "
+                         f"inputs {list(names)}")
+    cols = {n: i for i, n in enumerate(names)}
+
+    def fn(Z):
+        return jnp.broadcast_to(formula({n: Z[..., cols[n]] for n in formula.symbols}),
+                                Z.shape[:-1])
+
+    return Term(d["name"], fn, d["formula"], None)
+
+
 def _resolve_inputs(spec, names: Sequence[str], what: str) -> list[int]:
     if spec is None:
         return list(range(len(names)))

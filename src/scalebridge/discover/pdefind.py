@@ -37,7 +37,14 @@ from ..errors import InputError
 from .derivatives import check_times
 from .library import PolynomialLibrary, monomial_name
 from .optimizers import STLSQ, Optimizer
-from .sindy import Ensemble, equation_table, format_equations, sparse_regression
+from .sindy import (
+    Ensemble,
+    coefficient_map,
+    equation_table,
+    format_equations,
+    set_regression,
+    sparse_regression,
+)
 from .weak import WeakForm, bump, effective_rows, trapezoid_weights
 
 DIFFERENTIATION = ("finite", "savgol")
@@ -443,6 +450,56 @@ class PDEFIND:
     def _check_fitted(self):
         if not hasattr(self, "coefficients_"):
             raise InputError("this PDEFIND model is not fitted yet; call fit(u, t, x) first")
+
+    # ----- the result protocol ----------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The fitted equations as data (terms, coefficients, thresholds, path, the data's
+        grid, first snapshot and range, the settings); :meth:`from_dict` gives a fitted
+        model that prints, exports (:meth:`to_model`) and plots (the optimiser and ensemble
+        are not kept: to refit, make a new estimator)."""
+        self._check_fitted()
+        return {"settings": {"degree": self.degree, "derivative_order": self.derivative_order,
+                             "include_constant": self.include_constant,
+                             "differentiation": self.differentiation, "window": self.window,
+                             "polyorder": self.polyorder, "resolution": self.resolution},
+                "feature_names": list(self.feature_names_),
+                "terms": [{"name": t.name, "powers": list(t.powers), "order": t.order,
+                           "field": t.field, "weak": t.weak} for t in self._terms],
+                "coefficients": self.coefficients_, "threshold": self.threshold_,
+                "inclusion": self.inclusion_, "path": self.path_, "n_rows": int(self.n_rows_),
+                "n_effective": float(self.n_effective_), "weak": bool(self.weak_),
+                "x": np.asarray(self._x), "u0": np.asarray(self._u0),
+                "range": [np.asarray(a) for a in self._range]}
+
+    @classmethod
+    def from_dict(cls, d) -> PDEFIND:
+        model = cls(**d["settings"], weak=bool(d["weak"]))
+        model.feature_names_ = tuple(d["feature_names"])
+        set_regression(model, d, tuple(PDETerm(t["name"], tuple(int(k) for k in t["powers"]),
+                                               int(t["order"]), t["field"], bool(t["weak"]))
+                                       for t in d["terms"]))
+        model.n_rows_ = int(d["n_rows"])
+        model.n_effective_ = float(d["n_effective"])
+        model.weak_ = bool(d["weak"])
+        model._x = np.asarray(d["x"], float)
+        model._u0 = np.asarray(d["u0"], float)
+        model._range = tuple(np.asarray(a, float) for a in d["range"])
+        return model
+
+    def to_pandas(self):
+        """The coefficients: one row per field's equation (``u_t``), one column per term."""
+        import pandas as pd
+
+        self._check_fitted()
+        return pd.DataFrame(self.coefficients_, columns=list(self.terms_),
+                            index=pd.Index([f"{n}_t" for n in self.feature_names_],
+                                           name="equation"))
+
+    def plot(self, ax=None):
+        """The coefficients as a heat map (equations by terms) into ``ax``; the axes."""
+        self._check_fitted()
+        return coefficient_map(ax, self.coefficients_, [f"{n}_t" for n in self.feature_names_],
+                               self.terms_)
 
     def equations(self, precision: int | None = None) -> dict[str, dict[str, float]]:
         """``{"u_t": {term: coefficient}}`` of the nonzero terms (rounded to ``precision``

@@ -25,7 +25,7 @@ from ..errors import InputError, ModelError
 from ..model.model import Model
 from ..model.parameter import Parameter
 from .derivatives import bias_floor, check_times, differentiate
-from .library import Library, PolynomialLibrary, Term, evaluate_data
+from .library import Library, PolynomialLibrary, Term, evaluate_data, term_from_dict, term_to_dict
 from .optimizers import STLSQ, Optimizer, aicc, threshold_path
 from .weak import WeakForm, effective_rows
 
@@ -81,6 +81,39 @@ def _slug(text: str) -> str:
     s = text.replace("^", "").replace("*", "_")
     s = re.sub(r"[^0-9A-Za-z_]+", "_", s).strip("_")
     return "const" if s in ("1", "") else s
+
+
+def set_regression(model, d, terms) -> None:
+    """Set the fitted regression attributes of a SINDy or PDE-FIND ``model`` from its
+    :meth:`to_dict` ``d`` and the rebuilt ``terms``."""
+    model._terms = terms
+    model.terms_ = tuple(t.name for t in terms)
+    model.coefficients_ = np.asarray(d["coefficients"], float)
+    model.threshold_ = np.asarray(d["threshold"], float)
+    model.inclusion_ = np.asarray(d["inclusion"], float)
+    model.path_ = None if d.get("path") is None else {
+        k: np.asarray(v) for k, v in d["path"].items()}
+
+
+def coefficient_map(ax, coefficients, rows, terms):
+    """Coefficients (rows by terms) as a symmetric-log heat map, zeros blank; the axes."""
+    from matplotlib.colors import SymLogNorm
+
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(terms) + 2), 0.45 * len(rows) + 1.5))
+    c = np.asarray(coefficients, float)
+    big = float(np.max(np.abs(c), initial=0.0)) or 1.0
+    nz = np.abs(c[c != 0])
+    norm = SymLogNorm(linthresh=float(nz.min()) if nz.size else 1.0, vmin=-big, vmax=big)
+    art = ax.imshow(np.where(c == 0, np.nan, c), cmap="RdBu_r", norm=norm, aspect="auto")
+    ax.set_xticks(range(len(terms)))
+    ax.set_xticklabels(terms, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=8)
+    ax.figure.colorbar(art, ax=ax, label="coefficient")
+    return ax
 
 
 def equation_table(names, terms, coefficients, precision: int | None = None) -> dict:
@@ -274,6 +307,47 @@ class SINDy:
         if not hasattr(self, "coefficients_"):
             return "SINDy (not fitted)"
         return format_equations(self.equations())
+
+    # ----- the result protocol ----------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The fitted equations as data: names, the terms (formulas or monomial powers),
+        coefficients, thresholds, inclusion frequencies, the selection path and the range
+        of the training data. :meth:`from_dict` gives a fitted model that predicts,
+        simulates and exports (its library and optimiser settings are not kept: to refit,
+        make a new estimator)."""
+        self._check_fitted()
+        return {"feature_names": list(self.feature_names_),
+                "control_names": list(self.control_names_),
+                "terms": [term_to_dict(t) for t in self._terms],
+                "coefficients": self.coefficients_, "threshold": self.threshold_,
+                "inclusion": self.inclusion_, "path": self.path_,
+                "n_samples": int(self.n_samples_),
+                "data_range": [np.asarray(a) for a in self._data_range]}
+
+    @classmethod
+    def from_dict(cls, d) -> SINDy:
+        model = cls()
+        model.feature_names_ = tuple(d["feature_names"])
+        model.control_names_ = tuple(d["control_names"])
+        names = model.feature_names_ + model.control_names_
+        set_regression(model, d, tuple(term_from_dict(t, names) for t in d["terms"]))
+        model.n_samples_ = int(d["n_samples"])
+        model._data_range = tuple(np.asarray(a, float) for a in d["data_range"])
+        return model
+
+    def to_pandas(self):
+        """The coefficients: one row per state, one column per term."""
+        import pandas as pd
+
+        self._check_fitted()
+        return pd.DataFrame(self.coefficients_, columns=list(self.terms_),
+                            index=pd.Index(list(self.feature_names_), name="state"))
+
+    def plot(self, ax=None):
+        """The coefficients as a heat map (states by terms; zero left blank) into ``ax`` (a
+        new figure if None); returns the axes."""
+        self._check_fitted()
+        return coefficient_map(ax, self.coefficients_, self.feature_names_, self.terms_)
 
     def predict(self, x, u=None) -> np.ndarray:
         """The model's derivatives at states ``x`` (``(n, d)``) and controls ``u``."""
