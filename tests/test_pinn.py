@@ -52,6 +52,28 @@ def test_inverse_ode_infers_rate():
     assert abs(k - 1.5) / 1.5 < 5e-4  # the generating k = 1.5; measured 1.3e-4
 
 
+def test_result_round_trips_through_save_and_load(tmp_path):
+    t_obs = np.linspace(0.2, 2.0, 10)
+    prob = pinn.ODEProblem(_decay(), (0.0, 2.0), data={"y": (t_obs, np.exp(-1.5 * t_obs))},
+                           estimate={"k": 1.0})
+    net = pinn.Network(1, 1, lower=[0.0], upper=[2.0], width=8, depth=2, fourier=(4, 1.0),
+                       factorised=True, positive="softplus", key=jax.random.PRNGKey(1))
+    res = pinn.train_pinn(prob, network=net, n_collocation=16, adam=pinn.Adam(20, 1e-2),
+                          lbfgs=pinn.LBFGS(5), compiler_options=_FAST)
+    back = sb.load(sb.save(res, tmp_path / "pinn.npz"))
+    assert isinstance(back, pinn.PINNResult) and back.parameters == res.parameters
+    np.testing.assert_array_equal(back.predict(t_obs), res.predict(t_obs))
+    np.testing.assert_array_equal(back.history["residual"], res.history["residual"])
+    table = back.to_pandas()
+    assert table.shape == (25, len(res.history)) and table.index[-1] == 25
+    assert len(back.plot().lines) == len(res.history)
+    hard = pinn.Network(1, 1, lower=[0.0], upper=[2.0], key=jax.random.PRNGKey(0),
+                        output_transform=lambda z, u: 1.0 + z * u)
+    with pytest.raises(sb.errors.SerializationError, match="output_transform"):
+        sb.save(pinn.PINNResult(hard, {}, {}, {}, {}, 0, 0.0, 0.0, np.zeros((0, 1))),
+                tmp_path / "hard.npz")
+
+
 def test_inverse_ode_trains_within_the_parameter_space():
     # k on [0.5, 3] (logistic coordinates) recovers the generating 1.5; on [0.2, 1.2] it
     # cannot reach it and stays at or below the upper bound

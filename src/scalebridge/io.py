@@ -273,6 +273,7 @@ def _ensure_registered():
     from .infer.sample import PosteriorResult
     from .infer.space import ParameterSpace
     from .model.model import Model
+    from .pinn.train import PINNResult
     from .sensitivity.local import LocalResult
     from .sensitivity.morris import MorrisResult
     from .sensitivity.sobol import SobolResult
@@ -293,6 +294,7 @@ def _ensure_registered():
     register_result("explore_result", ExploreResult)
     register_result("sindy_model", SINDy)
     register_result("pdefind_model", PDEFIND)
+    register_result("pinn_result", PINNResult)
     register_result("gaussian_process", GaussianProcess)
     register_result("linear_multifidelity_gp", LinearMultiFidelityGP)
     register_result("nonlinear_multifidelity_gp", NonlinearMultiFidelityGP)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Network", "Stacked", "ACTIVATIONS"]
+__all__ = ["Network", "Stacked", "ACTIVATIONS", "network_to_dict", "network_from_dict"]
 
 ACTIVATIONS: dict[str, Callable] = {"tanh": jnp.tanh, "sin": jnp.sin, "swish": jax.nn.swish}
 _POSITIVE = {"softplus": jax.nn.softplus, "exp": jnp.exp}
@@ -149,3 +149,44 @@ class Stacked(eqx.Module):
 
     def __call__(self, z):
         return jnp.concatenate([n(z) for n in self.networks])
+
+
+def network_to_dict(net) -> dict:
+    """A :class:`Network` or :class:`Stacked` as data: its architecture and weights (arrays);
+    a network with an ``output_transform`` (a Python function) cannot be saved."""
+    from ..errors import SerializationError
+
+    if isinstance(net, Stacked):
+        return {"kind": "stacked", "networks": [network_to_dict(n) for n in net.networks]}
+    if not isinstance(net, Network):
+        raise SerializationError(f"cannot save a network of type {type(net).__name__}; "
+                                 "only scalebridge.pinn Network and Stacked are saved as data")
+    if net.output_transform is not None:
+        raise SerializationError("the network has an output_transform (a Python function), "
+                                 "which cannot be saved as data; save its weights with "
+                                 "equinox.tree_serialise_leaves and rebuild it in code")
+    layers = net.layers
+    return {"kind": "network", "in_size": len(net.lower), "out_size": len(net.out_scale),
+            "lower": list(net.lower), "upper": list(net.upper),
+            "width": int(layers[0].b.shape[0]), "depth": len(layers) - 1,
+            "activation": net.activation, "positive": net.positive,
+            "out_scale": list(net.out_scale), "factorised": layers[0].s is not None,
+            "fourier": None if net.fourier_b is None else int(net.fourier_b.shape[0]),
+            "leaves": [np.asarray(x) for x in jax.tree_util.tree_leaves(net)]}
+
+
+def network_from_dict(d):
+    """The network of :func:`network_to_dict`."""
+    if d["kind"] == "stacked":
+        return Stacked(*(network_from_dict(n) for n in d["networks"]))
+    net = Network(int(d["in_size"]), int(d["out_size"]), lower=d["lower"], upper=d["upper"],
+                  key=jax.random.PRNGKey(0), width=int(d["width"]), depth=int(d["depth"]),
+                  activation=d["activation"],
+                  fourier=None if d["fourier"] is None else (int(d["fourier"]), 1.0),
+                  factorised=bool(d["factorised"]), positive=d["positive"],
+                  out_scale=d["out_scale"])
+    leaves, treedef = jax.tree_util.tree_flatten(net)
+    saved = [jnp.asarray(x) for x in d["leaves"]]
+    if [x.shape for x in saved] != [x.shape for x in leaves]:
+        raise InputError("saved network weights do not match its architecture")
+    return jax.tree_util.tree_unflatten(treedef, saved)

@@ -43,7 +43,7 @@ from .._console import progress
 from ..errors import InputError, SerializationError, SimulationError
 from ..io import write_atomic
 from .losses import ODEProblem, PDEProblem, _Spec, causal_mse
-from .networks import Network
+from .networks import Network, network_from_dict, network_to_dict
 
 __all__ = ["Adam", "LBFGS", "GradNormBalance", "Causal", "RAR", "Checkpoint", "PINNResult",
            "train_pinn"]
@@ -138,6 +138,47 @@ class PINNResult:
         if z.ndim == 1:
             z = z[:, None]
         return np.asarray(_predict(self.network, z))
+
+    # ----- the result protocol -----
+    def to_dict(self) -> dict:
+        """The network (architecture and weights), estimates, losses, history (arrays per
+        term), weights, step count, timings and collocation points."""
+        return {"network": network_to_dict(self.network), "parameters": dict(self.parameters),
+                "losses": dict(self.losses),
+                "history": {k: np.asarray(v) for k, v in self.history.items()},
+                "weights": dict(self.weights), "steps": int(self.steps),
+                "compile_seconds": float(self.compile_seconds),
+                "run_seconds": float(self.run_seconds), "points": np.asarray(self.points)}
+
+    @classmethod
+    def from_dict(cls, d) -> PINNResult:
+        return cls(network_from_dict(d["network"]), dict(d["parameters"]), dict(d["losses"]),
+                   {k: np.asarray(v, float) for k, v in d["history"].items()},
+                   dict(d["weights"]), int(d["steps"]), float(d["compile_seconds"]),
+                   float(d["run_seconds"]), np.asarray(d["points"], float))
+
+    def to_pandas(self):
+        """The loss history: one row per step, one column per loss term."""
+        import pandas as pd
+
+        frame = pd.DataFrame({k: np.asarray(v) for k, v in self.history.items()})
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="step")
+        return frame
+
+    def plot(self, ax=None):
+        """The loss terms against the step (log scale) into ``ax`` (a new figure if None);
+        returns the axes."""
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5.5, 3.5))
+        for k, v in self.history.items():
+            ax.plot(np.arange(1, len(v) + 1), v, lw=1, label=k)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss term")
+        ax.legend(fontsize=8)
+        return ax
 
 
 @eqx.filter_jit
