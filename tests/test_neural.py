@@ -124,6 +124,31 @@ def test_hybrid_lotka_volterra_recovers_the_missing_terms(lotka_volterra):
     assert err < 0.012  # the README's 1.1%
 
 
+def test_trained_models_round_trip_through_save_and_load(neural, linear_data, tmp_path):
+    t, y = linear_data
+    back = sb.load(sb.save(neural, tmp_path / "neural.npz"))
+    assert isinstance(back, NeuralODE) and back.state_names_ == neural.state_names_
+    np.testing.assert_array_equal(back.network_outputs(y[:5]), neural.network_outputs(y[:5]))
+    assert back.loss_history_ == neural.loss_history_ and back.loss_ == neural.loss_
+    assert list(back.to_pandas().columns) == ["phase", "loss"]
+    assert len(back.plot().lines) == len({p for p, _ in neural.loss_history_})
+    # a hybrid model on a zoo model (which saves as data), briefly trained
+    lv = sb.load_zoo("lotka_volterra")
+    x = np.asarray(sb.simulate(lv, t).states)
+    hybrid = HybridModel(lv, hidden=(4,), window=None, adam_steps=3, lbfgs_steps=0,
+                         seed=0).fit(t, x, y0=x[0])
+    again = sb.load(sb.save(hybrid, tmp_path / "hybrid.npz"))
+    assert again.parameters_ == hybrid.parameters_ and again.term_states_ == hybrid.term_states_
+    np.testing.assert_array_equal(again.network_outputs(x[:5]), hybrid.network_outputs(x[:5]))
+    np.testing.assert_allclose(again.trajectories(20), hybrid.trajectories(20), rtol=1e-12)
+    python_model = HybridModel(sb.Model(states=["a"], parameters={"k": 1.0},
+                                        rhs=lambda t, y, p, u: -p[0] * y, initial=[1.0],
+                                        stiff=False), hidden=(2,), window=None,
+                               adam_steps=1, lbfgs_steps=0).fit(t, y[:, :1])
+    with pytest.raises(sb.errors.SerializationError, match="Python functions"):
+        sb.save(python_model, tmp_path / "python.npz")
+
+
 def test_nan_loss_stops_training_with_a_clear_error():
     blowup = sb.Model(states=["y"], parameters={"k": 10.0},
                       rhs=lambda t, y, p, u: p[0] * y**2, initial=[1.0], stiff=False)

@@ -171,7 +171,9 @@ def load(path, kind: str | None = None):
 
 
 # ----- models and solutions ------------------------------------------------------------------
-def _encode_model(model):
+def model_to_dict(model) -> dict:
+    """A model from the zoo or an SBML file as data: its source and parameter specs (a
+    model defined by Python functions cannot be saved)."""
     if model.source is None:
         raise SerializationError(
             f"model {model.name!r} is defined by Python functions, which cannot be saved as "
@@ -182,10 +184,11 @@ def _encode_model(model):
             "parameters": [parameter_to_dict(p) for p in model.parameters]}
     if model.initial_values is not None:
         meta["initial"] = [float(v) for v in np.asarray(model.initial_values)]
-    return {}, meta
+    return meta
 
 
-def _decode_model(arrays, meta):
+def model_from_dict(meta):
+    """The model of :func:`model_to_dict` (loaded again from its source)."""
     from .infer.space import parameter_from_dict
 
     kind, ref = meta["source"]
@@ -266,6 +269,8 @@ def _join(meta: dict, arrays: dict):
 def _ensure_registered():
     if "model" in _CODECS:
         return
+    from .discover.hybrid import HybridModel
+    from .discover.neural import NeuralODE
     from .discover.pdefind import PDEFIND
     from .discover.sindy import SINDy
     from .infer.fit import FitResult
@@ -282,7 +287,8 @@ def _ensure_registered():
     from .surrogate.gp import GaussianProcess
     from .surrogate.multifidelity import LinearMultiFidelityGP, NonlinearMultiFidelityGP
 
-    register("model", Model, _encode_model, _decode_model)
+    register("model", Model, lambda m: ({}, model_to_dict(m)),
+             lambda arrays, meta: model_from_dict(meta))
     register("solution", Solution, _encode_solution, _decode_solution)
     register_result("ensemble_solution", EnsembleSolution)
     register_result("fit_result", FitResult)
@@ -295,6 +301,8 @@ def _ensure_registered():
     register_result("sindy_model", SINDy)
     register_result("pdefind_model", PDEFIND)
     register_result("pinn_result", PINNResult)
+    register_result("neural_ode", NeuralODE)
+    register_result("hybrid_model", HybridModel)
     register_result("gaussian_process", GaussianProcess)
     register_result("linear_multifidelity_gp", LinearMultiFidelityGP)
     register_result("nonlinear_multifidelity_gp", NonlinearMultiFidelityGP)

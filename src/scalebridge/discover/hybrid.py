@@ -124,6 +124,30 @@ class HybridModel(_NeuralBase):
         self._data = d
         return self
 
+    def to_dict(self) -> dict:
+        """Settings, the known model (as :func:`scalebridge.save` stores models: a zoo or
+        SBML model; one defined by Python functions cannot be saved), network weights,
+        trained parameters, training record and the training data."""
+        from ..io import model_to_dict
+
+        return {**self._fitted_dict(), "model": model_to_dict(self.model),
+                "term_states": list(self.term_states_), "parameters": dict(self.parameters_),
+                "data_times": [np.asarray(t) for t in self._data.times],
+                "data_values": [np.asarray(v) for v in self._data.values]}
+
+    @classmethod
+    def from_dict(cls, d) -> HybridModel:
+        from ..io import model_from_dict
+        from .neural import _Data
+
+        hybrid = cls(model_from_dict(d["model"]), **d["settings"])
+        hybrid._set_fitted(d)
+        hybrid.term_states_ = tuple(d["term_states"])
+        hybrid.parameters_ = {k: float(v) for k, v in d["parameters"].items()}
+        hybrid._data = _Data(tuple(np.asarray(t, float) for t in d["data_times"]),
+                             tuple(np.asarray(v, float) for v in d["data_values"]))
+        return hybrid
+
     def network_outputs(self, X) -> np.ndarray:
         """The network term at the rows of ``X`` (n_points, n_states): an array
         (n_points, len(term_states_)), the targets for SINDy."""

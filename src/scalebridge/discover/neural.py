@@ -475,6 +475,86 @@ class _NeuralBase:
         if not hasattr(self, "network_"):
             raise InputError(f"this {type(self).__name__} is not fitted yet; call fit first")
 
+    # ----- the result protocol (shared part) -----
+    _SETTINGS = ("states", "hidden", "activation", "window", "batch_size", "learning_rate",
+                 "adam_steps", "lbfgs_steps", "continuity", "weight_decay", "rtol", "atol",
+                 "max_steps", "seed", "name")
+
+    def _fitted_dict(self) -> dict:
+        """Settings, network weights and training record: the part of ``to_dict`` shared
+        by neural and hybrid models."""
+        from ..errors import SerializationError
+
+        self._check_fitted()
+        if not isinstance(self.activation, str):
+            raise SerializationError("the activation is a Python function, which cannot be "
+                                     "saved as data; train with a named activation ("
+                                     f"{', '.join(ACTIVATIONS)})")
+        settings = {k: getattr(self, k) for k in self._SETTINGS}
+        settings["hidden"] = [int(h) for h in self.hidden]
+        if settings["states"] is not None and not isinstance(settings["states"], str):
+            settings["states"] = list(settings["states"])
+        net = self.network_
+        mlp = net.mlp
+        return {"settings": settings,
+                "network": {"in_size": int(mlp.in_size), "out_size": int(mlp.out_size),
+                            "leaves": [np.asarray(x) for x in
+                                       jax.tree_util.tree_leaves(eqx.filter(mlp, eqx.is_array))],
+                            "shift": np.asarray(net.shift), "scale": np.asarray(net.scale),
+                            "out_scale": np.asarray(net.out_scale)},
+                "initial_states": np.asarray(self.initial_states_),
+                "loss_phases": [p for p, _ in self.loss_history_],
+                "loss_history": np.asarray([v for _, v in self.loss_history_], float),
+                "loss": float(self.loss_), "train_time": float(self.train_time_)}
+
+    def _set_fitted(self, d) -> None:
+        """The inverse of :meth:`_fitted_dict` on an estimator made with its settings."""
+        n = d["network"]
+        hidden = tuple(self.hidden)
+        mlp = eqx.nn.MLP(int(n["in_size"]), int(n["out_size"]), hidden[0], len(hidden),
+                         activation=ACTIVATIONS[self.activation],
+                         key=jax.random.PRNGKey(0), dtype=jnp.float64)
+        arrays, rest = eqx.partition(mlp, eqx.is_array)
+        leaves, treedef = jax.tree_util.tree_flatten(arrays)
+        saved = [jnp.asarray(x) for x in n["leaves"]]
+        if [x.shape for x in saved] != [x.shape for x in leaves]:
+            raise InputError("saved network weights do not match its architecture")
+        mlp = eqx.combine(jax.tree_util.tree_unflatten(treedef, saved), rest)
+        self.network_ = Network(mlp,
+                                jnp.asarray(n["shift"]), jnp.asarray(n["scale"]),
+                                jnp.asarray(n["out_scale"]))
+        self.initial_states_ = np.asarray(d["initial_states"], float)
+        self.loss_history_ = list(zip(d["loss_phases"],
+                                      np.asarray(d["loss_history"], float).tolist(),
+                                      strict=True))
+        self.loss_ = float(d["loss"])
+        self.train_time_ = float(d["train_time"])
+
+    def to_pandas(self):
+        """The training record: one row per step, its ``phase`` and ``loss``."""
+        import pandas as pd
+
+        self._check_fitted()
+        frame = pd.DataFrame(self.loss_history_, columns=["phase", "loss"])
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="step")
+        return frame
+
+    def plot(self, ax=None):
+        """The training loss against the step (log scale), each phase in its colour, into
+        ``ax`` (a new figure if None); returns the axes."""
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5.5, 3.5))
+        frame = self.to_pandas()
+        for phase, rows in frame.groupby("phase", sort=False):
+            ax.plot(rows.index, rows["loss"], lw=1, label=phase)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=8)
+        return ax
+
     def _states_matrix(self, X, n):
         X = np.asarray(X, dtype=float)
         if X.ndim == 1:
@@ -551,6 +631,17 @@ class NeuralODE(_NeuralBase):
         self.loss_ = final
         self.train_time_ = secs
         return self
+
+    def to_dict(self) -> dict:
+        """Settings, state names, network weights and training record."""
+        return {**self._fitted_dict(), "state_names": list(self.state_names_)}
+
+    @classmethod
+    def from_dict(cls, d) -> NeuralODE:
+        model = cls(**d["settings"])
+        model._set_fitted(d)
+        model.state_names_ = tuple(d["state_names"])
+        return model
 
     def network_outputs(self, X) -> np.ndarray:
         """The learned ``dy/dt`` at the rows of ``X`` (n_points, n_states)."""
