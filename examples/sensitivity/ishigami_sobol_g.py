@@ -17,6 +17,8 @@ from scipy import special
 
 import scalebridge  # noqa: F401  (float64)
 from scalebridge import testproblems as tp
+from scalebridge.io import jsonable, write_json
+from scalebridge.report import save_plot
 from scalebridge.sensitivity import sobol
 from scalebridge.sensitivity.sobol import _bootstrap, _split, saltelli_design, sobol_indices
 
@@ -54,7 +56,7 @@ def analytic_comparison() -> dict:
         start = time.perf_counter()
         res = sobol(f, bounds, n=N, seed=0)
         warm = time.perf_counter() - start
-        res.plot(HERE / f"{name}.png")
+        save_plot(res, HERE / f"{name}.png")
         entry = {
             "n": N, "n_evaluations": res.n_evaluations,
             "S1": res.S1, "ST": res.ST, "S1_conf": res.S1_conf, "ST_conf": res.ST_conf,
@@ -142,9 +144,8 @@ def main():
     HERE.mkdir(parents=True, exist_ok=True)
     result = {"analytic": analytic_comparison(), "coverage": coverage_study(),
               "index_order": "S1 x1..x3 then ST x1..x3 (coverage per index)"}
-    from scalebridge.sensitivity._result import dumps
 
-    (HERE / "ishigami_sobol_g.json").write_text(dumps(result))
+    write_json(HERE / "ishigami_sobol_g.json", jsonable(result))
     json.loads((HERE / "ishigami_sobol_g.json").read_text())
     print(f"wrote {HERE / 'ishigami_sobol_g.json'}")
 
