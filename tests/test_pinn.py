@@ -89,7 +89,7 @@ def test_inverse_ode_trains_within_the_parameter_space():
     res = pinn.train_pinn(pinn.ODEProblem(model, (0.0, 2.0), data=data, estimate=capped),
                           adam=pinn.Adam(200, 1e-2), lbfgs=pinn.LBFGS(50), **kw)
     assert 1.0 < res.parameters["k"] <= 1.2
-    with pytest.raises(InputError, match="outside its bounds"):
+    with pytest.raises(InputError, match="on or outside"):
         pinn.ODEProblem(sb.Model(name="d", states=["y"],
                                  parameters=[sb.Parameter("k", 1.0, 0.0, 2.0)],
                                  rhs=lambda t, y, p, u: -p[0] * y, initial=[1.0]),
@@ -312,3 +312,10 @@ def test_reaction_diffusion_residual_vanishes_on_an_exact_solution():
         assert abs(float(res(d, {"k": k, "D": 2 * d_})[0])) > 1e-2
     with pytest.raises(InputError, match="name states of model 'decay'"):
         pinn.reaction_diffusion_residual(cell, {"w": "D"})
+
+
+def test_guesses_on_a_bound_are_refused():
+    space = sb.ParameterSpace.from_model(_decay(), bounds={"k": (0.5, 3.0)})
+    on_bound = sb.ParameterSpace([space.parameters[0].replace(value=0.5)])
+    with pytest.raises(InputError, match="strictly inside"):
+        pinn.ODEProblem(_decay(), (0.0, 2.0), estimate=on_bound)

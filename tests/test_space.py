@@ -140,3 +140,22 @@ def test_bounds_from_a_model_drive_the_unit_box_and_sensitivity_distributions():
     assert dists == (LogUniform(0.1, 10.0), Uniform(0.0, 2.0))
     with pytest.raises(InputError, match="not among the parameters"):
         sb.ParameterSpace.from_model(model, bounds={"nope": (0.0, 1.0)})
+
+
+def test_bad_boxes_and_fixed_values_reach_the_model():
+    s = sb.ParameterSpace.from_bounds({"k": (0.01, 100.0, "log10"), "v": (0.0, 1.0, False)})
+    assert s.scales == ("log10", "lin") and s.nominal.tolist() == [0.0, 0.5]
+    with pytest.raises(InputError, match="scale 'linear' is unknown"):
+        sb.ParameterSpace.from_bounds([(0.0, 1.0, "linear")])
+    with pytest.raises(InputError, match="must be an identifier"):
+        sb.ParameterSpace.from_bounds({"k-1": (0.0, 1.0)})
+    with pytest.raises(InputError, match="equal lower and upper bounds"):
+        sb.ParameterSpace([sb.Parameter("k", 1.0, 1.0, 1.0)])
+    # a fixed value of the space is what the model output simulates with
+    model = sb.load_zoo("lotka_volterra")
+    a, b = model.parameter_names[:2]
+    space = sb.ParameterSpace.from_model(model, bounds={a: (0.5, 2.0)}).fix(**{b: 0.1})
+    out = sb.ModelOutput(model, f"{model.state_names[0]}@5", space)
+    direct = sb.simulate(model.with_parameters(**{a: 1.0, b: 0.1}), [0.0, 5.0])
+    assert float(out(np.array([[1.0]]))[0]) == pytest.approx(
+        float(direct[model.state_names[0]][-1]), rel=1e-6)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
-from ..infer.space import ParameterSpace
+from ..infer.space import ParameterSpace, scaled_to_linear
 from ..model.model import Model
 from .neural import Network, _apply, _NeuralBase, _train, _trajectories, plus_network
 
@@ -34,7 +34,9 @@ __all__ = ["HybridModel", "Recovery", "recover_terms"]
 
 def _params(consts, q):
     """The known model's parameter vector with the estimated entries from ``q`` (scaled)."""
-    return consts["space"].full(q)
+    if not consts["scales"]:
+        return consts["base"]
+    return consts["base"].at[consts["est"]].set(scaled_to_linear(q, consts["scales"]))
 
 
 def _hybrid_field(theta, consts, model: Model):
@@ -109,7 +111,10 @@ class HybridModel(_NeuralBase):
         mlp, norm = self._mlp(n, idx.size, d)
         norm = (norm[0], norm[1], norm[2][idx])
         space = ParameterSpace.from_model(m)
-        consts = {"norm": norm, "space": space, "idx": jnp.asarray(idx)}
+        # arrays and a tuple, so that a later fit of the same layout reuses the compiled steps
+        consts = {"norm": norm, "base": jnp.asarray(space.full(space.nominal)),
+                  "est": jnp.asarray(space.estimated_index), "scales": space.scales,
+                  "idx": jnp.asarray(idx)}
         q0 = jnp.asarray(space.nominal)
         theta, s, hist, final, secs = _train(_hybrid_field, consts, m, {"mlp": mlp, "q": q0},
                                              d, y0f, cfg)

@@ -518,7 +518,8 @@ class _NeuralBase:
         leaves, treedef = jax.tree_util.tree_flatten(arrays)
         saved = [jnp.asarray(x) for x in n["leaves"]]
         if [x.shape for x in saved] != [x.shape for x in leaves]:
-            raise InputError("saved network weights do not match its architecture")
+            raise InputError(f"saved network weights of shapes {[x.shape for x in saved]} do "
+                             f"not match its architecture ({[x.shape for x in leaves]})")
         mlp = eqx.combine(jax.tree_util.tree_unflatten(treedef, saved), rest)
         self.network_ = Network(mlp,
                                 jnp.asarray(n["shift"]), jnp.asarray(n["scale"]),

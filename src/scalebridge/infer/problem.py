@@ -802,7 +802,7 @@ class Problem:
                 sid = f"sigma_{o}"
                 if sid in model.parameter_names:
                     raise ModelError(f"model parameter {sid!r} clashes with the noise "
-                                     "parameter of observable {o!r}")
+                                     f"parameter of observable {o!r}")
                 params.append(Parameter(sid, 1.0, 1e-6, 1e6, "log10"))
                 noise_f = parse_formula(sid, "noise")
             specs.append(ObservableSpec(o, parse_formula(o, "observable"), noise_f,

@@ -335,7 +335,9 @@ class PosteriorResult:
         """Median and 95% interval of each parameter on its scale (a forest plot); draws
         into ``ax`` (a new figure if None) and returns it."""
         if ax is None:
-            _, ax = _pyplot().subplots(figsize=(5, 0.35 * len(self.parameter_ids) + 1.2))
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5, 0.35 * len(self.parameter_ids) + 1.2))
         q = np.quantile(self.flat(), QUANTILES, axis=0)
         y = np.arange(len(self.parameter_ids))[::-1]
         ax.hlines(y, q[0], q[2], color="C0", lw=2)

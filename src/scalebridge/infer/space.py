@@ -69,6 +69,11 @@ class ParameterSpace:
         self._index = {n: i for i, n in enumerate(names)}
         self._est = np.asarray([i for i, p in enumerate(self.parameters) if p.estimate],
                                dtype=np.int64)
+        flat = [self.parameters[i].name for i in self._est
+                if self.parameters[i].lower == self.parameters[i].upper]
+        if flat:
+            raise InputError(f"{', '.join(flat)} estimated with equal lower and upper bounds; "
+                             "widen the bounds or fix them (estimate=False)")
         scales = np.asarray(self.scales, dtype=object)
         self._log = np.flatnonzero(scales == "log")
         self._log10 = np.flatnonzero(scales == "log10")
@@ -131,14 +136,21 @@ class ParameterSpace:
                 lo, hi = float(spec[0]), float(spec[1])
             except (TypeError, ValueError):
                 raise InputError(f"bounds of {n!r} must be numbers, got {spec!r}") from None
-            log = len(spec) == 3 and spec[2] not in (False, None, "lin")
+            third = spec[2] if len(spec) == 3 else "lin"
+            scale = "log" if third is True else "lin" if third in (False, None) else third
+            if scale not in ("lin", "log", "log10"):
+                raise InputError(f"bounds of {n!r}: scale {third!r} is unknown; use 'lin', "
+                                 "'log' or 'log10' (or True for log)")
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise InputError(f"parameter {n!r} has bounds ({lo}, {hi}); need finite "
                                  "low < high")
-            if log and lo <= 0:
+            if scale != "lin" and lo <= 0:
                 raise InputError(f"log-scale parameter {n!r} needs low > 0, got {lo}")
-            mid = math.sqrt(lo * hi) if log else 0.5 * (lo + hi)
-            params.append(Parameter(str(n), mid, lo, hi, "log" if log else "lin"))
+            if not str(n).isidentifier():
+                raise InputError(f"parameter name {n!r} must be an identifier (letters, "
+                                 "digits and _, not starting with a digit)")
+            mid = math.sqrt(lo * hi) if scale != "lin" else 0.5 * (lo + hi)
+            params.append(Parameter(str(n), mid, lo, hi, scale))
         return cls(params)
 
     def with_estimated(self, names: Iterable[str]) -> ParameterSpace:
@@ -418,7 +430,7 @@ class ParameterSpace:
         for k, (pid, scale) in enumerate(zip(self.ids, self.scales, strict=True)):
             prior = self.init_priors.get(pid)
             if prior is not None:
-                x[:, k] = _prior_quantile(prior, scale, u[:, k], lo[k], hi[k])
+                x[:, k] = _prior_quantile(prior, scale, u[:, k], lo[k], hi[k], pid)
         return x
 
     # ----- saving ---------------------------------------------------------------------------
@@ -506,7 +518,7 @@ def _lhs(rng, n: int, d: int) -> np.ndarray:
     return (np.argsort(rng.random((d, n)), axis=1).T + rng.random((n, d))) / n
 
 
-def _prior_quantile(prior: Prior, scale: str, u, lo: float, hi: float):
+def _prior_quantile(prior: Prior, scale: str, u, lo: float, hi: float, name: str):
     """Scaled values at the quantiles ``u`` of a PEtab initialization prior truncated to the
     scaled bounds ``[lo, hi]`` (so a Latin hypercube stays stratified)."""
     from scipy import stats
@@ -520,11 +532,12 @@ def _prior_quantile(prior: Prior, scale: str, u, lo: float, hi: float):
             "laplace": stats.laplace(a, b)}[base]
     with np.errstate(divide="ignore"):
         lin = np.asarray(from_scale(np.array([lo, hi]), scale), float)
-        w_bounds = (np.array([lo, hi]) if on_scale else np.log(lin) if log else lin)
+        w_bounds = (np.array([lo, hi]) if on_scale else
+                    np.log(np.maximum(lin, 0.0)) if log else lin)  # log(<= 0) = -inf
     f_lo, f_hi = dist.cdf(w_bounds)
     if not f_hi > f_lo:
-        raise InputError(f"initialization prior {kind}{prior.args} has no mass within the "
-                         "bounds of its parameter")
+        raise InputError(f"initialization prior {kind}{prior.args} of {name!r} has no mass "
+                         f"within its bounds; move the prior or widen the bounds")
     w = dist.ppf(f_lo + np.asarray(u) * (f_hi - f_lo))
     x = w if on_scale else np.asarray(to_scale(np.exp(w) if log else w, scale), float)
     return np.clip(x, lo, hi)

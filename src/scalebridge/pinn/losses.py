@@ -110,6 +110,7 @@ def _estimates(estimate, model: Model | None, owner: str) -> ParameterSpace:
             raise InputError(f"estimate: {name!r} is not a parameter of {owner} (parameters: "
                              f"{', '.join(known)}); fix the name in estimate=")
     if isinstance(estimate, ParameterSpace):
+        _strictly_inside(space)
         return space
     specs = []
     for name, guess in dict(estimate or {}).items():
@@ -119,13 +120,24 @@ def _estimates(estimate, model: Model | None, owner: str) -> ParameterSpace:
                              f"number")
         spec = (Parameter(name, g) if model is None else
                 model.parameters[model.parameter_index(name)].replace(value=g, estimate=True))
-        if not spec.lower <= g <= spec.upper:
-            raise InputError(f"estimate: the initial guess {g} of {name!r} lies outside its "
-                             f"bounds [{spec.lower}, {spec.upper}]")
+        if not spec.lower < g < spec.upper:
+            raise InputError(f"estimate: the initial guess {g} of {name!r} lies on or outside "
+                             f"its bounds [{spec.lower}, {spec.upper}]; give a guess strictly "
+                             "inside them")
         if spec.scale == "lin" and np.isinf(spec.lower) and np.isinf(spec.upper) and g > 0:
             spec = spec.replace(scale="log", lower=0.0)
         specs.append(spec)
     return ParameterSpace(specs)
+
+
+def _strictly_inside(space: ParameterSpace) -> None:
+    """Training starts from the initial guesses in unconstrained coordinates, where a guess
+    on a bound is infinitely far: each must lie strictly inside its bounds."""
+    x, lo, hi = space.nominal, space.lower, space.upper
+    bad = [n for n, v, a, b in zip(space.ids, x, lo, hi, strict=True) if not a < v < b]
+    if bad:
+        raise InputError(f"estimate: the initial guesses of {', '.join(map(repr, bad))} lie on "
+                         "or outside their bounds; give guesses strictly inside the bounds")
 
 
 def _initial(space: ParameterSpace) -> tuple[float, ...]:
@@ -266,7 +278,8 @@ class ODEProblem:
                      space, _initial(space),
                      {"kind": "ode", "model": m.name, "t_span": [t0, t1],
                       "residual_weights": {k: float(v) for k, v in rw.items()},
-                      "terms": [n for n, _ in terms], "estimate": list(names)})
+                      "terms": [n for n, _ in terms],
+                      "estimate": space.to_dict()["parameters"]})
 
 
 # ----- PDE problems in 1-2 space dimensions, stationary or in time ---------------------------
@@ -448,7 +461,7 @@ class PDEProblem:
                      resolve, space, _initial(space),
                      {"kind": "pde", "coords": list(coords), "lower": list(lower),
                       "upper": list(upper), "terms": [n for n, _ in terms],
-                      "estimate": list(names)})
+                      "estimate": space.to_dict()["parameters"]})
 
     def _boundary_terms(self):
         (x0, x1), (t0, t1) = self.x_span, self.t_span

@@ -21,7 +21,9 @@ def check_kind(d, kind: str, what: str) -> dict:
     version; ``what`` names it in messages."""
     if not isinstance(d, dict) or d.get("kind") != kind \
             or d.get("format_version") != FORMAT_VERSION:
-        raise SerializationError(f"not a {what} result of format version {FORMAT_VERSION}")
+        found = (d.get("kind"), d.get("format_version")) if isinstance(d, dict) else type(d)
+        raise SerializationError(f"not a {what} result of format version {FORMAT_VERSION} "
+                                 f"(found kind and version {found})")
     return d
 
 

@@ -167,9 +167,13 @@ class ModelOutput:
                              f"; states: {', '.join(model.state_names)}")
         from ..infer.space import ParameterSpace
 
-        values = np.asarray(model.parameter_values())
-        if isinstance(parameters, ParameterSpace):
+        if isinstance(parameters, ParameterSpace):  # its fixed values hold, its estimated vary
+            fixed = {p.name: p.value for p in parameters.parameters
+                     if not p.estimate and p.name in model.parameter_names}
+            model = model.with_parameters(**fixed) if fixed else model
+            self.model = model
             parameters = parameters.ids
+        values = np.asarray(model.parameter_values())
         if parameters is None:
             parameters = [p for p, v in zip(model.parameter_names, values, strict=True) if v]
         if isinstance(parameters, str):

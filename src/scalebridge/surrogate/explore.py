@@ -288,6 +288,7 @@ class ExploreResult:
     surrogate: Surrogate | None = None
     settings: dict = field(default_factory=dict)
     final_error: dict = field(default_factory=dict)
+    saved_hyperparameters: dict | None = field(default=None, repr=False)  # of a loaded result
 
     @property
     def X(self) -> np.ndarray:
@@ -371,8 +372,8 @@ class ExploreResult:
                 "best_x": None if self.best_x is None else self.best_x.tolist(),
                 "best_params": self.best_params, "best_index": self.best_index,
                 "error": self.error,
-                "hyperparameters": None if self.surrogate is None else
-                self.surrogate.hyperparameters,
+                "hyperparameters": self.saved_hyperparameters if self.surrogate is None
+                else self.surrogate.hyperparameters,
                 "settings": self.settings, "evaluations": self.evaluations,
                 "batches": self.batches, "final_error": self.final_error}
 
@@ -382,7 +383,8 @@ class ExploreResult:
         return cls(ParameterSpace.from_dict(data["space"]), list(data["evaluations"]),
                    list(data["batches"]), data["acquisition"], bool(data["minimize"]),
                    None if costs is None else tuple(costs), None,
-                   dict(data.get("settings") or {}), dict(data.get("final_error") or {}))
+                   dict(data.get("settings") or {}), dict(data.get("final_error") or {}),
+                   data.get("hyperparameters"))
 
     def to_pandas(self):
         """One row per evaluation (index ``index``): the inputs by name, ``y``,

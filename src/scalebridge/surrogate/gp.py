@@ -643,6 +643,7 @@ class GaussianProcess:
         """The predictive mean and 95% band along input ``dim`` (the other inputs at the
         mean of the training inputs), with the training points, into ``ax`` (a new figure
         if None); returns the axes."""
+        self._check_fitted()
         if ax is None:
             import matplotlib.pyplot as plt
 

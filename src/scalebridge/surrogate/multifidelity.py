@@ -121,6 +121,7 @@ class _MultiFidelityBase:
         """The training data of all levels: inputs ``x0 ..``, output ``y`` and ``level``."""
         import pandas as pd
 
+        self._check_fitted()
         d = np.asarray(self.levels_[0].X_train_).shape[1]
         frames = []
         for t, gp in enumerate(self.levels_):
@@ -134,6 +135,7 @@ class _MultiFidelityBase:
         """Each level's predictive mean (the top one with its 95% band) along input ``dim``
         (other inputs at the mean of the lowest level's training inputs), with the training
         points, into ``ax`` (a new figure if None); returns the axes."""
+        self._check_fitted()
         if ax is None:
             import matplotlib.pyplot as plt
 
