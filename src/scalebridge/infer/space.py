@@ -74,13 +74,10 @@ class ParameterSpace:
         if flat:
             raise InputError(f"{', '.join(flat)} estimated with equal lower and upper bounds; "
                              "widen the bounds or fix them (estimate=False)")
-        scales = np.asarray(self.scales, dtype=object)
-        self._log = np.flatnonzero(scales == "log")
-        self._log10 = np.flatnonzero(scales == "log10")
         self._values = np.asarray([p.value for p in self.parameters], dtype=np.float64)
         with np.errstate(divide="ignore"):
-            self._lo = np.asarray(self._scaled_np([self.parameters[i].lower for i in self._est]))
-            self._hi = np.asarray(self._scaled_np([self.parameters[i].upper for i in self._est]))
+            self._lo = np.asarray(self.to_scaled([self.parameters[i].lower for i in self._est]))
+            self._hi = np.asarray(self.to_scaled([self.parameters[i].upper for i in self._est]))
         flo, fhi = np.isfinite(self._lo), np.isfinite(self._hi)
         self._both, self._lo_only, self._hi_only = flo & fhi, flo & ~fhi, ~flo & fhi
         self._w = np.where(self._both, self._hi - self._lo, 1.0)
@@ -204,7 +201,7 @@ class ParameterSpace:
     @property
     def nominal(self) -> np.ndarray:
         """Nominal values of the estimated parameters, on their scales."""
-        return np.asarray(self._scaled_np(self._values[self._est]))
+        return np.asarray(self.to_scaled(self._values[self._est]))
 
     @property
     def lower(self) -> np.ndarray:
@@ -228,20 +225,13 @@ class ParameterSpace:
         return f"ParameterSpace(estimated={list(self.ids)}, fixed={len(self.names) - self.size})"
 
     # ----- linear <-> scaled ----------------------------------------------------------------
-    def _scaled_np(self, theta):
-        theta = np.array(theta, dtype=np.float64)
-        theta[..., self._log] = np.log(theta[..., self._log])
-        theta[..., self._log10] = np.log10(theta[..., self._log10])
-        return theta
-
     def to_linear(self, x):
-        """Linear values of scaled ``x`` (shape ``(..., size)``; JAX-traceable)."""
+        """Linear values of scaled ``x`` (shape ``(..., size)``; NumPy or JAX, as given)."""
         return scaled_to_linear(x, self.scales)
 
-    def to_scaled(self, theta) -> np.ndarray:
-        """Scaled values of linear ``theta`` (shape ``(..., size)``)."""
-        with np.errstate(divide="ignore"):
-            return self._scaled_np(theta)
+    def to_scaled(self, theta):
+        """Scaled values of linear ``theta`` (shape ``(..., size)``; NumPy or JAX)."""
+        return scaled_from_linear(theta, self.scales)
 
     def full(self, x):
         """All parameters' linear values (fixed ones at their values) from scaled ``x``."""
@@ -271,8 +261,7 @@ class ParameterSpace:
 
     def as_dict(self, x) -> dict[str, float]:
         """``{id: linear value}`` of scaled ``x``."""
-        with np.errstate(over="ignore"):
-            lin = np.asarray(self.to_linear(np.asarray(x, float)))
+        lin = self.to_linear(np.asarray(x, float))
         return {k: float(v) for k, v in zip(self.ids, lin, strict=True)}
 
     # ----- linear <-> unit box --------------------------------------------------------------
@@ -285,7 +274,7 @@ class ParameterSpace:
 
     def to_unit(self, theta):
         """Linear values ``theta`` (shape ``(..., size)``) as coordinates of the unit box,
-        uniform on each parameter's scale (JAX-traceable)."""
+        uniform on each parameter's scale (NumPy or JAX, as given)."""
         self.require_finite_bounds("the unit box")
         return (scaled_from_linear(theta, self.scales) - self._lo) / (self._hi - self._lo)
 
@@ -461,22 +450,35 @@ class ParameterSpace:
 
 
 def scaled_to_linear(x, scales: Sequence[str]):
-    """Linear values of ``x`` whose last axis holds values on ``scales`` (JAX-traceable;
-    overflow gives inf)."""
-    return _per_scale(x, scales, jnp.exp, lambda v: 10.0**v)
+    """Linear values of ``x`` whose last axis holds values on ``scales`` (overflow gives
+    inf). NumPy in, NumPy out; JAX arrays (traced ones included) go through ``jax.numpy``."""
+    return _per_scale(x, scales, "exp", "exp10")
 
 
 def scaled_from_linear(theta, scales: Sequence[str]):
-    """The inverse of :func:`scaled_to_linear` (JAX-traceable)."""
-    return _per_scale(theta, scales, jnp.log, jnp.log10)
+    """The inverse of :func:`scaled_to_linear`."""
+    return _per_scale(theta, scales, "log", "log10")
 
 
-def _per_scale(x, scales, on_log: Callable, on_log10: Callable):
-    x = jnp.asarray(x, dtype=jnp.float64)
+_OPS = {"exp": (np.exp, jnp.exp), "exp10": (lambda v: 10.0**v, lambda v: 10.0**v),
+        "log": (np.log, jnp.log), "log10": (np.log10, jnp.log10)}
+
+
+def _per_scale(x, scales, on_log: str, on_log10: str):
+    # eager jax.numpy on NumPy data would compile one small program per new shape
     s = np.asarray(scales, dtype=object)
-    for idx, f in ((np.flatnonzero(s == "log"), on_log), (np.flatnonzero(s == "log10"), on_log10)):
-        if idx.size:
-            x = x.at[..., idx].set(f(x[..., idx]))
+    log, log10 = np.flatnonzero(s == "log"), np.flatnonzero(s == "log10")
+    if isinstance(x, jax.Array):
+        x = jnp.asarray(x, dtype=jnp.float64)
+        for idx, op in ((log, on_log), (log10, on_log10)):
+            if idx.size:
+                x = x.at[..., idx].set(_OPS[op][1](x[..., idx]))
+        return x
+    x = np.array(x, dtype=np.float64)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        for idx, op in ((log, on_log), (log10, on_log10)):
+            if idx.size:
+                x[..., idx] = _OPS[op][0](x[..., idx])
     return x
 
 
