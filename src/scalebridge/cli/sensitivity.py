@@ -78,7 +78,7 @@ def sensitivity(
     space = parse_vary(vary, m)
     mo = ModelOutput(m, output, space, t_end=t_end, points=points, batch_size=batch_size)
     bounds = mo.default_bounds(2.0) if space is None else space
-    d = len(bounds)
+    d = len(mo.names)
     total = samples * (2 * d + 2 if second_order else d + 2) if method == "sobol" \
         else samples * (d + 1)
     columns = (TextColumn(f"{method} {m.name} {mo.spec}"), BarColumn(), MofNCompleteColumn(),

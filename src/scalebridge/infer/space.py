@@ -218,9 +218,6 @@ class ParameterSpace:
         """``(size, 2)``: lower and upper bounds on the parameters' scales."""
         return np.stack([self._lo, self._hi], axis=-1)
 
-    def __len__(self) -> int:
-        return self.size
-
     def __repr__(self):
         return f"ParameterSpace(estimated={list(self.ids)}, fixed={len(self.names) - self.size})"
 

@@ -88,10 +88,6 @@ class _Spec:
     def term_names(self) -> tuple[str, ...]:
         return ("residual",) + tuple(n for n, _ in self.terms)
 
-    @property
-    def est_names(self) -> tuple[str, ...]:
-        return self.space.ids
-
     def linear(self, theta_p) -> dict[str, float]:
         """Estimated parameters on the linear scale."""
         return self.space.as_dict(self.space.unconstrained_to_scaled(np.asarray(theta_p)))

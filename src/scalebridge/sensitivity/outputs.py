@@ -153,7 +153,6 @@ class ModelOutput:
 
         if not isinstance(model, Model):
             raise InputError(f"model must be a scalebridge Model, got {type(model).__name__}")
-        self.model = model
         self.output = parse_output(output)
         self.spec = str(self.output)
         name = self.output.name
@@ -171,8 +170,8 @@ class ModelOutput:
             fixed = {p.name: p.value for p in parameters.parameters
                      if not p.estimate and p.name in model.parameter_names}
             model = model.with_parameters(**fixed) if fixed else model
-            self.model = model
             parameters = parameters.ids
+        self.model = model
         values = np.asarray(model.parameter_values())
         if parameters is None:
             parameters = [p for p, v in zip(model.parameter_names, values, strict=True) if v]
