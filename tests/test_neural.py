@@ -155,7 +155,7 @@ def test_nan_loss_stops_training_with_a_clear_error():
     t = np.linspace(0.0, 1.0, 6)
     h = HybridModel(blowup, hidden=(3,), window=None, adam_steps=2, lbfgs_steps=0,
                     max_steps=50)
-    with pytest.raises(SimulationError, match="loss became nan at adam step 1"):
+    with pytest.raises(SimulationError, match="training stopped at step 0: loss term loss = nan"):
         h.fit(t, np.ones((6, 1)), y0=[1.0])
 
 

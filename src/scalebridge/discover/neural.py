@@ -11,12 +11,12 @@ checkpointed reverse mode) and has two phases:
    own trainable state (initialised at the data), and a continuity penalty ties the end of
    window ``k`` to the start of window ``k + 1``. Short windows keep the loss landscape
    smooth, so training does not get trapped by the long-horizon dynamics.
-2. L-BFGS (scipy's L-BFGS-B on the compiled loss and gradient; optax's line search
-   doubled the compile time) on whole trajectories (single shooting), all in float64.
+2. L-BFGS (``optax.lbfgs``, 20 stored pairs) on whole trajectories (single shooting), all
+   in float64, stopping early once the largest gradient component is below ``1e-10``.
 
-The same loop trains :class:`~scalebridge.discover.hybrid.HybridModel` (a mechanistic model
-plus a network term, a universal differential equation), so both share validation, shooting,
-progress reports and the error raised when the loss turns NaN. ``to_model()`` returns a
+Both phases run in the one trainer (:func:`scalebridge.trainer.train`), which also trains
+:class:`~scalebridge.discover.hybrid.HybridModel` (a mechanistic model plus a network term, a
+universal differential equation) through the same shooting code. ``to_model()`` returns a
 :class:`~scalebridge.Model` whose right-hand side closes over the trained network, so it can
 be simulated, fitted and coupled like a hand-written model.
 """
@@ -32,13 +32,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-import scipy.optimize
 
-from .._console import progress
+from .._console import Progress
 from ..errors import InputError, SimulationError
 from ..model.model import Model
 from ..simulate import Simulator
+from ..trainer import LBFGS, Adam, Static, evaluate, train
 
 __all__ = ["NeuralODE", "Network", "ACTIVATIONS", "rbf"]
 
@@ -279,96 +278,29 @@ def _loss(x, prob: _Problem, idx):
     return out
 
 
-@eqx.filter_jit
-def _value_and_grad(x, prob: _Problem, idx):
-    """One compiled loss and gradient, shared by both phases (and by later fits of the same
-    shapes and options)."""
-    return jax.value_and_grad(_loss)(x, prob, idx)
+@dataclass(frozen=True)
+class _Shooting:
+    """The multiple-shooting loss as the trainer's objective: ``aux`` holds the problem's
+    arrays and the indices of the windows of this step. Equal for equal static parts, so a
+    later fit of the same shapes and options reuses the compiled steps."""
 
+    static: Static  # the problem without its arrays
 
-@jax.jit
-def _adam_update(g, state, x, lr):
-    upd, state = optax.adam(lr).update(g, state, x)
-    return optax.apply_updates(x, upd), state
-
-
-def _report(cfg, phase, step, total, value, t0):
-    if cfg.verbose and (step == 1 or step == total or step % max(1, total // 10) == 0):
-        progress(f"  {phase:5s} {step:6d}/{total}  loss {value:.4e}  "
-                 f"({time.perf_counter() - t0:.1f} s)")
-
-
-def _check_finite(value, phase, step, cfg):
-    if not np.isfinite(value):
-        raise SimulationError(
-            f"training loss became {value} at {phase} step {step}: the ODE solve failed or "
-            f"blew up. Lower learning_rate (now {cfg.learning_rate}), use shorter windows "
-            "(window=...), raise max_steps, or standardise the data")
-
-
-def _adam(prob, flat, cfg, history, t0):
-    n_seg = prob.ts.shape[0]
-    batch = n_seg if cfg.batch_size is None else min(int(cfg.batch_size), n_seg)
-    every = jnp.arange(n_seg)
-    rng = np.random.default_rng(cfg.seed)
-    state = optax.adam(cfg.learning_rate).init(flat)
-    lr = jnp.asarray(cfg.learning_rate)
-    value = np.nan
-    for k in range(1, cfg.adam_steps + 1):
-        idx = every if batch == n_seg else jnp.asarray(rng.choice(n_seg, batch, replace=False))
-        value, g = _value_and_grad(flat, prob, idx)
-        value = float(value)
-        _check_finite(value, "adam", k, cfg)
-        flat, state = _adam_update(g, state, flat, lr)
-        history.append(("adam", value))
-        _report(cfg, "adam", k, cfg.adam_steps, value, t0)
-    if batch < n_seg or cfg.lbfgs_steps == 0:  # the loss after the last step, all windows
-        value = float(_value_and_grad(flat, prob, every)[0])
-        _check_finite(value, "adam", cfg.adam_steps, cfg)
-    return flat, value
-
-
-def _lbfgs(prob, flat, cfg, history, t0):
-    """scipy's L-BFGS-B on the jit-compiled loss and gradient (float64)."""
-    last: dict = {}
-    n_before = len(history)
-    every = jnp.arange(prob.ts.shape[0])
-
-    def fun(x):
-        v, g = _value_and_grad(jnp.asarray(x), prob, every)
-        v = float(v)
-        if not np.isfinite(v) or not np.all(np.isfinite(g)):
-            if not last:  # at the start point: nothing to step back to
-                _check_finite(v, "lbfgs", 0, cfg)
-            return 1e3 * (1.0 + abs(last["v"])), np.zeros_like(x)  # make the search step back
-        last.update(v=v, x=np.array(x))
-        return v, np.asarray(g)
-
-    def callback(xk):
-        history.append(("lbfgs", last["v"]))
-        _report(cfg, "lbfgs", len(history) - n_before, cfg.lbfgs_steps, last["v"], t0)
-
-    steps = cfg.lbfgs_steps
-    res = scipy.optimize.minimize(
-        fun, np.asarray(flat), jac=True, method="L-BFGS-B", callback=callback,
-        options=dict(maxiter=steps, maxfun=4 * steps, maxcor=20, gtol=cfg.gtol, ftol=1e-15))
-    if cfg.verbose:
-        progress(f"  lbfgs stopped after {res.nit} iterations: {res.message}")
-    flat = jnp.asarray(res.x if np.isfinite(res.fun) else last["x"])
-    final = float(_value_and_grad(flat, prob, every)[0])
-    _check_finite(final, "lbfgs", len(history) - n_before, cfg)
-    return flat, final
+    def __call__(self, x, aux, phase):
+        loss = _loss(x, eqx.combine(aux["prob"], self.static.tree), aux["idx"])
+        return loss, loss[None]
 
 
 def _train(field, consts, model: Model, theta0, data: _Data, y0_fixed, cfg: _Config):
     """Adam over mini-batches of multiple-shooting windows, then L-BFGS on whole
-    trajectories, every window solved by the engine (:class:`~scalebridge.Simulator`,
-    Tsit5, checkpointed reverse mode). ``model`` gives the states, parameters and inputs;
-    ``field(theta, consts, model) -> (rhs, p)`` its right-hand side and parameter vector at
-    the trained values ``theta``, a module-level function so that compiled steps are reused
-    across fits; ``theta`` a dict of trained pytrees (``theta["s"]``, the window start
-    states, is added here). Returns the trained ``theta``, the trajectory start states, the
-    loss history, the final loss and the training time (s)."""
+    trajectories, both by the one trainer (:func:`scalebridge.trainer.train`), every window
+    solved by the engine (:class:`~scalebridge.Simulator`, Tsit5, checkpointed reverse
+    mode). ``model`` gives the states, parameters and inputs; ``field(theta, consts, model)
+    -> (rhs, p)`` its right-hand side and parameter vector at the trained values ``theta``,
+    a module-level function so that compiled steps are reused across fits; ``theta`` a dict
+    of trained pytrees (``theta["s"]``, the window start states, is added here). Returns the
+    trained ``theta``, the trajectory start states, the loss history, the final loss and the
+    training time (s)."""
     allv = np.concatenate(data.values)
     scale = jnp.asarray(np.maximum(allv.std(axis=0), 1e-12 * (1 + np.abs(allv).max())))
     history: list[tuple[str, float]] = []
@@ -376,10 +308,13 @@ def _train(field, consts, model: Model, theta0, data: _Data, y0_fixed, cfg: _Con
     options = (cfg.continuity, cfg.weight_decay)
     span = (min(float(t[0]) for t in data.times), max(float(t[-1]) for t in data.times))
     theta, final = dict(theta0), np.nan
-    phases = [("adam", cfg.window, _adam)] if cfg.adam_steps else []
+    meter = Progress(cfg.adam_steps, "adam", enabled=cfg.verbose)
+    phases = [("adam", cfg.window)] if cfg.adam_steps else []
     if cfg.lbfgs_steps:
-        phases.append(("lbfgs", None, _lbfgs))
-    for _, window, run in phases:
+        phases.append(("lbfgs", None))
+    hint = (f"the ODE solve failed or blew up: lower learning_rate (now {cfg.learning_rate}), "
+            "use shorter windows (window=...), raise max_steps, or standardise the data")
+    for phase, window in phases:
         ts, ys, mask, nxt, first = _segments(data, window)
         if "s" not in theta or theta["s"].shape != ys[:, 0].shape:
             theta["s"] = ys[:, 0]  # window starts begin at the data
@@ -389,7 +324,39 @@ def _train(field, consts, model: Model, theta0, data: _Data, y0_fixed, cfg: _Con
                         max_steps=cfg.max_steps, sensitivities="adjoint")
         prob = _Problem(field, unravel, consts, sim, ts, ys, mask, nxt, jnp.asarray(first),
                         y0_fixed, scale, options)
-        flat, final = run(prob, flat, cfg, history, t0)
+        arrays, static = eqx.partition(prob, eqx.is_array)
+        objective = _Shooting(Static.of(static))
+        n_seg = ts.shape[0]
+        every = jnp.arange(n_seg)
+        batch = n_seg if cfg.batch_size is None or phase == "lbfgs" else \
+            min(int(cfg.batch_size), n_seg)
+        rng = np.random.default_rng(cfg.seed)
+
+        def prepare(step, _phase, x, aux, clock, batch=batch, n_seg=n_seg, rng=rng):
+            if batch == n_seg:
+                return aux
+            return {**aux, "idx": jnp.asarray(rng.choice(n_seg, batch, replace=False))}
+
+        aux = {"prob": arrays, "idx": every[:batch]}
+        if phase == "adam":
+            opts = dict(first=Adam(cfg.adam_steps, cfg.learning_rate, decay_rate=1.0),
+                        lbfgs=None)
+            meter.phase("adam", cfg.adam_steps)
+        else:
+            opts = dict(first=None, lbfgs=LBFGS(cfg.lbfgs_steps, memory=20, gtol=cfg.gtol))
+            meter.phase("lbfgs", cfg.lbfgs_steps)
+        done = train(objective, flat, aux, prepare=prepare, meter=meter,
+                     what=f"{model.name} training", hint=hint, **opts)
+        history.extend((phase, float(v)) for v in done.history[:, 0])
+        flat = done.params
+        if phase == "lbfgs" or batch < n_seg or cfg.lbfgs_steps == 0:
+            # the loss after the last step, on all windows
+            final = float(evaluate(objective, flat, {"prob": arrays, "idx": every})[0])
+            if not np.isfinite(final):
+                raise SimulationError(f"{model.name} training: the loss after the last "
+                                      f"{phase} step is {final}; {hint}")
+        else:
+            final = float(done.history[-1, 0])
         theta = unravel(flat)
         # the trajectory start states carry over to the next phase
         theta["s"] = _starts(prob, theta)[first]

@@ -25,7 +25,8 @@ relative to the TOML file. Sections::
     [network]   width, depth, activation, fourier = [m, sigma], factorised, positive,
                 out_scale, transform = ["formula per output"], or stack = [{...}, ...]
     [training]  collocation, seed, adam = {...}, lbfgs = {...}, balance = {...},
-                causal = {...}, rar = {...}, weights = {term = w}, checkpoint_every
+                causal = {...}, rar = {...}, weights = {term = w}, residual_warmup,
+                resample, checkpoint_every
     [compare]   baselines = ["linear", "gp"], output = "T", speed = "c"
                 (stationary 2D cases: interpolate the data of ``output`` alone; ``speed``
                 compares ``1 / |grad output|`` of each baseline with that reference column)
@@ -62,7 +63,7 @@ _SECTIONS = {
     "network": {"width", "depth", "activation", "fourier", "factorised", "positive",
                 "out_scale", "transform", "stack", "outputs"},
     "training": {"collocation", "seed", "adam", "lbfgs", "balance", "causal", "rar",
-                 "weights", "checkpoint_every"},
+                 "weights", "residual_warmup", "resample", "checkpoint_every"},
     "compare": {"baselines", "output", "speed"},
 }
 _OPTIONS = {"adam": Adam, "lbfgs": LBFGS, "balance": GradNormBalance, "causal": Causal,
@@ -418,10 +419,12 @@ def _training(sec, path) -> tuple[dict, int]:
                 out[name] = cls(**sec[name])
             except TypeError as exc:
                 _fail(path, f"[training] {name} = {sec[name]!r}: {exc}")
-    if "collocation" in sec:
-        out["n_collocation"] = sec["collocation"]
-    if "seed" in sec:
-        out["seed"] = sec["seed"]
+    for key, arg in (("collocation", "n_collocation"), ("seed", "seed"),
+                     ("residual_warmup", "residual_warmup"), ("resample", "resample")):
+        if key in sec:
+            out[arg] = sec[key]
+    if not isinstance(out.get("resample", False), bool):
+        _fail(path, f"[training] resample = {out['resample']!r}; give true or false")
     if "weights" in sec:
         out["weights"] = _numbers(sec["weights"], "training.weights", path)
     every = sec.get("checkpoint_every", 500)
