@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+import scalebridge as sb
 from conftest import assert_one_line_error
 from scalebridge.cli.app import main
-from scalebridge.pde import read_fields
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -16,7 +16,7 @@ def test_simulate_1d_grid_writes_npz_png_gif(tmp_path, capsys):
                  "--param", "r=0.2", "--out", str(out), "--plot", str(png),
                  "--animate", str(gif), "--fps", "4"])
     assert code == 0, capsys.readouterr().err
-    ds = read_fields(out)
+    ds = sb.load(out).to_xarray()
     assert ds["u"].shape == (6, 40) and ds["u"].dims == ("time", "x")
     np.testing.assert_allclose(ds["time"], np.linspace(0, 10, 6))
     assert ds["x"][-1] == pytest.approx(1000.0)  # um
@@ -32,7 +32,7 @@ def test_simulate_2d_grid_writes_npz_png_gif(tmp_path, capsys):
                  "--points", "5", "--out", str(out), "--plot", str(png),
                  "--animate", str(gif)])
     assert code == 0, capsys.readouterr().err
-    ds = read_fields(out)
+    ds = sb.load(out).to_xarray()
     assert set(ds.data_vars) == {"u", "v"}
     assert ds["u"].shape == (5, 16, 12) and ds["u"].dims == ("time", "x", "y")
     assert float(ds["u"].isel(time=-1, x=0).min()) > 0.5  # the S1 stimulus excited the edge

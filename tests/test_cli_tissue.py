@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import scalebridge as sb
 from conftest import assert_one_line_error
 from scalebridge.cli.app import main
 from scalebridge.errors import InputError
 from scalebridge.io import read_archive
-from scalebridge.pde import read_fields
 from scalebridge.pde.grid import grid1d, grid2d
 from scalebridge.pde.stimulus_spec import check_region, parse_stimulus
 from scalebridge.pde.zoo import spatial_setup
@@ -49,7 +49,7 @@ def test_cable_writes_every_output(cable):
     for name in ("activation.png", "traces.png"):
         assert (out / name).read_bytes()[:8] == PNG
     assert (out / "animation.gif").read_bytes()[:6] == b"GIF89a"
-    ds = read_fields(out / "fields.npz")
+    ds = sb.load(out / "fields.npz").to_xarray()
     assert ds["V"].shape == (141, 41) and list(ds.data_vars) == summary["cell_states"]
     np.testing.assert_allclose(ds["time"], np.arange(0, 70.0001, 0.5))
     assert float(ds["x"][-1]) == pytest.approx(20.0)  # mm
@@ -73,7 +73,7 @@ def test_cable_activation_travels_along_x_at_the_fitted_speed(cable):
     # the protocol's stimulus runs from 5 to 7 ms: the stimulated edge fires during it
     assert 5.0 < act.min() < 7.0 and act.max() == pytest.approx(summary["activation"]["max"])
     # an independent two-point speed between x = 5 and 15 mm from the written fields
-    ds = read_fields(out / "fields.npz")
+    ds = sb.load(out / "fields.npz").to_xarray()
     mine = _activation(np.asarray(ds["V"]), np.asarray(ds["time"]), -40.0)
     np.testing.assert_allclose(mine, act, atol=1e-4)
     i5, i15 = 10, 30
@@ -105,7 +105,7 @@ def test_sheet_with_a_stimulus_spec_conducts_like_the_cable(cable, tmp_path):
     cv = summary["conduction_velocity"]["value"]
     assert cv == pytest.approx(cable[1]["conduction_velocity"]["value"], rel=0.01)
     assert (out / "activation.png").read_bytes()[:8] == PNG
-    assert read_fields(out / "fields.npz")["V"].dims == ("time", "x", "y")
+    assert sb.load(out / "fields.npz").to_xarray()["V"].dims == ("time", "x", "y")
 
 
 def test_aliev_panfilov_apd90_matches_the_traces(tmp_path):
@@ -119,7 +119,7 @@ def test_aliev_panfilov_apd90_matches_the_traces(tmp_path):
     # regression band (this project's runs, t.u.; about 330 ms); the independent check is
     # the APD90 measured here from the written traces
     assert 20 < apd["min"] <= apd["mean"] <= apd["max"] < 32
-    ds = read_fields(out / "fields.npz")
+    ds = sb.load(out / "fields.npz").to_xarray()
     u, t = np.asarray(ds["u"])[:, 4], np.asarray(ds["time"])  # x = 8
     ref = u[0] + 0.1 * (u.max() - u[0])
     up = _activation(u[:, None], t, ref)[0]

@@ -9,6 +9,7 @@ import pytest
 import scalebridge as sb
 from scalebridge.errors import InputError, SerializationError
 from scalebridge.pde import (
+    Fields,
     activation_times,
     apd,
     conduction_velocity,
@@ -19,9 +20,7 @@ from scalebridge.pde import (
     grid2d,
     initial_from_fields,
     load_spatial,
-    read_fields,
     to_fields,
-    write_fields,
 )
 from scalebridge.pde.zoo import SPATIAL, parse_grid, spatial_setup
 from scalebridge.report import (
@@ -212,20 +211,33 @@ def test_to_fields_shapes_and_coordinates_2d():
         to_fields(sol, _cell())
 
 
-def test_fields_file_round_trip(tmp_path):
+def test_fields_result_round_trips_and_exports(tmp_path):
     model = load_spatial("fisher_kpp", "30")
     t = np.linspace(0, 2, 3)
     sol = sb.simulate(model, t, rtol=1e-5, atol=1e-8)
-    ds = to_fields(sol, model)
-    path = write_fields(ds, tmp_path / "f.npz", meta={"note": "x"})
-    back = read_fields(path)
-    assert back["u"].dims == ("time", "x")
-    np.testing.assert_allclose(back["u"], ds["u"])
-    np.testing.assert_allclose(back["x"], ds["x"])
-    assert back.attrs["model"] == "fisher_kpp"
+    fields = Fields.from_solution(sol, model, meta={"note": "x"})
+    ds = fields.to_xarray()
+    back = sb.load(sb.save(fields, tmp_path / "f.npz"))
+    assert isinstance(back, Fields) and back.meta == {"note": "x"}
+    assert back.to_xarray()["u"].dims == ("time", "x")
+    np.testing.assert_array_equal(back.to_xarray()["u"], ds["u"])
+    np.testing.assert_array_equal(back.to_xarray()["x"], ds["x"])
+    assert back.to_xarray().attrs["model"] == "fisher_kpp"
+    again = Fields.from_dict(fields.to_dict())
+    np.testing.assert_array_equal(again.to_xarray()["u"], ds["u"])
+    table = fields.to_pandas()
+    assert table.shape == (3 * 30, 1) and list(table.index.names) == ["time", "x"]
+    assert table["u"].to_numpy().reshape(3, 30).tolist() == ds["u"].values.tolist()
+    ax = fields.plot()
+    assert len(ax.lines) == 1  # 1D: the last snapshot as a line
+    import xarray as xr
+
+    nc = xr.open_dataset(fields.to_netcdf(tmp_path / "f.nc"), engine="h5netcdf")
+    np.testing.assert_array_equal(nc["u"], ds["u"])
+    nc.close()
     sb.save(sb.load_zoo("sir"), tmp_path / "m.npz")
     with pytest.raises(SerializationError, match="expected a 'fields'"):
-        read_fields(tmp_path / "m.npz")
+        sb.load(tmp_path / "m.npz", "fields")
 
 
 # ----- figures -----------------------------------------------------------------------------

@@ -9,17 +9,19 @@ import threading
 import numpy as np
 import pytest
 
+import scalebridge as sb
 from scalebridge.errors import InputError
 from scalebridge.infer.executor import TaskError, ThreadExecutor
 from scalebridge.multiscale.sweep import (
     CableProtocol,
+    SweepResult,
     cable_outcome,
     cable_point,
-    plot_sweep,
     read_sweep,
     run_sweep,
     sweep_grid,
 )
+from scalebridge.report import save_plot
 
 AXES = {"a": [1.0, 2.0, 3.0], "b": [10.0, 20.0]}
 
@@ -45,7 +47,8 @@ def test_grid_order_is_deterministic():
 def test_run_sweep_results_and_file(tmp_path):
     fn = Counter()
     out = tmp_path / "s.jsonl"
-    df = run_sweep(fn, AXES, out=out, shared=100.0, progress=False)
+    res = run_sweep(fn, AXES, out=out, shared=100.0, progress=False)
+    df = res.to_pandas()
     assert len(fn.calls) == 6
     assert list(df.columns[:2]) == ["a", "b"]
     assert df[["a", "b"]].to_numpy().tolist() == [[a, b] for a in AXES["a"] for b in AXES["b"]]
@@ -55,9 +58,14 @@ def test_run_sweep_results_and_file(tmp_path):
     assert len(lines) == 7 and json.loads(lines[0])["axes"] == AXES
     assert len(read_sweep(out, AXES)) == 6
     # a second run computes nothing and returns the same table
-    df2 = run_sweep(fn, AXES, out=out, shared=100.0, progress=True)
+    df2 = run_sweep(fn, AXES, out=out, shared=100.0, progress=True).to_pandas()
     assert len(fn.calls) == 6
     assert df2.equals(df)
+    # the result protocol: save/load and to_dict/from_dict give the same table
+    for back in (sb.load(sb.save(res, tmp_path / "sweep.npz")),
+                 SweepResult.from_dict(res.to_dict())):
+        assert isinstance(back, SweepResult) and back.axes == res.axes
+        assert back.to_pandas().equals(df)
 
 
 def test_resume_after_interruption(tmp_path):
@@ -70,7 +78,7 @@ def test_resume_after_interruption(tmp_path):
     out.write_bytes(text[:cut])
     assert len(read_sweep(out)) == 3
     fn = Counter()
-    df = run_sweep(fn, AXES, out=out, shared=0.0, progress=False)
+    df = run_sweep(fn, AXES, out=out, shared=0.0, progress=False).to_pandas()
     assert sorted(fn.calls) == [(2.0, 20.0), (3.0, 10.0), (3.0, 20.0)]
     assert len(df) == 6 and df["sum"].notna().all()
     rows = [json.loads(x) for x in out.read_text().splitlines()[1:]]  # no corrupt line
@@ -93,7 +101,7 @@ def test_mismatched_axes_raise(tmp_path):
 def test_thread_executor_and_task_errors(tmp_path):
     fn = Counter()
     df = run_sweep(fn, AXES, out=tmp_path / "t.jsonl", shared=1.0,
-                   executor="threads:2", progress=False)
+                   executor="threads:2", progress=False).to_pandas()
     assert len(fn.calls) == 6 and len(df) == 6
     np.testing.assert_allclose(df["sum"], df["a"] + df["b"] + 1.0)
 
@@ -152,14 +160,16 @@ def test_cable_outcome_classifies_beats():
 def test_cable_sweep_and_map(tmp_path):
     cell, p = _aliev_panfilov()
     axes = {"conductivity": [1e-3, 1.0], "period": [15.0, 60.0]}
-    df = run_sweep(cable_point, axes, out=tmp_path / "c.jsonl", shared=(cell, p),
-                   progress=False)
+    res = run_sweep(cable_point, axes, out=tmp_path / "c.jsonl", shared=(cell, p),
+                    progress=False)
+    df = res.to_pandas()
     got = dict(zip(zip(df.conductivity, df.period, strict=True), df.outcome, strict=True))
     assert got[(1.0, 60.0)] == "conduction" and got[(1.0, 15.0)] == "block"
     assert got[(1e-3, 60.0)] == "failure"
-    fig = plot_sweep(df, "conductivity", "period", path=tmp_path / "map.png")
-    assert (tmp_path / "map.png").stat().st_size > 1000
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ax = res.plot()  # x and y default to the two axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("conductivity", "period")
+    assert save_plot(ax, tmp_path / "map.png").stat().st_size > 1000
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["conduction", "block", "failure"]
 
 
@@ -170,8 +180,9 @@ def test_plot_sweep_dense_grid(tmp_path):
     X, Y = np.meshgrid(xs, ys, indexing="ij")
     outcome = np.where(X < 0.3, "failure", np.where(Y < 250, "block", "conduction"))
     df = pd.DataFrame({"c": X.ravel(), "T": Y.ravel(), "outcome": outcome.ravel()})
-    fig = plot_sweep(df, "c", "T", path=tmp_path / "dense.png")
-    assert (tmp_path / "dense.png").stat().st_size > 1000
-    assert len(fig.axes[0].get_legend().get_texts()) == 3
+    res = SweepResult({"c": tuple(xs), "T": tuple(ys)}, df)
+    ax = res.plot(x="c", y="T")
+    assert save_plot(ax, tmp_path / "dense.png").stat().st_size > 1000
+    assert len(ax.get_legend().get_texts()) == 3
     with pytest.raises(InputError, match="no column"):
-        plot_sweep(df, "c", "missing")
+        res.plot(x="c", y="missing")

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scalebridge.multiscale.sweep import CableProtocol, cable_point, plot_sweep, run_sweep
+from scalebridge.multiscale.sweep import CableProtocol, cable_point, run_sweep
+from scalebridge.report import save_plot
 
 HERE = Path(__file__).resolve().parent
 # relative conductivity and pacing period (ms): BR conducts 1:1 at slow pacing and blocks
@@ -33,11 +34,13 @@ DENSE = {"conductivity": np.round(np.linspace(0.1, 1.5, 20), 6).tolist(),
 
 def sweep(name, cell, protocol, axes, out: Path, executor):
     t0 = time.perf_counter()
-    df = run_sweep(cable_point, axes, out=out / f"{name}.jsonl", shared=(cell, protocol),
-                   executor=executor)
+    res = run_sweep(cable_point, axes, out=out / f"{name}.jsonl", shared=(cell, protocol),
+                    executor=executor)
     seconds = time.perf_counter() - t0
-    plot_sweep(df, "conductivity", "period", path=out / f"{name}_map.png",
-               title=f"{name}: {cell.name} cable, {protocol.beats} beats")
+    save_plot(res.plot(x="conductivity", y="period",
+                       title=f"{name}: {cell.name} cable, {protocol.beats} beats"),
+              out / f"{name}_map.png", dpi=120)
+    df = res.to_pandas()
     print(f"\n{name} sweep: {len(df)} points in {seconds:.1f} s "
           f"({executor or 'in-process'}, dt = {protocol.dt:g} ms)")
     table = df.pivot(index="period", columns="conductivity", values="outcome")

@@ -278,6 +278,8 @@ def _ensure_registered():
     from .infer.sample import PosteriorResult
     from .infer.space import ParameterSpace
     from .model.model import Model
+    from .multiscale.sweep import SweepResult
+    from .pde.fields import Fields, decode_fields, encode_fields
     from .pinn.train import PINNResult
     from .sensitivity.local import LocalResult
     from .sensitivity.morris import MorrisResult
@@ -307,4 +309,6 @@ def _ensure_registered():
     register_result("linear_multifidelity_gp", LinearMultiFidelityGP)
     register_result("nonlinear_multifidelity_gp", NonlinearMultiFidelityGP)
     register_result("parameter_space", ParameterSpace)
+    register("fields", Fields, encode_fields, decode_fields)
+    register_result("sweep_result", SweepResult)
 

@@ -87,7 +87,8 @@ def simulate(
 def _simulate_grid(name, grid, times, params, init, rtol, atol, max_steps, out, plot,
                    animate, fps):
     """``simulate --grid``: a spatial zoo model, written as fields."""
-    from ..pde.fields import write_fields
+    from ..io import save
+    from ..pde.fields import Fields
     from ..simulate import simulate as run
 
     if out.suffix.lower() != ".npz":
@@ -107,10 +108,9 @@ def _simulate_grid(name, grid, times, params, init, rtol, atol, max_steps, out, 
               rtol=setup.rtol if rtol is None else rtol, atol=setup.atol if atol is None else atol,
               max_steps=1_000_000 if max_steps is None else max_steps)
     ds = spatial_fields(sol, setup)
-    write_fields(ds, out, meta={"model": setup.name, "grid": shape,
-                                "parameters": dict(zip(m.parameter_names,
-                                                       map(float, m.param_array(params)),
-                                                       strict=True))})
+    save(Fields(ds, {"model": setup.name, "grid": shape,
+                     "parameters": dict(zip(m.parameter_names, map(float, m.param_array(params)),
+                                            strict=True))}), out)
     typer.echo(f"wrote {out} ({len(times)} times x {shape} nodes x {len(ds.data_vars)} fields, "
                f"{time.perf_counter() - start:.1f} s)")
     warn_coarse_front(sol, m)

@@ -332,12 +332,13 @@ def _domain(setup) -> dict:
 
 
 def _write_fields(ds, path: Path, summary: dict) -> None:
-    from ..pde.fields import write_fields
+    from ..io import save
+    from ..pde.fields import Fields
 
     sur = summary["surrogate"]
-    write_fields(ds, path, meta={"model": summary["model"], "grid": summary["grid"],
-                                 "dt": summary["dt"], "scheme": summary["scheme"],
-                                 "surrogate": None if sur is None else sur["path"]})
+    save(Fields(ds, {"model": summary["model"], "grid": summary["grid"], "dt": summary["dt"],
+                     "scheme": summary["scheme"],
+                     "surrogate": None if sur is None else sur["path"]}), path)
 
 
 def _trace_nodes(shape) -> list[tuple[int, ...]]:

@@ -16,12 +16,12 @@ from .build import build_cell_surrogate
 from .cell_surrogate import DEFAULT_LATENTS, CellSurrogate, train_cell_surrogate
 from .compare import compare_runs, largest_dt, tissue_run, validate_cell
 from .surrogate_base import load_surrogate
-from .sweep import CableProtocol, cable_outcome, plot_sweep, read_sweep, run_sweep
+from .sweep import CableProtocol, SweepResult, cable_outcome, read_sweep, run_sweep
 from .training_data import CellProtocol, cell_training_states
 from .two_variable import TwoVariableSurrogate, train_two_variable_surrogate
 
 __all__ = ["CellSurrogate", "train_cell_surrogate", "load_surrogate", "DEFAULT_LATENTS",
            "CellProtocol", "cell_training_states", "build_cell_surrogate", "compare_runs",
            "largest_dt", "tissue_run", "validate_cell", "run_sweep", "read_sweep",
-           "CableProtocol", "cable_outcome", "plot_sweep", "TwoVariableSurrogate",
+           "CableProtocol", "cable_outcome", "SweepResult", "TwoVariableSurrogate",
            "train_two_variable_surrogate"]

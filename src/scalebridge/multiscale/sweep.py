@@ -4,8 +4,9 @@
 axis values through an :class:`~scalebridge.infer.executor.Executor` (in-process, threads or
 a Dask cluster) and appends each result, as it arrives, to a JSON-lines file::
 
-    df = run_sweep(cable_point, {"conductivity": [0.2, 0.5, 1.0], "period": [200, 400]},
-                   out="sweep.jsonl", shared=(cell, CableProtocol()), executor="threads:2")
+    res = run_sweep(cable_point, {"conductivity": [0.2, 0.5, 1.0], "period": [200, 400]},
+                    out="sweep.jsonl", shared=(cell, CableProtocol()), executor="threads:2")
+    res.to_pandas()   # one row per point; res.plot() maps the outcome classes
 
 The file's first line is a header naming the axes and their values; every further line is
 one point: its axis values and ``fn``'s results. A line is written, flushed and synced to
@@ -16,8 +17,8 @@ refused with :class:`~scalebridge.errors.InputError` rather than mixed.
 
 :func:`cable_outcome` simulates a paced 1D monodomain cable of an excitable cell and
 classifies what happens to the beats: ``"conduction"`` (every beat reaches the far end),
-``"block"`` (some do, e.g. 2:1) or ``"failure"`` (none does). :func:`plot_sweep` draws the
-outcome classes over two axes.
+``"block"`` (some do, e.g. 2:1) or ``"failure"`` (none does). :meth:`SweepResult.plot` draws
+the outcome classes over two axes.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from ..errors import InputError
 from ..infer.executor import Executor, get_executor
 from ..io import jsonable, write_atomic
 
-__all__ = ["run_sweep", "read_sweep", "sweep_grid", "CableProtocol", "cable_outcome",
-           "cable_point", "plot_sweep", "OUTCOMES"]
+__all__ = ["run_sweep", "read_sweep", "sweep_grid", "SweepResult", "CableProtocol",
+           "cable_outcome", "cable_point", "OUTCOMES"]
 
 FORMAT = "scalebridge-sweep"
 FORMAT_VERSION = 1
@@ -180,9 +181,9 @@ class _Bar:
 
 def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=None,
               executor=None, progress: bool = True):
-    """Evaluate ``fn(shared, **point)`` on the cartesian grid of ``axes`` and return every
-    point's axis values and results as a :class:`pandas.DataFrame` (grid order, see
-    :func:`sweep_grid`).
+    """Evaluate ``fn(shared, **point)`` on the cartesian grid of ``axes`` and return a
+    :class:`SweepResult`: every point's axis values and results (``to_pandas()``, grid
+    order, see :func:`sweep_grid`).
 
     ``fn`` returns a dict of JSON-able results (NumPy scalars and NaN are accepted; NaN and
     infinity are stored as null); it should catch the failures it expects and report them
@@ -261,7 +262,7 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
     rows = [found[_key(p, names)] for p in points]
     df = pd.DataFrame.from_records(rows)
     rest = [c for c in df.columns if c not in names]
-    return df[names + rest]
+    return SweepResult(ax, df[names + rest])
 
 
 # ----- the tissue point ------------------------------------------------------------------
@@ -463,55 +464,80 @@ _COLOURS = {"conduction": "#4daf4a", "block": "#ff7f00", "failure": "#e41a1c"}
 _OTHER = ("#377eb8", "#984ea3", "#a65628", "#f781bf", "#999999", "#ffff33")
 
 
-def plot_sweep(df, x: str, y: str, outcome: str = "outcome", path=None, *, title=None,
-               dpi: int = 120):
-    """A categorical map of ``df[outcome]`` over the axes ``x`` and ``y`` (one coloured
-    cell per grid point, a legend entry per class present); saved to ``path`` (PNG) when
-    given. Works for any grid density: cells span half-way to their neighbours. Returns the
-    matplotlib figure."""
-    from ..report.fields import _plt
+@dataclass
+class SweepResult:
+    """A finished sweep (the result protocol, decision 0018): ``axes`` (``{name: values}``)
+    and ``table``, one row per grid point in grid order (:func:`sweep_grid`): the axis
+    values, then ``fn``'s results."""
 
-    for col in (x, y, outcome):
-        if col not in df.columns:
-            raise InputError(f"no column {col!r} in the sweep; columns: {list(df.columns)}")
-    if df.empty:
-        raise InputError("the sweep has no rows to plot")
-    plt = _plt()
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
+    axes: dict
+    table: object  # pandas.DataFrame
 
-    present = list(dict.fromkeys(str(v) for v in df[outcome]))
-    classes = [c for c in OUTCOMES if c in present] + sorted(c for c in present
-                                                             if c not in OUTCOMES)
-    others = iter(_OTHER * (len(classes) // len(_OTHER) + 1))
-    colours = [_COLOURS.get(c) or next(others) for c in classes]
-    xs = np.unique(df[x].to_numpy(float))
-    ys = np.unique(df[y].to_numpy(float))
-    code = np.full((ys.size, xs.size), np.nan)
-    ix = np.searchsorted(xs, df[x].to_numpy(float))
-    iy = np.searchsorted(ys, df[y].to_numpy(float))
-    code[iy, ix] = [classes.index(str(v)) for v in df[outcome]]
+    def to_pandas(self):
+        return self.table.copy()
 
-    def edges(v):
-        if v.size == 1:
-            return np.array([v[0] - 0.5, v[0] + 0.5])
-        mid = (v[1:] + v[:-1]) / 2
-        return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+    def to_dict(self) -> dict:
+        """The axes and the table's rows (NaN as null)."""
+        return {"axes": {k: [float(v) for v in vs] for k, vs in self.axes.items()},
+                "columns": [str(c) for c in self.table.columns],
+                "rows": jsonable(self.table.to_dict(orient="records"))}
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    ax.pcolormesh(edges(xs), edges(ys), np.ma.masked_invalid(code),
-                  cmap=ListedColormap(colours), vmin=-0.5, vmax=len(classes) - 0.5,
-                  edgecolors="white" if xs.size * ys.size <= 400 else "face",
-                  linewidth=0.5 if xs.size * ys.size <= 400 else 0.0)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(title or f"{outcome} over {x} and {y} ({xs.size} x {ys.size} points)")
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in zip(classes, colours, strict=True)],
-              title=outcome, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-    return fig
+    @classmethod
+    def from_dict(cls, d) -> SweepResult:
+        import pandas as pd
+
+        table = pd.DataFrame.from_records(d["rows"], columns=d["columns"])
+        return cls({k: tuple(v) for k, v in d["axes"].items()}, table)
+
+    def plot(self, ax=None, *, x: str | None = None, y: str | None = None,
+             outcome: str = "outcome", title: str | None = None):
+        """A categorical map of the column ``outcome`` over the axes ``x`` and ``y``
+        (default: the first two axes), one coloured cell per grid point (cells span half-way
+        to their neighbours, so any grid density works) and a legend entry per class
+        present, into ``ax`` (a new figure if None); returns the axes."""
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import ListedColormap
+        from matplotlib.patches import Patch
+
+        names = list(self.axes)
+        x = x or names[0]
+        y = y or (names[1] if len(names) > 1 else None)
+        df = self.table
+        for col in (x, y, outcome):
+            if col is None or col not in df.columns:
+                raise InputError(f"no column {col!r} in the sweep; give x=, y= and outcome= "
+                                 f"from its columns {list(df.columns)}")
+        if df.empty:
+            raise InputError("the sweep has no rows to plot")
+        present = list(dict.fromkeys(str(v) for v in df[outcome]))
+        classes = [c for c in OUTCOMES if c in present] + sorted(c for c in present
+                                                                 if c not in OUTCOMES)
+        others = iter(_OTHER * (len(classes) // len(_OTHER) + 1))
+        colours = [_COLOURS.get(c) or next(others) for c in classes]
+        xs = np.unique(df[x].to_numpy(float))
+        ys = np.unique(df[y].to_numpy(float))
+        code = np.full((ys.size, xs.size), np.nan)
+        ix = np.searchsorted(xs, df[x].to_numpy(float))
+        iy = np.searchsorted(ys, df[y].to_numpy(float))
+        code[iy, ix] = [classes.index(str(v)) for v in df[outcome]]
+
+        def edges(v):
+            if v.size == 1:
+                return np.array([v[0] - 0.5, v[0] + 0.5])
+            mid = (v[1:] + v[:-1]) / 2
+            return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.4, 4.8))
+        few = xs.size * ys.size <= 400
+        ax.pcolormesh(edges(xs), edges(ys), np.ma.masked_invalid(code),
+                      cmap=ListedColormap(colours), vmin=-0.5, vmax=len(classes) - 0.5,
+                      edgecolors="white" if few else "face", linewidth=0.5 if few else 0.0)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(title or f"{outcome} over {x} and {y} ({xs.size} x {ys.size} points)")
+        ax.legend(handles=[Patch(color=c, label=k) for k, c in zip(classes, colours,
+                                                                    strict=True)],
+                  title=outcome, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        return ax
 

@@ -3,14 +3,16 @@
 A tissue model's states are node values, state-major (all nodes of the cell's first state
 in C order, then the second, ...). :func:`to_fields` turns a :class:`~scalebridge.Solution`
 of such a model into an ``xarray.Dataset`` with one variable per cell state over
-``(time, x)`` or ``(time, x, y)``; :func:`initial_from_fields` builds a flat initial state
-from fields; :func:`write_fields` / :func:`read_fields` keep a Dataset in scalebridge's
-``.npz`` format (arrays + JSON, never pickle).
+``(time, x)`` or ``(time, x, y)``; :class:`Fields` is that Dataset as a result (saved by
+``sb.save`` in scalebridge's ``.npz`` format, arrays + JSON, never pickle, or to netCDF);
+:func:`initial_from_fields` builds a flat initial state from fields.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +21,6 @@ from .grid import Axis, Grid
 from .tissue import ReactionDiffusionRHS
 
 DIMS = ("x", "y")
-FIELDS_KIND = "fields"
 
 
 def tissue_parts(model) -> ReactionDiffusionRHS:
@@ -95,38 +96,98 @@ def grid_of(ds) -> Grid:
                                          strict=True)))
 
 
-def write_fields(ds, path, meta: Mapping | None = None):
-    """Write a fields Dataset to ``path`` (``.npz``, scalebridge's archive format): arrays
-    ``time``, ``x`` (``y``) and ``field_<state>``; state names, dims and grid in the JSON."""
-    from ..io import write_archive
+@dataclass
+class Fields:
+    """A tissue simulation as fields (the result protocol, decision 0018): ``dataset`` is
+    the ``xarray.Dataset`` of :func:`to_fields` (one variable per cell state over ``(time,
+    x)`` or ``(time, x, y)``), ``meta`` a dict of JSON values about the run (model, grid,
+    time step). ``sb.save(fields, "f.npz")`` writes scalebridge's archive (arrays ``time``,
+    ``x`` (``y``) and ``field_<state>``; never pickle), ``sb.load`` reads it back, and
+    :meth:`to_netcdf` writes netCDF through xarray."""
 
-    names = [str(v) for v in ds.data_vars]
-    dims = [d for d in ("time", *DIMS) if d in ds.dims]
-    arrays = {d: np.asarray(ds[d]) for d in dims}
-    arrays.update({f"field_{n}": np.asarray(ds[n].transpose(*dims)) for n in names})
-    info = {"states": names, "dims": dims,
-            "attrs": {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float | list)}}
-    info.update(meta or {})
-    return write_archive(path, FIELDS_KIND, arrays, info)
+    dataset: object
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_solution(cls, solution, model, meta: Mapping | None = None) -> Fields:
+        """The fields of a tissue model's :class:`~scalebridge.Solution`."""
+        return cls(to_fields(solution, model), dict(meta or {}))
+
+    def to_xarray(self):
+        return self.dataset
+
+    def to_dict(self) -> dict:
+        """State names, dims, coordinates and field arrays, the Dataset's attributes and
+        ``meta``."""
+        ds = self.dataset
+        dims = [d for d in ("time", *DIMS) if d in ds.dims]
+        return {"states": [str(v) for v in ds.data_vars], "dims": dims,
+                "coords": {d: np.asarray(ds[d]) for d in dims},
+                "fields": {str(n): np.asarray(ds[n].transpose(*dims)) for n in ds.data_vars},
+                "attrs": {k: v for k, v in ds.attrs.items()
+                          if isinstance(v, str | int | float | list)},
+                "meta": dict(self.meta)}
+
+    @classmethod
+    def from_dict(cls, d) -> Fields:
+        import xarray as xr
+
+        dims = tuple(d["dims"])
+        ds = xr.Dataset({n: (dims, np.asarray(d["fields"][n])) for n in d["states"]},
+                        coords={k: np.asarray(d["coords"][k]) for k in dims})
+        ds.attrs.update(d.get("attrs", {}))
+        return cls(ds, dict(d.get("meta", {})))
+
+    def to_pandas(self):
+        """One row per time and node (index ``time, x[, y]``), one column per state."""
+        return self.dataset.to_dataframe()
+
+    def plot(self, ax=None, *, variable: str | None = None, time: float | None = None):
+        """The field ``variable`` (default: the first state) at the output time nearest
+        ``time`` (default: the last) into ``ax``: a line in 1D, an image in 2D."""
+        from ..report.fields import plot_snapshot
+
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+        plot_snapshot(self.dataset, variable, time, ax=ax)
+        return ax
+
+    def to_netcdf(self, path) -> Path:
+        """Write the Dataset (with ``meta`` as JSON in the attribute ``scalebridge_meta``)
+        to a netCDF file (h5netcdf)."""
+        import json
+
+        ds = self.dataset.copy()
+        ds.attrs = {k: (json.dumps(v) if isinstance(v, list) else v)
+                    for k, v in ds.attrs.items() if isinstance(v, str | int | float | list)}
+        ds.attrs["scalebridge_meta"] = json.dumps(self.meta)
+        ds.to_netcdf(path, engine="h5netcdf")
+        return Path(path)
 
 
-def read_fields(path):
-    """Read a file written by :func:`write_fields` (or ``scalebridge simulate --grid``)
-    back into an ``xarray.Dataset``."""
-    import xarray as xr
+def encode_fields(fields: Fields) -> tuple[dict, dict]:
+    """The archive layout of :class:`Fields`: arrays ``time``, ``x`` (``y``) and
+    ``field_<state>``; state names, dims, attributes and ``meta`` in the JSON header."""
+    d = fields.to_dict()
+    arrays = dict(d["coords"])
+    arrays.update({f"field_{n}": a for n, a in d["fields"].items()})
+    return arrays, {"states": d["states"], "dims": d["dims"], "attrs": d["attrs"],
+                    **d["meta"]}
 
-    from ..io import read_archive
 
-    arrays, meta, _ = read_archive(path, FIELDS_KIND)
+def decode_fields(arrays: dict, info: dict) -> Fields:
+    info = dict(info)
     try:
-        dims = tuple(meta["dims"])
-        ds = xr.Dataset({n: (dims, arrays[f"field_{n}"]) for n in meta["states"]},
-                        coords={d: arrays[d] for d in dims})
+        states, dims = info.pop("states"), info.pop("dims")
+        attrs = info.pop("attrs", {})
+        return Fields.from_dict({"states": states, "dims": dims,
+                                 "coords": {k: arrays[k] for k in dims},
+                                 "fields": {n: arrays[f"field_{n}"] for n in states},
+                                 "attrs": attrs, "meta": info})
     except (KeyError, ValueError) as exc:
-        raise SerializationError(f"{path}: corrupt fields file ({exc})") from None
-    ds.attrs.update(meta.get("attrs", {}))
-    return ds
+        raise SerializationError(f"corrupt fields file ({exc})") from None
 
 
-__all__ = ["to_fields", "initial_from_fields", "write_fields", "read_fields", "grid_of",
-           "tissue_parts"]
+__all__ = ["Fields", "to_fields", "initial_from_fields", "grid_of", "tissue_parts"]
