@@ -222,8 +222,8 @@ def main(argv=None):
         f"{args.chain_method}")
     t0 = time.perf_counter()
 
-    def progress(info):
-        log(f"{info['phase']} {info['iteration']}/{info['total']}, divergences "
+    def progress(done, total, **info):
+        log(f"{info['phase']} {done}/{total}, divergences "
             f"{info['divergences']} (warmup {info['warmup_divergences']}), "
             f"{info['elapsed_s']:.0f} s")
 

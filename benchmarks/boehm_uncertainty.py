@@ -66,7 +66,8 @@ def run_profiles(problem, args) -> dict:
     hess = fisher_intervals(problem, x_opt, method="hessian")
     fisher_s = time.perf_counter() - t0
 
-    def progress(p):
+    def progress(done, total, *, profile, **info):
+        p = profile
         lo, hi = p.ci_lin
         print(f"  {p.parameter:22s} {p.values.size:3d} points {p.time_s:6.1f} s  "
               f"CI [{lo}, {hi}]  {p.identifiable}", flush=True)

@@ -3,7 +3,7 @@
 **Sobol' indices.** On Ishigami (a = 7, b = 0.1; 3 inputs) and Sobol' G (a = 0, 1, 4.5, 9,
 99, 99, 99, 99; 8 inputs), for each base sample size N and seed, both tools draw a scrambled
 Sobol' design of N (d + 2) points, evaluate the function and estimate S1 and ST with 100
-bootstrap resamples: scalebridge with ``scalebridge.sensitivity.sobol(f, bounds, n=N,
+bootstrap resamples: scalebridge with ``scalebridge.sensitivity.sobol(f, bounds, n_samples=N,
 seed=seed)`` (f in JAX), SALib 1.6 with ``sobol.sample(..., calc_second_order=False)``, the
 NumPy function and ``sobol.analyze(..., num_resamples=100)``. Reported: the maximum absolute
 error against the analytic indices (median and worst over the seeds), how often the 95 %
@@ -77,7 +77,7 @@ def _timed(fn, *args, **kw):
 def _sobol_scalebridge(f, bounds, n, seed):
     from scalebridge.sensitivity import sobol
 
-    res = sobol(f, bounds, n=n, seed=seed, n_bootstrap=100)
+    res = sobol(f, bounds, n_samples=n, seed=seed, n_bootstrap=100)
     return (np.asarray(res.S1), np.asarray(res.ST), _interval(res.S1, res.S1_conf),
             _interval(res.ST, res.ST_conf))
 

@@ -24,6 +24,11 @@ BOEHM = (Path(__file__).parent / "data" / "petab" / "Boehm_JProteomeRes2014"
 BOEHM_OPT = 138.2220  # published optimum
 
 
+def _into(seen):
+    """A progress callback that keeps the info of each finished start."""
+    return lambda done, total, **info: seen.append(info)
+
+
 @pytest.fixture(scope="module")
 def boehm():
     return load_petab(BOEHM)
@@ -78,7 +83,7 @@ def test_start_points_latin_hypercube_and_deterministic(boehm):
 
 def test_boehm_multistart_trf(boehm, tmp_path):
     seen = []
-    res = fit(boehm, n_starts=1, seed=0, optimizer="trf", progress=seen.append)
+    res = fit(boehm, n_starts=1, seed=0, optimizer="trf", progress=_into(seen))
     assert isinstance(res, FitResult) and len(seen) == 1
     rec = res.records[0]
     for key in ("index", "x0", "x", "params", "nll", "success", "status", "message",
@@ -132,8 +137,8 @@ def test_lbfgs_runs(boehm):
 
 def test_resume_runs_only_missing_starts(boehm, tmp_path):
     first = []
-    r2 = fit(boehm, n_starts=2, seed=0, out=tmp_path, max_iter=4, progress=first.append)
-    assert [r["index"] for r in first] == [0, 1]
+    r2 = fit(boehm, n_starts=2, seed=0, out=tmp_path, max_iter=4, progress=_into(first))
+    assert [r["start"] for r in first] == [0, 1]
     data = json.loads((tmp_path / "result.json").read_text())
     assert data["n_starts"] == 2 and len(data["starts"]) == 2
     assert data["best_nll"] == pytest.approx(r2.best_nll)
@@ -141,8 +146,8 @@ def test_resume_runs_only_missing_starts(boehm, tmp_path):
     assert data["n_converged"] == r2.n_converged
 
     second = []
-    r3 = fit(boehm, n_starts=3, seed=0, out=tmp_path, max_iter=4, progress=second.append)
-    assert [r["index"] for r in second] == [2]
+    r3 = fit(boehm, n_starts=3, seed=0, out=tmp_path, max_iter=4, progress=_into(second))
+    assert [r["start"] for r in second] == [2]
     assert r3.n_starts == 3
     for a, b in zip(r2.records, r3.records[:2], strict=True):
         assert a["x0"] == pytest.approx(b["x0"])
@@ -154,7 +159,7 @@ def test_resume_runs_only_missing_starts(boehm, tmp_path):
     assert len(json.loads((tmp_path / "result.json").read_text())["starts"]) == 3
     # nothing left to do
     again = []
-    fit(boehm, n_starts=3, seed=0, out=tmp_path, max_iter=4, progress=again.append)
+    fit(boehm, n_starts=3, seed=0, out=tmp_path, max_iter=4, progress=_into(again))
     assert again == []
     # another seed in the same directory is refused, not overwritten
     with pytest.raises(InputError, match="seed"):
@@ -167,7 +172,7 @@ def test_failed_start_is_recorded(boehm, tmp_path, monkeypatch):
     bad[1] = np.nan  # the simulation at this start gives NaN
     monkeypatch.setattr(ParameterSpace, "start_points", lambda s, n, seed=0: bad[:n])
     seen = []
-    res = fit(boehm, n_starts=3, out=tmp_path, max_iter=3, progress=seen.append)
+    res = fit(boehm, n_starts=3, out=tmp_path, max_iter=3, progress=_into(seen))
     assert len(seen) == 3
     assert not res.records[1]["success"] and math.isnan(res.records[1]["nll"])
     assert res.records[1]["message"]  # why it failed

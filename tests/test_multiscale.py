@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import scalebridge as sb
 from scalebridge.errors import InputError
 from scalebridge.model.zoo import load_zoo
 from scalebridge.model.zoo.beeler_reuter import rates
@@ -22,7 +23,7 @@ from scalebridge.multiscale import (
     train_two_variable_surrogate,
 )
 from scalebridge.multiscale.compare import compare_runs, largest_dt, tissue_run, validate_cell
-from scalebridge.multiscale.two_variable import cable_velocity, paced_traces
+from scalebridge.multiscale.two_variable import PARAMETERS, cable_velocity, paced_traces
 from scalebridge.pde import Stimulus, grid1d
 from scalebridge.pde.zoo import _quiet
 
@@ -149,6 +150,25 @@ def test_shipped_two_variable_surrogate_reproduces_the_full_velocity(full_cable)
     assert np.sqrt(np.mean((a["activation"][ok] - b["activation"][ok]) ** 2)) <= 1.0
 
 
+def test_surrogates_expose_their_parameters_through_a_parameter_space(sur):
+    """The two-variable surrogate's learned physical parameters are its model's parameters
+    (log scale, within the fit's bounds), so fit and sobol reach them; a gated surrogate
+    has none."""
+    tv = load_surrogate(SHIPPED_TWO_VARIABLE)
+    model, space = tv.model, tv.parameter_space
+    assert model.parameter_names == PARAMETERS == space.ids
+    np.testing.assert_array_equal(model.param_array(None), [tv.params[n] for n in PARAMETERS])
+    assert set(space.scales) == {"log"}
+    assert np.all((space.lower < space.nominal) & (space.nominal < space.upper))
+    t = np.linspace(0.0, 20.0, 41)
+    paced = model.replace(inputs=(sb.PulseTrain("I_stim", 60.0, 2.0, 1000.0, start=1.0),))
+    base = sb.simulate(paced, t).states[:, 0]
+    slower = sb.simulate(paced.with_parameters(T=2 * tv.params["T"]), t).states[:, 0]
+    assert np.max(base) > tv.v_rest + 50  # an action potential
+    assert not np.allclose(base, slower)  # the time scale T is live in the dynamics
+    assert sur.model.parameter_names == () and sur.parameter_space.size == 0
+
+
 def _run(run_s, steps, dt, cv, activation, apd90, compile_s=0.5):
     return {"run_s": run_s, "steps": steps, "dt": dt, "cv": cv, "compile_s": compile_s,
             "activation": np.asarray(activation, float), "apd90": np.asarray(apd90, float)}
@@ -260,7 +280,8 @@ def test_two_variable_round_trip_and_checks(two_variable, tmp_path):
     assert isinstance(back, TwoVariableSurrogate) and back.params == sur.params
     assert back.model.state_names == ("V", "r") and back.ranges["V"] == sur.ranges["V"]
     y = np.array([-30.0, 0.2])
-    np.testing.assert_array_equal(np.asarray(back.rhs(0.0, y, None, np.array([1.0]))),
-                                  np.asarray(sur.rhs(0.0, y, None, np.array([1.0]))))
+    p = back.model.param_array(None)
+    np.testing.assert_array_equal(np.asarray(back.rhs(0.0, y, p, np.array([1.0]))),
+                                  np.asarray(sur.rhs(0.0, y, p, np.array([1.0]))))
     with pytest.raises(InputError, match="trained for 'beeler_reuter'"):
         back.check_trained_for("aliev_panfilov")

@@ -36,6 +36,11 @@ BOEHM = DATA / "petab" / "Boehm_JProteomeRes2014" / "Boehm_JProteomeRes2014.yaml
 PYPESTO = DATA / "reference" / "boehm_pypesto.json"
 
 
+def _profiles(seen):
+    """A progress callback that keeps each finished ParameterProfile."""
+    return lambda done, total, **info: seen.append(info["profile"])
+
+
 def _optimum(problem, x0):
     out = local_minimize(problem.nll_grad_fim, x0, problem.lower, problem.upper)
     assert out["success"]
@@ -143,14 +148,14 @@ def test_better_optimum_is_reported_not_ignored(line):
 def test_resume_profiles_only_missing_parameters(line, tmp_path):
     problem, beta, _ = line
     seen = []
-    first = profile(problem, beta, parameters=["b"], out=tmp_path, progress=seen.append)
+    first = profile(problem, beta, parameters=["b"], out=tmp_path, progress=_profiles(seen))
     assert [p.parameter for p in seen] == ["b"]
     data = json.loads((tmp_path / "profiles.json").read_text())
     assert data["format"] == "scalebridge-profile" and list(data["profiles"]) == ["b"]
     assert data["profiles"]["b"]["identifiable"] == "identifiable"
 
     seen.clear()
-    both = profile(problem, beta, out=tmp_path, progress=seen.append)
+    both = profile(problem, beta, out=tmp_path, progress=_profiles(seen))
     assert [p.parameter for p in seen] == ["a"]
     assert both.parameter_ids == ("a", "b")
     np.testing.assert_array_equal(both["b"].nll, first["b"].nll)
@@ -159,7 +164,7 @@ def test_resume_profiles_only_missing_parameters(line, tmp_path):
     assert set(saved.parameter_ids) == {"a", "b"}
 
     seen.clear()
-    profile(problem, beta, out=tmp_path, progress=seen.append)
+    profile(problem, beta, out=tmp_path, progress=_profiles(seen))
     assert seen == []
     with pytest.raises(InputError, match="different alpha"):
         profile(problem, beta, alpha=0.9, out=tmp_path)

@@ -28,6 +28,11 @@ A_TRUE, B_TRUE = 1.0, 0.5
 LN10 = math.log(10.0)
 
 
+def _iterations(seen):
+    """A progress callback that keeps the iteration counts."""
+    return lambda done, total, **info: seen.append(done)
+
+
 def line_problem(extra=(), a_prior=None, bounds=(-50.0, 50.0)):
     params = [sb.Parameter("a", 1.0, *bounds, prior=a_prior), sb.Parameter("b", 0.5, *bounds),
               *extra]
@@ -148,8 +153,8 @@ def test_resume_after_interruption_gives_the_same_draws(flat, tmp_path):
     class Stop(Exception):
         pass
 
-    def stop_after_warmup(info):
-        if info["iteration"] >= 600:
+    def stop_after_warmup(done, total, **info):
+        if done >= 600:
             raise Stop
 
     with pytest.raises(Stop):
@@ -159,14 +164,14 @@ def test_resume_after_interruption_gives_the_same_draws(flat, tmp_path):
     assert running["status"] == "running" and running["iteration"] == 600
     seen = []
     again = sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0, out=tmp_path,
-                   chain_method="vectorized", progress=seen.append)
-    assert seen[0]["iteration"] == 650  # resumed, not restarted
+                   chain_method="vectorized", progress=_iterations(seen))
+    assert seen[0] == 650  # resumed, not restarted
     np.testing.assert_array_equal(again.samples, res.samples)
     assert not (tmp_path / "state.npz").exists()
     # a finished run is loaded, not run again; other settings need another directory
     seen.clear()
     loaded = sample(problem, n_chains=4, n_warmup=500, n_samples=1000, seed=0, out=tmp_path,
-                    chain_method="vectorized", progress=seen.append)
+                    chain_method="vectorized", progress=_iterations(seen))
     assert seen == [] and np.array_equal(loaded.samples, res.samples)
     done = json.loads((tmp_path / "posterior.json").read_text())
     assert done["format"] == "scalebridge-posterior" and done["status"] == "done"

@@ -50,9 +50,9 @@ G_BOUNDS = [(0.0, 1.0)] * len(tp.SOBOL_G_A)
 ], ids=["ishigami", "sobol_g"])
 def test_sobol_matches_analytic_indices(f, bounds, reference):
     n = 2**13
-    res = sobol(f, bounds, n=n, n_bootstrap=200)
+    res = sobol(f, bounds, n_samples=n, n_bootstrap=200)
     d = len(bounds)
-    assert res.n == n and res.n_evaluations == n * (d + 2) and res.n_nonfinite == 0
+    assert res.n_samples == n and res.n_evaluations == n * (d + 2) and res.n_nonfinite == 0
     assert res.S1.shape == res.ST.shape == res.S1_conf.shape == (d,)
     assert np.max(np.abs(res.S1 - reference[0])) <= 0.01
     assert np.max(np.abs(res.ST - reference[1])) <= 0.01
@@ -61,7 +61,7 @@ def test_sobol_matches_analytic_indices(f, bounds, reference):
 
 def test_sobol_second_order_ishigami():
     n = 2**12
-    res = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n=n, second_order=True, n_bootstrap=100)
+    res = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n_samples=n, second_order=True, n_bootstrap=100)
     assert res.n_evaluations == n * (2 * 3 + 2)
     pi = math.pi
     v1, v2, v13 = 0.5 * (1 + 0.1 * pi**4 / 5) ** 2, 49 / 8, 8 * 0.01 * pi**8 / 225
@@ -81,7 +81,7 @@ def test_bootstrap_coverage_over_seeds(sampling):
     truth = np.concatenate([s1, st])
     hits = []
     for seed in range(40):
-        res = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, n=256, seed=seed, n_bootstrap=400,
+        res = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, n_samples=256, seed=seed, n_bootstrap=400,
                     sampling=sampling)
         est = np.concatenate([res.S1, res.ST])
         conf = np.concatenate([res.S1_conf, res.ST_conf])
@@ -107,7 +107,7 @@ def test_sobol_agrees_with_salib_at_equal_n():
         warnings.simplefilter("ignore")
         si = salib_analyze.analyze(problem, ishigami_numpy(x), calc_second_order=False,
                                    seed=0, num_resamples=200)
-    ours = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, n=n, seed=0, n_bootstrap=200)
+    ours = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, n_samples=n, seed=0, n_bootstrap=200)
     assert x.shape[0] == ours.n_evaluations
     for mine, theirs, ref in [(ours.S1, si["S1"], s1_ref), (ours.ST, si["ST"], st_ref)]:
         assert np.max(np.abs(theirs - ref)) <= 0.01
@@ -127,7 +127,7 @@ def test_numpy_black_box_threads_and_jax_paths_agree():
         assert isinstance(x, np.ndarray)
         return ishigami_numpy(x)
 
-    kw = dict(n=512, seed=3, n_bootstrap=100)
+    kw = dict(n_samples=512, seed=3, n_bootstrap=100)
     ref = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, **kw)
     box = sobol(counted, tp.ISHIGAMI_BOUNDS, batch_size=700, jax=False, **kw)
     assert calls == [700, 700, 700, 460]  # 512 * 5 rows in chunks, called without padding
@@ -143,11 +143,11 @@ def test_numpy_black_box_threads_and_jax_paths_agree():
 
 def test_dask_executor_gives_the_same_indices():
     distributed = peer("distributed", "dask distributed")
-    ref = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n=256, n_bootstrap=50)
+    ref = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n_samples=256, n_bootstrap=50)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
-        box = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, n=256, n_bootstrap=50,
+        box = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, n_samples=256, n_bootstrap=50,
                     executor=client, batch_size=300)
     np.testing.assert_allclose(box.S1, ref.S1, rtol=0, atol=1e-12)
     np.testing.assert_allclose(box.ST_conf, ref.ST_conf, rtol=0, atol=1e-12)
@@ -170,7 +170,7 @@ class _Flaky:
 
 def test_checkpoint_resumes_an_interrupted_run(tmp_path):
     ck = tmp_path / "run" / "evaluations.npz"
-    kw = dict(n=256, n_bootstrap=50, batch_size=200, jax=False)
+    kw = dict(n_samples=256, n_bootstrap=50, batch_size=200, jax=False)
     ref = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, **kw)
     with pytest.raises(RuntimeError, match="killed"):
         sobol(_Flaky(fail_at=3), tp.ISHIGAMI_BOUNDS, checkpoint=ck, **kw)
@@ -183,15 +183,15 @@ def test_checkpoint_resumes_an_interrupted_run(tmp_path):
     sobol(again, tp.ISHIGAMI_BOUNDS, checkpoint=ck, **kw)
     assert again.rows == []
     with pytest.raises(InputError, match="another design"):
-        sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, checkpoint=ck, **(kw | {"n": 128}))
+        sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, checkpoint=ck, **(kw | {"n_samples": 128}))
     with pytest.raises(InputError, match=".npz"):
         sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, checkpoint=tmp_path / "x.json", **kw)
 
 
 def test_same_seed_same_result_other_seed_other_design():
-    a = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n=256, seed=7, n_bootstrap=50)
-    b = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n=256, seed=7, n_bootstrap=50)
-    c = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n=256, seed=8, n_bootstrap=50)
+    a = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n_samples=256, seed=7, n_bootstrap=50)
+    b = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n_samples=256, seed=7, n_bootstrap=50)
+    c = sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n_samples=256, seed=8, n_bootstrap=50)
     np.testing.assert_array_equal(a.S1, b.S1)
     np.testing.assert_array_equal(a.ST_conf, b.ST_conf)
     assert not np.array_equal(a.S1, c.S1)
@@ -204,7 +204,7 @@ def test_nonfinite_outputs_drop_rows_and_are_reported():
 
     n = 2**12
     with pytest.warns(RuntimeWarning, match="NaN or infinite"):
-        res = sobol(holes, tp.ISHIGAMI_BOUNDS, n=n, n_bootstrap=50)
+        res = sobol(holes, tp.ISHIGAMI_BOUNDS, n_samples=n, n_bootstrap=50)
     assert res.n_nonfinite > 0 and res.n_used < n
     assert res.n_evaluations == n * 5
     assert np.all(np.isfinite(res.S1)) and np.all(np.isfinite(res.ST))
@@ -215,7 +215,7 @@ def test_nonfinite_outputs_drop_rows_and_are_reported():
         return np.where(x[:, 0] > 0.0, np.inf, ishigami_numpy(x))
 
     with pytest.raises(SimulationError, match="max_nonfinite"):
-        sobol(mostly_nan, tp.ISHIGAMI_BOUNDS, n=256, n_bootstrap=0)
+        sobol(mostly_nan, tp.ISHIGAMI_BOUNDS, n_samples=256, n_bootstrap=0)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -226,9 +226,9 @@ def test_nonfinite_outputs_drop_rows_and_are_reported():
     (dict(bounds=[]), "bounds is empty"),
     (dict(bounds={"k": (0, 1), "j": (5, 1)}), "'j'"),
     (dict(names=["a"]), "names has 1 entries"),
-    (dict(n=1), "n=1 is too small"),
-    (dict(n=8), "too small for bootstrap"),
-    (dict(n=64.0), "n must be an integer"),
+    (dict(n_samples=1), "n_samples=1 is too small"),
+    (dict(n_samples=8), "too small for bootstrap"),
+    (dict(n_samples=64.0), "n_samples must be an integer"),
     (dict(confidence=1.5), "confidence"),
     (dict(n_bootstrap=-1), "n_bootstrap"),
     (dict(sampling="lhs"), "sampling"),
@@ -239,7 +239,7 @@ def test_nonfinite_outputs_drop_rows_and_are_reported():
     (dict(batch_size=0), "batch_size"),
 ])
 def test_bad_inputs_raise_input_error(kwargs, match):
-    args = dict(f=ishigami_numpy, bounds=[(0, 1), (0, 1), (0, 1)], n=64)
+    args = dict(f=ishigami_numpy, bounds=[(0, 1), (0, 1), (0, 1)], n_samples=64)
     if "bounds" in kwargs and len(kwargs["bounds"]) == 2:
         args["f"] = lambda x: x[:, 0] + x[:, 1] ** 2
     args.update(kwargs)
@@ -248,8 +248,8 @@ def test_bad_inputs_raise_input_error(kwargs, match):
 
 
 def test_non_power_of_two_warns():
-    with pytest.warns(UserWarning, match="not a power of 2.*n=64 or n=128"):
-        sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n=100, n_bootstrap=20)
+    with pytest.warns(UserWarning, match="not a power of 2.*n_samples=64 or 128"):
+        sobol(tp.ishigami, tp.ISHIGAMI_BOUNDS, n_samples=100, n_bootstrap=20)
 
 
 def test_distributions_inverse_cdf_and_linear_model():
@@ -266,7 +266,7 @@ def test_distributions_inverse_cdf_and_linear_model():
             bad()
     # y = 1 x1 + 2 x2 + 3 x3, independent normals: S1_i = ST_i = c_i^2 s_i^2 / sum
     c, s = np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.5, 0.2])
-    res = sobol(lambda x: x @ jnp.asarray(c), [Normal(0, si) for si in s], n=2**12,
+    res = sobol(lambda x: x @ jnp.asarray(c), [Normal(0, si) for si in s], n_samples=2**12,
                 n_bootstrap=0, names=["a", "b", "c"])
     exact = c**2 * s**2 / np.sum(c**2 * s**2)
     np.testing.assert_allclose(res.S1, exact, atol=0.01)
@@ -277,7 +277,7 @@ def test_distributions_inverse_cdf_and_linear_model():
 
 def test_result_protocol_table_plot_dict_and_save(tmp_path):
     res = sobol(tp.ishigami, {"a": (-math.pi, math.pi), "b": (-math.pi, math.pi),
-                              "c": (-math.pi, math.pi)}, n=256, n_bootstrap=0,
+                              "c": (-math.pi, math.pi)}, n_samples=256, n_bootstrap=0,
                 second_order=True)
     table = res.to_pandas()
     assert list(table.columns) == ["S1", "S1_conf", "ST", "ST_conf"]
@@ -424,7 +424,7 @@ def test_model_output_batches_nan_and_errors(decay):
     assert np.isnan(mo(np.array([[-1000.0], [0.5]])))[0]
     assert np.isfinite(mo(np.array([[-1000.0], [0.5]])))[1]
     with pytest.raises(SimulationError, match="max_nonfinite"):
-        sobol(mo, [(-2000.0, -1000.0)], n=16, n_bootstrap=0)
+        sobol(mo, [(-2000.0, -1000.0)], n_samples=16, n_bootstrap=0)
     bounds = mo.default_bounds()
     assert bounds["k"] == LogUniform(0.25, 1.0)
     zero = ModelOutput(decay.with_parameters(y0=0.0), "y@1", ["k", "y0"])
@@ -446,7 +446,7 @@ def test_glucose_insulin_peak_sobol_small():
     mo = ModelOutput(m, "max:glucose", ["Gin", "Rg", "C1"], t_end=300.0, points=151,
                      batch_size=40)
     bounds = mo.default_bounds(1.5)
-    res = sobol(mo, bounds, n=16, n_bootstrap=100)
+    res = sobol(mo, bounds, n_samples=16, n_bootstrap=100)
     assert res.n_evaluations == 16 * 5 and res.n_nonfinite == 0
     assert res.output == "max:glucose" and res.names == ("Gin", "Rg", "C1")
     assert np.all(np.isfinite(res.S1)) and np.all(res.ST > 0)

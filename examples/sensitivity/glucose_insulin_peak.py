@@ -58,7 +58,7 @@ def main(n: int = 2**10):
     bounds = peak.default_bounds(2.0)
     print(f"{peak}: {len(bounds)} parameters, N={n}, {n * (len(bounds) + 2)} simulations")
     start = time.perf_counter()
-    res = sobol(peak, bounds, n=n, seed=0)
+    res = sobol(peak, bounds, n_samples=n, seed=0)
     t_sobol = time.perf_counter() - start
     print(res)
     save_plot(res.plot(title="glucose-insulin: Sobol' indices of peak glucose (0-600 min)"),

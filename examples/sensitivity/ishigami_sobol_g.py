@@ -51,10 +51,10 @@ def analytic_comparison() -> dict:
     out = {}
     for name, (f, bounds, (s1, st)) in CASES.items():
         start = time.perf_counter()
-        res = sobol(f, bounds, n=N, seed=0)
+        res = sobol(f, bounds, n_samples=N, seed=0)
         cold = time.perf_counter() - start
         start = time.perf_counter()
-        res = sobol(f, bounds, n=N, seed=0)
+        res = sobol(f, bounds, n_samples=N, seed=0)
         warm = time.perf_counter() - start
         save_plot(res, HERE / f"{name}.png")
         entry = {
@@ -67,7 +67,7 @@ def analytic_comparison() -> dict:
         }
         errs = []
         for seed in range(10):
-            r = sobol(f, bounds, n=N, seed=seed, n_bootstrap=0)
+            r = sobol(f, bounds, n_samples=N, seed=seed, n_bootstrap=0)
             errs.append([np.max(np.abs(r.S1 - s1)), np.max(np.abs(r.ST - st))])
         entry["max_abs_error_over_seeds_0_9"] = {"S1": np.max(errs, axis=0)[0],
                                                   "ST": np.max(errs, axis=0)[1],

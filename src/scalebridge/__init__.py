@@ -13,6 +13,7 @@ from . import (
     surrogate,
     testproblems,
 )
+from ._console import Progress
 from .discover import SINDy
 from .infer import Problem
 from .infer.fit import FitResult, fit
@@ -56,6 +57,6 @@ __all__ = [
     "FitResult", "profile", "ProfileResult", "fisher_intervals", "sample", "PosteriorResult",
     "sensitivity", "sobol", "SobolResult", "morris", "MorrisResult", "ModelOutput", "surrogate",
     "GaussianProcess", "LinearMultiFidelityGP", "NonlinearMultiFidelityGP", "explore",
-    "ExploreResult", "testproblems", "discover", "SINDy", "pinn", "multiscale",
+    "ExploreResult", "testproblems", "discover", "SINDy", "pinn", "multiscale", "Progress",
     "__version__",
 ]

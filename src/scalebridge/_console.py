@@ -1,7 +1,8 @@
-"""Progress of long library runs (``verbose=True``), on standard error via rich."""
+"""Progress of long runs, on standard error via rich: the one progress meter."""
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console
@@ -15,35 +16,82 @@ def progress(message: str) -> None:
 
 
 class Progress:
-    """The one progress meter of long runs: ``update(done, **values)`` prints a line at the
-    first unit, at every tenth of ``total`` and at the last, with the values and the
-    elapsed time; ``note(message)`` prints a line. Silent when ``enabled`` is false.
+    """The one progress meter. Every long-running function takes ``progress=`` and calls it
+    as ``progress(done, total, **info)`` after each unit of work (a start of ``fit``, a
+    profiled parameter, a chunk of NUTS iterations or of Sobol' evaluations, a sweep point,
+    a training step); ``info`` holds what that work reports (``best_nll``, ``parameter``,
+    ``phase``, loss terms, ...). Any function of that signature will do; this class shows it:
 
-    ``label`` names the work (``"adam"``, ``"lbfgs"``, ``"sample"``); one meter can be
-    relabelled between phases with :meth:`phase`, and its clock keeps running.
+    - ``Progress("fit")`` prints a line at the first unit, every tenth of ``total`` and the
+      last, with the numbers and strings of ``info`` and the elapsed time;
+    - ``Progress("fit", bar=True)`` draws a rich progress bar (use it as a context manager,
+      or call :meth:`close`), with ``info`` beside it.
+
+    ``enabled=False`` shows nothing. ``label`` can change between phases.
     """
 
-    def __init__(self, total: int, label: str = "", *, enabled: bool = True):
-        self.total, self.label, self.enabled = int(total), label, bool(enabled)
+    def __init__(self, label: str = "", *, bar: bool = False, enabled: bool = True):
+        self.label, self.bar, self.enabled = label, bool(bar), bool(enabled)
         self.start = time.perf_counter()
+        self._rich = None
+        self._task = None
 
-    def phase(self, label: str, total: int) -> Progress:
-        """Relabel the meter for the next phase of ``total`` units; returns it."""
-        self.label, self.total = label, int(total)
-        return self
+    def due(self, done: int, total: int) -> bool:
+        """Whether a line meter prints at ``done`` (callers skip gathering ``info`` else)."""
+        if not self.enabled:
+            return False
+        return self.bar or done <= 1 or done >= total or done % max(1, total // 10) == 0
 
-    def due(self, done: int) -> bool:
-        """Whether :meth:`update` prints at ``done`` (callers skip computing values else)."""
-        return self.enabled and (done == 1 or done == self.total
-                                 or done % max(1, self.total // 10) == 0)
-
-    def update(self, done: int, **values: float) -> None:
-        if not self.due(done):
+    def __call__(self, done: int, total: int, **info) -> None:
+        if not self.due(done, total):
             return
-        shown = "  ".join(f"{k} {v:.3e}" for k, v in values.items())
-        progress(f"  {self.label:5s} {done:6d}/{self.total}  {shown}  "
-                 f"({time.perf_counter() - self.start:.1f} s)")
+        shown = "  ".join(f"{k} {_fmt(v)}" for k, v in info.items()
+                          if isinstance(v, str | int | float) and not isinstance(v, bool))
+        if self.bar:
+            self._draw(done, total, shown)
+        else:
+            progress(f"  {self.label:5s} {_fmt(done):>6}/{_fmt(total)}  {shown}  "
+                     f"({time.perf_counter() - self.start:.1f} s)")
+
+    def _draw(self, done, total, shown):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+
+        if self._rich is None:
+            self._rich = Bar(TextColumn("{task.description}"), BarColumn(),
+                             MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                             TimeElapsedColumn(), TimeRemainingColumn(), console=_CONSOLE,
+                             transient=True)
+            self._rich.start()
+            self._task = self._rich.add_task(self.label, total=total, info="")
+        self._rich.update(self._task, completed=done, total=total, info=shown,
+                          description=self.label)
 
     def note(self, message: str) -> None:
+        """Print a line (above the bar, when one is drawn)."""
         if self.enabled:
-            progress(message)
+            (self._rich.console.print(message, markup=False) if self._rich is not None
+             else progress(message))
+
+    def close(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+            self._rich = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) and 1e-3 <= abs(v) < 1e5 or v == 0 else f"{v:.3e}"
+    return str(v)

@@ -476,7 +476,8 @@ class Simulator(eqx.Module):
         parameters that vary (the others keep their nominal values); ``y0`` ``None`` (each
         member's model initial state) or an ``(n, n_states)`` array. Members run in
         batches of ``batch_size`` (all at once by default; the last batch is padded, so one
-        compilation serves all), with ``progress(done, total)`` after each. A failing member
+        compilation serves all), with ``progress(done, total)`` (e.g. a
+        :class:`~scalebridge.Progress`) after each. A failing member
         is flagged in ``success`` and holds NaN; it never sinks the batch."""
         model = self.model
         ps = _params_matrix(model, params)

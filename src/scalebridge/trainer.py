@@ -221,7 +221,7 @@ def evaluate(objective, params, aux, *, phase: str = "lbfgs",
 def train(objective: Callable, params, aux=None, *, first: Adam | Optax | None = Adam(),
           lbfgs: LBFGS | None = LBFGS(), names: Sequence[str] = ("loss",),
           prepare: Callable | None = None, checkpoint: Checkpoint | None = None,
-          settings: dict | None = None, meter: Progress | None = None,
+          settings: dict | None = None, progress: Callable | None = None,
           callback: Callable | None = None, callback_every: int = 1,
           what: str = "training", hint: str = "lower the learning rate",
           compiler_options: dict | None = None) -> Trained:
@@ -229,8 +229,10 @@ def train(objective: Callable, params, aux=None, *, first: Adam | Optax | None =
 
     ``names`` label the loss terms. ``checkpoint``: save and resume (``settings``, a JSON
     dict, must match the checkpoint's; the training state is the params, both optimiser
-    states, ``aux`` and the step). ``meter`` shows progress. ``callback(step, terms, params)``
-    runs after the first and last step of each phase and every ``callback_every`` steps.
+    states, ``aux`` and the step). ``progress``: a :class:`~scalebridge.Progress` (labelled
+    with the phase) or any ``progress(done, total, **loss_terms)``. ``callback(step, terms,
+    params)`` runs after the first and last step of each phase and every ``callback_every``
+    steps.
     A NaN or infinite loss term raises :class:`~scalebridge.errors.SimulationError` naming
     it (``what`` and ``hint`` phrase the message), before any later checkpoint is written.
     ``compiler_options`` go to ``jax.jit``.
@@ -304,7 +306,8 @@ def train(objective: Callable, params, aux=None, *, first: Adam | Optax | None =
         state["params"] = new_p
         step += 1
         save = checkpoint is not None and (step % checkpoint.every == 0 or step == total)
-        show = meter is not None and meter.due(step)
+        show = progress is not None and (progress.due(step, total) if isinstance(
+            progress, Progress) else True)
         call = callback is not None and (step % callback_every == 0 or step in (
             1, n_first, n_first + 1, total))
         stop = gmax is not None and lbfgs.gtol > 0 and float(gmax) <= lbfgs.gtol
@@ -317,14 +320,15 @@ def train(objective: Callable, params, aux=None, *, first: Adam | Optax | None =
             _save(checkpoint.path, state, key, history)
             ckpt_step = step
         if show:
-            meter.phase("adam" if phase == "first" and isinstance(first, Adam) else
-                        "optax" if phase == "first" else "lbfgs", total)
-            meter.update(step, **dict(zip(names, history[-1], strict=True)))
+            if isinstance(progress, Progress):
+                progress.label = ("adam" if isinstance(first, Adam) else "optax") \
+                    if phase == "first" else "lbfgs"
+            progress(step, total, **dict(zip(names, history[-1], strict=True)))
         if call:
             callback(step, dict(zip(names, history[-1], strict=True)), state["params"])
         if stop:
-            if meter is not None:
-                meter.note(f"  lbfgs stopped at step {step}: largest gradient component "
+            if isinstance(progress, Progress):
+                progress.note(f"  lbfgs stopped at step {step}: largest gradient component "
                            f"{float(gmax):.2e} <= gtol {lbfgs.gtol:g}")
             break
     flush(step)

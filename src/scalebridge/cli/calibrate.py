@@ -3,7 +3,6 @@ problem."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import typer
@@ -35,30 +34,16 @@ def fit(
 ) -> None:
     """Fit PROBLEM from STARTS start points; write OUT/result.json, OUT/waterfall.png and
     OUT/fit.png."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .._console import Progress
     from ..infer.fit import fit as run_fit
     from ..report.calibration import plot_fit
     from ..report.plots import save_plot
 
     pb = load_problem(problem)
     executor = _executor(scheduler, workers)
-    best = [math.inf]
-    columns = (TextColumn("fit {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("best NLL {task.fields[best]}"), TimeElapsedColumn())
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("fit", total=starts, name=pb.name, best="-")
-
-        def step(rec):
-            nll = rec["nll"]
-            if nll is not None and math.isfinite(nll) and nll < best[0]:
-                best[0] = nll
-            bar.update(task, advance=1,
-                       best=f"{best[0]:.4f}" if math.isfinite(best[0]) else "-")
-
+    with Progress(f"fit {pb.name}", bar=True) as bar:
         res = run_fit(pb, n_starts=starts, seed=seed, optimizer=optimizer, out=out,
-                      max_iter=max_iter, executor=executor, progress=step)
-        bar.update(task, completed=starts, best=f"{res.best_nll:.4f}")
+                      max_iter=max_iter, executor=executor, progress=bar)
     save_plot(res, out / "waterfall.png")
     if res.best is not None:
         plot_fit(pb, res.best_x, out / "fit.png")
@@ -113,8 +98,7 @@ def profile(
 ) -> None:
     """Profile likelihoods of PROBLEM's parameters: OUT/profiles.json, OUT/profiles.png and
     OUT/fisher_intervals.tsv."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .._console import Progress
     from ..infer.profile import fisher_intervals
     from ..infer.profile import profile as run_profile
     from ..report.plots import save_plot
@@ -122,15 +106,9 @@ def profile(
     pb = load_problem(problem)
     x = start_from(pb, fit_dir)
     chosen = [p.strip() for p in parameters.split(",") if p.strip()] if parameters else None
-    n = len(chosen) if chosen else len(pb.parameter_ids)
-    columns = (TextColumn("profile {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
-    with Progress(*columns) as bar:
-        task = bar.add_task("profile", total=n, name=pb.name, last="")
+    with Progress(f"profile {pb.name}", bar=True) as bar:
         res = run_profile(pb, x, parameters=chosen, alpha=alpha, out=out,
-                          executor=_executor(scheduler),
-                          progress=lambda pp: bar.update(task, advance=1, last=pp.parameter))
-        bar.update(task, completed=n)
+                          executor=_executor(scheduler), progress=bar)
     save_plot(res, out / "profiles.png")
     fisher_intervals(pb, res.x_opt, alpha=alpha).to_csv(out / "fisher_intervals.tsv",
                                                           sep="\t")
@@ -154,25 +132,14 @@ def sample(
 ) -> None:
     """NUTS posterior of PROBLEM: OUT/posterior.json (R-hat, ESS, summary), OUT/samples.npz,
     and plots of traces, marginals and posterior predictive bands."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .._console import Progress
     from ..infer.sample import sample as run_sample
 
     pb = load_problem(problem)
     x = start_from(pb, fit_dir)
-    total = chains * (warmup + samples)
-    columns = (TextColumn("NUTS {task.fields[phase]}"), BarColumn(),
-               TextColumn("{task.fields[div]} divergences"), TimeElapsedColumn())
-    with Progress(*columns) as bar:
-        task = bar.add_task("sample", total=warmup + samples, phase="warmup", div=0)
-
-        def step(info):
-            bar.update(task, completed=info["iteration"], total=info["total"],
-                       phase=info["phase"],
-                       div=info["divergences"])
-
+    with Progress("NUTS", bar=True) as bar:
         res = run_sample(pb, n_chains=chains, n_warmup=warmup, n_samples=samples, seed=seed,
-                         init=x, prior=prior, progress=step, out=out)
+                         init=x, prior=prior, progress=bar, out=out)
     res.plot_traces(out / "traces.png")
     res.plot_marginals(out / "marginals.png")
     pred = res.predictive(pb)
@@ -180,4 +147,5 @@ def sample(
     pred.plot_predictive(out / "predictive.png")
     typer.echo(res.summary().to_string())
     typer.echo(f"max R-hat {max(res.rhat):.4f}, min bulk ESS {min(res.ess_bulk):.0f}, "
-               f"{res.n_divergences} divergences, {total} iterations; results in {out}")
+               f"{res.n_divergences} divergences, {chains * (warmup + samples)} iterations; "
+               f"results in {out}")

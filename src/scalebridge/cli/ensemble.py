@@ -25,8 +25,7 @@ def ensemble(
     out: Path = typer.Option(..., "--out", help="CSV file (long format: member, time, ...)."),
 ) -> None:
     """Simulate MODEL for SAMPLES parameter sets drawn uniformly from the --vary ranges."""
-    from rich.progress import Progress
-
+    from .._console import Progress
     from ..simulate import simulate_ensemble
 
     if samples < 1:
@@ -40,10 +39,9 @@ def ensemble(
     draws = space.from_unit(np.random.default_rng(seed).uniform(size=(samples, space.size)))
     cols = dict(zip(space.ids, draws.T, strict=True))
     times = np.linspace(0.0, t_end, points)
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"{m.name}: {samples} members", total=samples)
+    with Progress(f"{m.name}: {samples} members", bar=True) as bar:
         ens = simulate_ensemble(m, cols, times, rtol=rtol, atol=atol, batch_size=batch_size,
-                                progress=lambda done, total: bar.update(task, completed=done))
+                                progress=bar)
     frame = ens.to_xarray().to_dataframe().reset_index()
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)

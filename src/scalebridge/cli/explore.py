@@ -37,11 +37,9 @@ def explore(
     """Search the --vary ranges of MODEL's parameters for the best OUTPUT (Bayesian
     optimisation), or learn OUTPUT over them (--acquisition variance); writes OUT/explore.json
     and OUT/explore.png and prints the best point."""
-    import math
     import warnings
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .._console import Progress
     from ..report.plots import save_plot
     from ..sensitivity.outputs import ModelOutput
     from ..surrogate.acquisition import ACQUISITIONS
@@ -62,32 +60,22 @@ def explore(
     if budget < n0:
         raise InputError(f"--budget {budget}: smaller than the initial design of {n0} "
                          "simulations; raise --budget or lower --initial")
-    best = [math.nan]
-    columns = (TextColumn(f"explore {m.name} {mo.spec}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("best {task.fields[best]}"), TimeElapsedColumn())
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("explore", total=budget, best="-")
-
-        def step(rec):
-            bar.update(task, completed=min(budget, rec["n_fit"]))
-
+    with Progress(f"explore {m.name} {mo.spec}", bar=True) as bar:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             res = run_explore(mo, space, budget=budget, acquisition=acquisition,
                               n_initial=n_initial, batch_size=batch_size, seed=seed, out=out,
-                              progress=step, minimize=not maximize)
-        bar.update(task, completed=budget)
+                              progress=bar, minimize=not maximize)
     save_plot(res, out / "explore.png")
-    best[0] = res.best_y
     params = ", ".join(f"{k}={v:.6g}" for k, v in res.best_params.items())
     if acquisition == "variance":
         err = res.error
         typer.echo(f"surrogate of {mo.spec} from {len(res.evaluations)} simulations: mean "
                    f"predictive sd {err['mean_std']:.4g} (max {err['max_std']:.4g}); best seen "
-                   f"{best[0]:.6g} at {params or '-'}")
+                   f"{res.best_y:.6g} at {params or '-'}")
     else:
         what = "max" if maximize else "min"
-        typer.echo(f"best ({what}) {mo.spec} = {best[0]:.6g} at {params or '-'} after "
+        typer.echo(f"best ({what}) {mo.spec} = {res.best_y:.6g} at {params or '-'} after "
                    f"{len(res.evaluations)} simulations")
     if res.n_failed:
         typer.echo(f"warning: {res.n_failed} simulations failed (recorded with y = null)")

@@ -60,8 +60,7 @@ def sensitivity(
 ) -> None:
     """Sobol' indices (or Morris screening) of one OUTPUT of MODEL over its parameters;
     writes OUT/indices.json, OUT/indices.csv and OUT/indices.png."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .._console import Progress
     from ..io import jsonable, write_json
     from ..report.plots import save_plot
     from ..sensitivity import ModelOutput, morris, sobol
@@ -78,26 +77,16 @@ def sensitivity(
     space = parse_vary(vary, m)
     mo = ModelOutput(m, output, space, t_end=t_end, points=points, batch_size=batch_size)
     bounds = mo.default_bounds(2.0) if space is None else space
-    d = len(mo.names)
-    total = samples * (2 * d + 2 if second_order else d + 2) if method == "sobol" \
-        else samples * (d + 1)
-    columns = (TextColumn(f"{method} {m.name} {mo.spec}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("simulations"), TimeElapsedColumn())
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "evaluations.npz"
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(method, total=total)
-
-        def step(done, _total):
-            bar.update(task, completed=done)
-
+    with Progress(f"{method} {m.name} {mo.spec} (simulations)", bar=True) as bar:
         if method == "sobol":
-            res = sobol(mo, bounds, n=samples, seed=seed, second_order=second_order,
-                        n_bootstrap=bootstrap, executor=executor, progress=step,
+            res = sobol(mo, bounds, n_samples=samples, seed=seed, second_order=second_order,
+                        n_bootstrap=bootstrap, executor=executor, progress=bar,
                         checkpoint=checkpoint)
         else:
             res = morris(mo, bounds, trajectories=samples, levels=levels, seed=seed,
-                         n_bootstrap=bootstrap, executor=executor, progress=step,
+                         n_bootstrap=bootstrap, executor=executor, progress=bar,
                          checkpoint=checkpoint)
     write_json(out / "indices.json", jsonable(res.to_dict()))
     table = res.to_pandas()

@@ -308,7 +308,7 @@ def _train(field, consts, model: Model, theta0, data: _Data, y0_fixed, cfg: _Con
     options = (cfg.continuity, cfg.weight_decay)
     span = (min(float(t[0]) for t in data.times), max(float(t[-1]) for t in data.times))
     theta, final = dict(theta0), np.nan
-    meter = Progress(cfg.adam_steps, "adam", enabled=cfg.verbose)
+    meter = Progress(enabled=cfg.verbose)
     phases = [("adam", cfg.window)] if cfg.adam_steps else []
     if cfg.lbfgs_steps:
         phases.append(("lbfgs", None))
@@ -341,11 +341,9 @@ def _train(field, consts, model: Model, theta0, data: _Data, y0_fixed, cfg: _Con
         if phase == "adam":
             opts = dict(first=Adam(cfg.adam_steps, cfg.learning_rate, decay_rate=1.0),
                         lbfgs=None)
-            meter.phase("adam", cfg.adam_steps)
         else:
             opts = dict(first=None, lbfgs=LBFGS(cfg.lbfgs_steps, memory=20, gtol=cfg.gtol))
-            meter.phase("lbfgs", cfg.lbfgs_steps)
-        done = train(objective, flat, aux, prepare=prepare, meter=meter,
+        done = train(objective, flat, aux, prepare=prepare, progress=meter,
                      what=f"{model.name} training", hint=hint, **opts)
         history.extend((phase, float(v)) for v in done.history[:, 0])
         flat = done.params

@@ -36,11 +36,11 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import least_squares
 
 from .. import _x64  # noqa: F401  (float64)
 from .._console import progress
 from ..errors import InputError
+from ..infer.fit import least_squares
 
 DIFFUSION = "diffusion"
 GROWTH = "growth"
@@ -423,8 +423,8 @@ class _Problem:
         r0 = fun(theta0)
         if not np.all(np.isfinite(r0)):
             return None, np.inf
-        res = least_squares(fun, theta0, jac=jac, bounds=(lower, np.full(idx.size, np.inf)),
-                            method="trf", x_scale="jac", max_nfev=200)
+        res = least_squares(fun, jac, theta0, lower, np.full(idx.size, np.inf),
+                            max_evaluations=200)
         c = np.zeros(n_lib)
         c[idx] = res.x * scale
         return c, float(2.0 * res.cost)

@@ -9,7 +9,7 @@ Optimisers (see docs/decisions/0007-local-optimiser.md):
 - ``"fides"`` (default): :func:`local_minimize`, the Fides interior trust-region method on
   the NLL with its exact gradient and the Fisher information matrix as Hessian
   (:meth:`Problem.nll_grad_fim`, one forward-sensitivity pass per iteration);
-- ``"trf"``: :func:`scipy.optimize.least_squares` (trust-region reflective, bounds) on a
+- ``"trf"``: :func:`least_squares` (scipy's trust-region reflective, bounds) on a
   residual vector ``r(x)`` with ``0.5 * sum(r**2) + const == nll(x)`` and its Jacobian from
   :func:`jax.jacfwd` (forward sensitivities through the ODE solver), both jit-compiled once
   per problem and reused across starts and calls. For normal noise each measurement gives
@@ -300,9 +300,23 @@ class _Failed(Exception):
     pass
 
 
-def _run_trf(problem, c: _Compiled, x0, lo, hi, max_iter):
-    from scipy.optimize import least_squares
+def least_squares(residuals: Callable, jacobian: Callable, x0, lower, upper, *,
+                  max_evaluations: int, x_scale="jac", tolerances=(1e-8, 1e-8, 1e-8)):
+    """The local least-squares solver of ``infer``: trust-region reflective
+    (:func:`scipy.optimize.least_squares`, ``method="trf"``; Branch, Coleman & Li 1999) on
+    ``residuals(x)`` with ``jacobian(x)`` inside the bounds ``lower``/``upper``. ``fit``
+    runs it from each start (``optimizer="trf"``); reaction-diffusion discovery and the
+    two-variable cell surrogate fit their residual problems with it. ``tolerances``:
+    ``(ftol, xtol, gtol)``. Returns scipy's result."""
+    from scipy.optimize import least_squares as trf
 
+    ftol, xtol, gtol = tolerances
+    return trf(residuals, np.asarray(x0, dtype=float), jac=jacobian, bounds=(lower, upper),
+               method="trf", x_scale=x_scale, max_nfev=int(max_evaluations), ftol=ftol,
+               xtol=xtol, gtol=gtol)
+
+
+def _run_trf(problem, c: _Compiled, x0, lo, hi, max_iter):
     n_eval = [0]
 
     def fun(x):
@@ -330,8 +344,8 @@ def _run_trf(problem, c: _Compiled, x0, lo, hi, max_iter):
             raise _Failed("Jacobian is not finite")
         return J
 
-    sol = least_squares(fun, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
-                        max_nfev=max_iter, ftol=1e-10, xtol=1e-10, gtol=1e-8)
+    sol = least_squares(fun, jac, x0, lo, hi, max_evaluations=max_iter,
+                        tolerances=(1e-10, 1e-10, 1e-8))
     return dict(x=sol.x, success=bool(sol.status > 0), status=int(sol.status),
                 message=str(sol.message), iterations=int(sol.njev or 0),
                 n_evaluations=int(sol.nfev))
@@ -495,8 +509,10 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     (``trf``). ``executor``: where the starts run: ``None`` (this process), a
     ``"dask://HOST:PORT"`` address, a ``distributed.Client`` or an
     :class:`~scalebridge.infer.executor.Executor`; results are the same for the same seed.
-    ``progress``: called as ``progress(record)`` after each start that ran (not for starts
-    loaded from ``out``). Returns a :class:`FitResult` of starts ``0 .. n_starts - 1``.
+    ``progress``: a :class:`~scalebridge.Progress`, or any ``progress(done, total,
+    **info)``, called after each start that ran (not for starts loaded from ``out``) with
+    ``start`` (its index), ``nll`` and ``best_nll`` (so far). Returns a
+    :class:`FitResult` of starts ``0 .. n_starts - 1``.
     """
     from .executor import DaskExecutor, get_executor
 
@@ -547,7 +563,10 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
             records[rec["index"]] = rec
             save()
             if progress is not None:
-                progress(rec)
+                done = [records[i]["nll"] for i in range(n_starts) if i in records]
+                good = [v for v in done if v is not None and math.isfinite(v)]
+                progress(len(done), n_starts, start=rec["index"], nll=rec["nll"],
+                         best_nll=min(good) if good else math.nan)
     finally:
         if ex is not executor:
             ex.close()

@@ -571,8 +571,10 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
     threshold each side walks. ``max_iter``: optimiser iterations per point.
     ``executor``: where the parameters run (one task each; see
     :func:`~scalebridge.infer.executor.get_executor`). ``out``: directory for
-    ``profiles.json`` (resumable). ``progress``: called as ``progress(ParameterProfile)``
-    after each parameter profiled (not for those loaded from ``out``).
+    ``profiles.json`` (resumable). ``progress``: a :class:`~scalebridge.Progress`, or any
+    ``progress(done, total, **info)``, called after each parameter profiled (not for those
+    loaded from ``out``) with ``parameter``, ``identifiable`` and ``profile`` (its
+    :class:`ParameterProfile`).
     """
     from .executor import get_executor
 
@@ -633,7 +635,9 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
             records[rec["parameter"]] = rec
             save()
             if progress is not None:
-                progress(ParameterProfile.from_dict(rec, nll_opt, threshold))
+                pp = ParameterProfile.from_dict(rec, nll_opt, threshold)
+                progress(sum(p in records for p in chosen), len(chosen),
+                         parameter=pp.parameter, identifiable=pp.identifiable, profile=pp)
     finally:
         if ex is not executor:
             ex.close()

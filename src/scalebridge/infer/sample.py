@@ -809,10 +809,10 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
     ``dense_mass``: adapt a dense (True) or diagonal mass matrix during warmup.
     ``max_tree_depth``: at most ``2**max_tree_depth`` leapfrog steps per iteration.
     ``chain_method``: ``"vectorized"`` or ``"sequential"`` (module docstring).
-    ``progress``: called after each chunk of iterations as ``progress({"phase",
-    "iteration", "total", "divergences", "warmup_divergences", "elapsed_s"})``
-    (divergences: after warmup). ``out``: directory for
-    checkpoints and results (module docstring).
+    ``progress``: a :class:`~scalebridge.Progress`, or any ``progress(done, total,
+    **info)``, called after each chunk of iterations (``done`` of ``total`` per chain) with
+    ``phase``, ``divergences`` (after warmup), ``warmup_divergences`` and ``elapsed_s``.
+    ``out``: directory for checkpoints and results (module docstring).
     """
     _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
                 max_tree_depth, chain_method, jitter, precondition)
@@ -888,11 +888,10 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
             _save_checkpoint(out, key, state, records, timings, done, total, chol)
         if progress is not None:
             div = np.concatenate(records["div"], axis=0)
-            progress({"phase": "warmup" if done <= n_warmup else "sampling",
-                      "iteration": done, "total": total,
-                      "divergences": int(div[n_warmup:].sum()),
-                      "warmup_divergences": int(div[:n_warmup].sum()),
-                      "elapsed_s": timings["warmup_s"] + timings["sampling_s"]})
+            progress(done, total, phase="warmup" if done <= n_warmup else "sampling",
+                     divergences=int(div[n_warmup:].sum()),
+                     warmup_divergences=int(div[:n_warmup].sum()),
+                     elapsed_s=timings["warmup_s"] + timings["sampling_s"])
     cat = {k: np.concatenate(v, axis=0).swapaxes(0, 1) for k, v in records.items()}
     xs = to_x(cat["z"])
     result = PosteriorResult(

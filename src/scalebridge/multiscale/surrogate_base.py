@@ -34,13 +34,15 @@ class SurrogateBase:
     @property
     def model(self) -> Model:
         """The surrogate as a cell :class:`~scalebridge.Model` (input ``I_stim``, silent by
-        default; no parameters): pass it to :func:`scalebridge.pde.monodomain` in place of
-        the full cell."""
+        default): pass it to :func:`scalebridge.pde.monodomain` in place of the full cell.
+        Its parameters are the surrogate's learned physical parameters where the family has
+        them (the two-variable family: with the fit's bounds and log scale, so ``fit``,
+        ``sobol`` and :attr:`parameter_space` reach them); a gated surrogate has none."""
         quiet = PulseTrain(self.stimulus_input, 0.0, 1.0, 1.0, start=math.inf)
         return Model(
             name=f"{self.trained_for}_surrogate",
             states=list(self.state_names),
-            parameters=[],
+            parameters=self._parameters(),
             rhs=self.rhs,
             initial=[float(x) for x in self._initial()],
             inputs=[quiet],
@@ -49,6 +51,16 @@ class SurrogateBase:
             citation=f"learned {self.family} surrogate of {self.trained_for} "
                      "(scalebridge.multiscale)",
         )
+
+    @property
+    def parameter_space(self):
+        """The :class:`~scalebridge.ParameterSpace` of :attr:`model`'s parameters."""
+        from ..infer.space import ParameterSpace
+
+        return ParameterSpace.from_model(self.model)
+
+    def _parameters(self) -> list:
+        return []
 
     def check_trained_for(self, name: str) -> None:
         """Raise :class:`InputError` unless the surrogate was trained for model ``name``."""

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._console import Progress
 from ..errors import InputError
 from ..infer.executor import Executor, get_executor
 from ..io import jsonable, write_atomic
@@ -146,41 +147,8 @@ def _point_task(pack, names, values):
     return fn(shared, **dict(zip(names, values, strict=True)))
 
 
-class _Bar:
-    """A rich progress bar on standard error (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int, done: int, label: str):
-        self._bar = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from .._console import _CONSOLE
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                             console=_CONSOLE)
-        self._bar.start()
-        self._task = self._bar.add_task(label, total=total, completed=done)
-
-    def advance(self):
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1)
-
-    def stop(self):
-        if self._bar is not None:
-            self._bar.stop()
-
-
 def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=None,
-              executor=None, progress: bool = True):
+              executor=None, progress=True):
     """Evaluate ``fn(shared, **point)`` on the cartesian grid of ``axes`` and return a
     :class:`SweepResult`: every point's axis values and results (``to_pandas()``, grid
     order, see :func:`sweep_grid`).
@@ -195,7 +163,9 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
     ``fn`` and ``shared`` are sent once to each Dask worker, so make them picklable
     (module-level functions). An exception escaping ``fn`` stops the sweep with the
     executor's :class:`~scalebridge.infer.executor.TaskError`; the points finished before
-    it stay in ``out``. ``progress``: show a progress bar on standard error.
+    it stay in ``out``. ``progress``: ``True`` draws a progress bar on standard error;
+    ``False`` shows nothing; or a :class:`~scalebridge.Progress` or any
+    ``progress(done, total)``.
     """
     import pandas as pd
 
@@ -229,8 +199,9 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
     todo = [p for p in points if _key(p, names) not in found]
     ex = get_executor(executor)
     owned = not isinstance(executor, Executor)
-    bar = _Bar(progress and bool(todo), len(points), len(points) - len(todo),
-               f"sweep {path.name}")
+    own = progress is True
+    meter = Progress(f"sweep {path.name}", bar=True, enabled=bool(todo)) if own else \
+        (progress or None)
     try:
         if todo:
             tasks = [(tuple(names), _key(p, names)) for p in todo]
@@ -254,9 +225,11 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
                     fh.flush()
                     os.fsync(fh.fileno())
                     found[_key(point, names)] = rec
-                    bar.advance()
+                    if meter is not None:
+                        meter(len(found), len(points))
     finally:
-        bar.stop()
+        if own:
+            meter.close()
         if owned:
             ex.close()
     rows = [found[_key(p, names)] for p in points]

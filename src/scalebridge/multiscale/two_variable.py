@@ -36,11 +36,12 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 
 from ..errors import InputError, SimulationError
+from ..infer.fit import least_squares
 from ..model.inputs import PulseTrain
 from ..model.model import Model
+from ..model.parameter import Parameter
 from ..simulate import Simulator, simulate
 from .surrogate_base import SurrogateBase, stimulus_gain
 
@@ -91,8 +92,13 @@ class TwoVariableSurrogate(SurrogateBase):
         return (self.voltage, "r")
 
     def rhs(self, t, y, p, u):
-        """The surrogate's right-hand side ``(t, y, p, u) -> dy/dt``."""
-        return _field([self.params[n] for n in PARAMETERS], self.v_rest, self.gain, y, u)
+        """The surrogate's right-hand side ``(t, y, p, u) -> dy/dt``; ``p`` holds the
+        :data:`PARAMETERS` (``model.param_array()`` gives the learned values)."""
+        return _field(p, self.v_rest, self.gain, y, u)
+
+    def _parameters(self) -> list:
+        return [Parameter(n, float(self.params[n]), lo, hi, scale="log")
+                for n, lo, hi in zip(PARAMETERS, _LOWER, _UPPER, strict=True)]
 
     def _initial(self):
         return (self.v_rest, 0.0)
@@ -308,9 +314,9 @@ def train_two_variable_surrogate(
             raise SimulationError(f"two-variable fit, stage {stage}: the surrogate blows "
                                   "up at the starting parameters; check the traces and the "
                                   "velocity targets (units, stimulus)")
-        res = scipy.optimize.least_squares(
-            lambda z, ev=evaluate: ev(z)["r"], x, jac=lambda z, ev=evaluate: ev(z)["J"],
-            bounds=(lo, hi), method="trf", max_nfev=300)
+        res = least_squares(lambda z, ev=evaluate: ev(z)["r"],
+                            lambda z, ev=evaluate: ev(z)["J"], x, lo, hi,
+                            max_evaluations=300, x_scale=1.0)
         x = res.x
         if verbose:
             from .._console import progress

@@ -262,7 +262,7 @@ def train_pinn(problem: ODEProblem | PDEProblem, *, network: Network | None = No
 
     done = train(objective, params, aux, first=adam, lbfgs=lbfgs, names=names,
                  prepare=prepare, checkpoint=checkpoint, settings=settings,
-                 meter=Progress(adam.steps + lbfgs.steps, enabled=verbose),
+                 progress=Progress(enabled=verbose),
                  callback=None if callback is None else report, callback_every=callback_every,
                  what="PINN training",
                  hint="lower the learning rate, rescale the problem or check the model for "

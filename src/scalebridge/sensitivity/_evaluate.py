@@ -98,7 +98,8 @@ def evaluate(f, x: np.ndarray, *, jax_mode: bool | None = None, executor=None,
     chunks of ``batch_size`` (``f.batch_size`` if it has one, else up to 65536); a JAX
     ``f`` sees every chunk padded to the same size, so it compiles once. ``executor``: a
     spec for :func:`scalebridge.infer.executor.get_executor`; the chunks are its tasks.
-    ``progress(done, total)`` is called after each chunk. ``checkpoint``: an ``.npz`` path
+    ``progress(done, total)`` (e.g. a :class:`~scalebridge.Progress`) is called after each
+    chunk. ``checkpoint``: an ``.npz`` path
     where the outputs are saved after every chunk; rows already there are not evaluated
     again (an interrupted run resumes).
     """

@@ -32,7 +32,8 @@ class SobolResult:
     ``S1_conf``, ``ST_conf`` (and ``S2_conf``) are half-widths of bootstrap confidence
     intervals at level ``confidence``: the interval is ``S1 +- S1_conf`` (normal
     approximation with the bootstrap standard error; NaN when ``n_bootstrap=0``). ``S2`` is
-    a symmetric ``(d, d)`` matrix with NaN on its diagonal. ``n`` is the base sample size,
+    a symmetric ``(d, d)`` matrix with NaN on its diagonal. ``n_samples`` is the base sample
+    size,
     ``n_evaluations`` the number of calls of ``f`` on one row, ``n_nonfinite`` how many of
     them were NaN/inf and ``n_used`` the base rows kept (a row is dropped from all blocks
     when any of its evaluations is non-finite).
@@ -43,7 +44,7 @@ class SobolResult:
     ST: np.ndarray
     S1_conf: np.ndarray
     ST_conf: np.ndarray
-    n: int
+    n_samples: int
     n_evaluations: int
     n_nonfinite: int
     n_used: int
@@ -82,7 +83,7 @@ class SobolResult:
         return _result.bar_chart(
             ax, self.names,
             [("S1", self.S1, self.S1_conf), ("ST", self.ST, self.ST_conf)],
-            title or f"Sobol' indices of {self.output} (N={self.n}, "
+            title or f"Sobol' indices of {self.output} (N={self.n_samples}, "
                      f"{self.confidence:.0%} CI)", "index")
 
     def to_dict(self) -> dict:
@@ -90,7 +91,7 @@ class SobolResult:
             "kind": "sobol", "format_version": _result.FORMAT_VERSION, "output": self.output,
             "names": list(self.names), "distributions": list(self.distributions),
             "S1": self.S1, "S1_conf": self.S1_conf, "ST": self.ST, "ST_conf": self.ST_conf,
-            "S2": self.S2, "S2_conf": self.S2_conf, "n": self.n,
+            "S2": self.S2, "S2_conf": self.S2_conf, "n_samples": self.n_samples,
             "n_evaluations": self.n_evaluations, "n_nonfinite": self.n_nonfinite,
             "n_used": self.n_used, "confidence": self.confidence,
             "n_bootstrap": self.n_bootstrap, "seed": self.seed, "variance": self.variance,
@@ -106,7 +107,8 @@ class SobolResult:
         return cls(
             names=tuple(d["names"]), S1=_result.array(d["S1"]), ST=_result.array(d["ST"]),
             S1_conf=_result.array(d["S1_conf"]), ST_conf=_result.array(d["ST_conf"]),
-            n=d["n"], n_evaluations=d["n_evaluations"], n_nonfinite=d["n_nonfinite"],
+            n_samples=d["n_samples"], n_evaluations=d["n_evaluations"],
+            n_nonfinite=d["n_nonfinite"],
             n_used=d["n_used"], confidence=d["confidence"], n_bootstrap=d["n_bootstrap"],
             seed=d["seed"], S2=_result.array(d["S2"]), S2_conf=_result.array(d["S2_conf"]),
             variance=nan if d["variance"] is None else d["variance"],
@@ -115,7 +117,7 @@ class SobolResult:
             sampling=d.get("sampling", "sobol"))
 
     def __repr__(self):
-        return (f"SobolResult(output={self.output!r}, n={self.n}, "
+        return (f"SobolResult(output={self.output!r}, n_samples={self.n_samples}, "
                 f"n_evaluations={self.n_evaluations}, n_nonfinite={self.n_nonfinite})\n"
                 f"{self.to_pandas().to_string(float_format=lambda v: f'{v:.4f}')}")
 
@@ -221,7 +223,7 @@ def sobol(
     f,
     bounds,
     *,
-    n: int,
+    n_samples: int,
     seed: int = 0,
     second_order: bool = False,
     n_bootstrap: int = 1000,
@@ -249,7 +251,7 @@ def sobol(
     (:class:`~scalebridge.sensitivity.Uniform`, ``LogUniform``, ``Normal``,
     ``TruncNormal``); or a ``{name: spec}`` dict. ``names`` default to ``x1 .. xd``.
 
-    Design: ``n`` (the base sample size N, a power of 2) points of a scrambled Sobol'
+    Design: ``n_samples`` (the base sample size N, a power of 2) points of a scrambled Sobol'
     sequence in ``2 d`` dimensions split into ``A`` and ``B`` (Saltelli 2002); ``f`` is
     evaluated ``N (d + 2)`` times, ``N (2 d + 2)`` with second order. Estimators: Saltelli et
     al. (2010) for S1, Jansen (1999) for ST, Saltelli (2002) for S2. Confidence intervals:
@@ -265,30 +267,32 @@ def sobol(
 
     ``checkpoint``: an ``.npz`` path where the outputs are saved (atomically) after every
     chunk; a rerun with the same design and function evaluates only the missing rows.
-    ``progress(done, total)`` is called after every chunk.
+    ``progress``: a :class:`~scalebridge.Progress` or any ``progress(done, total)``, called
+    after every chunk.
     """
     dists, names = as_distributions(bounds, names)
     d = len(dists)
-    n = _check_int(n, "n")
+    n = _check_int(n_samples, "n_samples")
     n_bootstrap = _check_int(n_bootstrap, "n_bootstrap")
     seed = _check_int(seed, "seed")
     if n < 2:
-        raise InputError(f"n={n} is too small: the Saltelli design needs at least 2 base "
-                         "samples; use a power of 2 such as n=1024")
+        raise InputError(f"n_samples={n} is too small: the Saltelli design needs at least 2 "
+                         "base samples; use a power of 2 such as n_samples=1024")
     if n_bootstrap < 0:
         raise InputError(f"n_bootstrap must be >= 0 (0: no confidence intervals), got "
                          f"{n_bootstrap}")
     if n_bootstrap and n < 16:
-        raise InputError(f"n={n} is too small for bootstrap confidence intervals; use n >= 16 "
-                         "(a power of 2) or n_bootstrap=0")
+        raise InputError(f"n_samples={n} is too small for bootstrap confidence intervals; use "
+                         "n_samples >= 16 (a power of 2) or n_bootstrap=0")
     if not 0 < float(confidence) < 1:
         raise InputError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence}")
     if not 0 <= float(max_nonfinite) < 1:
         raise InputError(f"max_nonfinite must be a fraction in [0, 1), got {max_nonfinite}")
     if n & (n - 1) and sampling == "sobol":
         lower = 1 << (n.bit_length() - 1)
-        warnings.warn(f"n={n} is not a power of 2: the Sobol' sequence loses its balance "
-                      f"properties; use n={lower} or n={2 * lower}", UserWarning, stacklevel=2)
+        warnings.warn(f"n_samples={n} is not a power of 2: the Sobol' sequence loses its "
+                      f"balance properties; use n_samples={lower} or {2 * lower}", UserWarning,
+                      stacklevel=2)
     if jax is not None and not isinstance(jax, bool):
         raise InputError(f"jax must be True, False or None (detect), got {jax!r}")
 
@@ -334,7 +338,7 @@ def sobol(
     elif second_order:
         s2_conf = np.full((d, d), np.nan)
     return SobolResult(
-        names=names, S1=s1[0], ST=st[0], S1_conf=s1_conf, ST_conf=st_conf, n=n,
+        names=names, S1=s1[0], ST=st[0], S1_conf=s1_conf, ST_conf=st_conf, n_samples=n,
         n_evaluations=int(y.size + (n - n_used) * blocks), n_nonfinite=n_nonfinite,
         n_used=n_used, confidence=float(confidence), n_bootstrap=n_bootstrap, seed=seed,
         S2=None if s2 is None else s2[0], S2_conf=s2_conf, variance=float(var[0]),

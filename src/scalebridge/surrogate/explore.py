@@ -512,8 +512,11 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
     ``batch_size``: points per round (local penalisation; one fidelity only).
     ``executor``: evaluate the points of a round as separate tasks (see
     :func:`~scalebridge.infer.executor.get_executor`); default one vectorised call.
-    ``progress``: called with the record of each finished round. ``minimize``: False
-    maximises. ``beta``: fixed GP-UCB weight (default :func:`~.acquisition.ucb_beta`).
+    ``progress``: a :class:`~scalebridge.Progress`, or any ``progress(done, total, **info)``,
+    called after each round with the budget spent and the round's record (``batch``,
+    ``n_fit``, ``n_evaluations``, ``mean_std``, ``max_std``, ``test_rmse`` with a test
+    set). ``minimize``: False maximises. ``beta``: fixed GP-UCB weight (default
+    :func:`~.acquisition.ucb_beta`).
     ``xi``: EI margin (in standardised output units). ``restarts``: random restarts of the
     hyperparameter fit per round. ``n_candidates``: Sobol' candidates of the acquisition
     search. ``test``: ``(X, y)`` on which the surrogate's RMSE is recorded each round.
@@ -644,7 +647,7 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
         batches.append(rec)
         save()
         if progress is not None:
-            progress(rec)
+            progress(min(spent(), budget), budget, **rec)
     post, info = state["post"], state["info"]
     result.surrogate = Surrogate(space, post, info["shift"], info["scale"], sign)
     result.final_error = {"n_fit": len(evals),
