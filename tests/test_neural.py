@@ -188,3 +188,20 @@ def test_bad_inputs_raise_input_errors(linear_data):
         HybridModel(decay).fit(t, y)
     with pytest.raises(InputError, match="HybridModel"):
         recover_terms(est)
+
+
+def test_hybrid_trains_estimated_parameters_within_their_bounds():
+    """The known model's estimated parameters train in their space's unconstrained
+    coordinates: the start maps back to the nominal value, and a learning rate large enough
+    to throw the rate far away still leaves it strictly inside its bounds."""
+    t = np.linspace(0.0, 4.0, 21)
+    y = np.exp(-1.0 * t)[:, None] + 0.3 * t[:, None]  # decay plus a drift no term explains
+    known = sb.Model(states=["y"], parameters=[sb.Parameter("k", 0.5, 0.2, 0.8, scale="log")],
+                     rhs=lambda t, y, p, u: -p[0] * y, initial=[1.0], stiff=False)
+    untrained = HybridModel(known, hidden=(4,), window=None, adam_steps=0, lbfgs_steps=0)
+    assert untrained.fit(t, y, y0=[1.0]).parameters_["k"] == pytest.approx(0.5, rel=1e-12)
+    hybrid = HybridModel(known, hidden=(4,), window=None, adam_steps=40, lbfgs_steps=0,
+                         learning_rate=1.0, seed=0).fit(t, y, y0=[1.0])
+    k = hybrid.parameters_["k"]
+    print(f"hybrid: k = {k} after 40 Adam steps at learning rate 1")
+    assert 0.2 < k < 0.8 and k != pytest.approx(0.5, rel=1e-3)  # moved, but inside

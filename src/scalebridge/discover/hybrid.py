@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
-from ..infer.space import ParameterSpace, scaled_to_linear
+from ..infer.space import ParameterSpace, scaled_from_unconstrained, scaled_to_linear
 from ..model.model import Model
 from .neural import Network, _apply, _NeuralBase, _train, _trajectories, plus_network
 
@@ -33,10 +33,12 @@ __all__ = ["HybridModel", "Recovery", "recover_terms"]
 
 
 def _params(consts, q):
-    """The known model's parameter vector with the estimated entries from ``q`` (scaled)."""
+    """The known model's parameter vector with the estimated entries from ``q`` (the
+    unconstrained coordinates of their :class:`~scalebridge.ParameterSpace`)."""
     if not consts["scales"]:
         return consts["base"]
-    return consts["base"].at[consts["est"]].set(scaled_to_linear(q, consts["scales"]))
+    x = scaled_from_unconstrained(q, consts["unconstrained"])
+    return consts["base"].at[consts["est"]].set(scaled_to_linear(x, consts["scales"]))
 
 
 def _hybrid_field(theta, consts, model: Model):
@@ -51,8 +53,10 @@ class HybridModel(_NeuralBase):
     The network sees all states (standardised) and returns one value per chosen state.
     Training arguments are those of :class:`~scalebridge.discover.neural.NeuralODE`
     (defaults here: 3 hidden layers of 16 units with ``rbf`` activations). The known
-    model's parameters with ``estimate=True`` are trained with the network (on their scales;
-    bounds and priors are not used); give the known ones ``Parameter(..., estimate=False)``.
+    model's parameters with ``estimate=True`` are trained with the network, in the
+    unconstrained coordinates of their :class:`~scalebridge.ParameterSpace` (so on their
+    scales and within their bounds; priors are not used); give the known ones
+    ``Parameter(..., estimate=False)``.
     Models with events are not supported; time-dependent inputs are.
 
     Learned attributes: ``network_`` (:class:`~scalebridge.discover.neural.Network`),
@@ -114,8 +118,8 @@ class HybridModel(_NeuralBase):
         # arrays and a tuple, so that a later fit of the same layout reuses the compiled steps
         consts = {"norm": norm, "base": jnp.asarray(space.full(space.nominal)),
                   "est": jnp.asarray(space.estimated_index), "scales": space.scales,
-                  "idx": jnp.asarray(idx)}
-        q0 = jnp.asarray(space.nominal)
+                  "unconstrained": space.unconstrained_data(), "idx": jnp.asarray(idx)}
+        q0 = jnp.asarray(space.to_unconstrained(space.nominal))
         theta, s, hist, final, secs = _train(_hybrid_field, consts, m, {"mlp": mlp, "q": q0},
                                              d, y0f, cfg)
         p = np.asarray(_params(consts, theta["q"]))

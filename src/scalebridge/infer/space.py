@@ -32,7 +32,8 @@ import numpy as np
 from ..errors import InputError
 from ..model.parameter import Parameter, Prior, from_scale, to_scale
 
-__all__ = ["ParameterSpace", "scaled_to_linear", "LHS_BLOCK", "PRIOR_KINDS"]
+__all__ = ["ParameterSpace", "scaled_to_linear", "scaled_from_unconstrained", "LHS_BLOCK",
+           "PRIOR_KINDS"]
 
 LHS_BLOCK = 20  # start points are drawn as Latin hypercubes of this many points
 PRIOR_KINDS = ("petab", "uniform")  # what log_prior_density takes as the prior
@@ -288,14 +289,19 @@ class ParameterSpace:
     # ----- scaled <-> unconstrained ---------------------------------------------------------
     def from_unconstrained(self, u):
         """``(x, log|dx/du|)`` of unconstrained ``u`` (JAX-traceable, shape ``(size,)``)."""
-        lo, hi, w = jnp.asarray(self._lo0), jnp.asarray(self._hi0), jnp.asarray(self._w)
-        both, lo_only, hi_only = self._both, self._lo_only, self._hi_only
-        s = jax.nn.sigmoid(u)
-        e = jnp.exp(jnp.where(both, 0.0, u))
-        x = jnp.where(both, lo + w * s, jnp.where(lo_only, lo + e, jnp.where(hi_only, hi - e, u)))
-        lj = jnp.where(both, jnp.log(w) + jax.nn.log_sigmoid(u) + jax.nn.log_sigmoid(-u),
-                       jnp.where(lo_only | hi_only, u, 0.0))
-        return x, jnp.sum(lj)
+        data = self.unconstrained_data()
+        both, lo_only, hi_only = data["both"], data["lo_only"], data["hi_only"]
+        lj = jnp.where(both, jnp.log(data["w"]) + jax.nn.log_sigmoid(u)
+                       + jax.nn.log_sigmoid(-u), jnp.where(lo_only | hi_only, u, 0.0))
+        return scaled_from_unconstrained(u, data), jnp.sum(lj)
+
+    def unconstrained_data(self) -> dict:
+        """The arrays of the map from unconstrained to scaled coordinates, for
+        :func:`scaled_from_unconstrained` inside compiled code that must not hold the space
+        itself (bounds as data: a new space of the same size does not recompile)."""
+        return {"lo": jnp.asarray(self._lo0), "hi": jnp.asarray(self._hi0),
+                "w": jnp.asarray(self._w), "both": jnp.asarray(self._both),
+                "lo_only": jnp.asarray(self._lo_only), "hi_only": jnp.asarray(self._hi_only)}
 
     def unconstrained_to_scaled(self, u) -> np.ndarray:
         """NumPy map ``u -> x`` for any leading shape (no Jacobian)."""
@@ -444,6 +450,17 @@ class ParameterSpace:
                               "prior": None if p.prior is None else
                               f"{p.prior.kind}{p.prior.args}", "unit": p.unit}
                              for p in self.parameters]).set_index("name")
+
+
+def scaled_from_unconstrained(u, data: dict):
+    """Scaled coordinates of unconstrained ``u`` (JAX): a logistic map into two finite
+    bounds, ``lo + exp(u)`` / ``hi - exp(u)`` for one, the identity for none; ``data`` from
+    :meth:`ParameterSpace.unconstrained_data`."""
+    both, lo_only, hi_only = data["both"], data["lo_only"], data["hi_only"]
+    s = jax.nn.sigmoid(u)
+    e = jnp.exp(jnp.where(both, 0.0, u))
+    return jnp.where(both, data["lo"] + data["w"] * s,
+                     jnp.where(lo_only, data["lo"] + e, jnp.where(hi_only, data["hi"] - e, u)))
 
 
 def scaled_to_linear(x, scales: Sequence[str]):
