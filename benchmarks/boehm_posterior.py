@@ -45,6 +45,7 @@ import numpy as np
 
 import scalebridge as sb
 from scalebridge.infer.sample import sample
+from scalebridge.report import save_plot
 
 HERE = Path(__file__).parent
 YAML = (HERE.parent / "tests" / "data" / "petab" / "Boehm_JProteomeRes2014"
@@ -262,12 +263,12 @@ def main(argv=None):
     write_json(out, data)
 
     log("plots and posterior predictive")
-    res.plot_traces(f"{stem}_traces.png")
-    res.plot_marginals(f"{stem}_marginals.png")
-    res.plot_marginals(f"{stem}_pairs.png", pairs=True)
+    save_plot(res.plot_traces(), f"{stem}_traces.png")
+    save_plot(res.plot_marginals(), f"{stem}_marginals.png")
+    save_plot(res.plot_marginals(pairs=True), f"{stem}_pairs.png")
     t0 = time.perf_counter()
     pred = res.predictive(problem, n_draws=200, seed=0)
-    pred.plot_predictive(f"{stem}_predictive.png")
+    save_plot(pred, f"{stem}_predictive.png")
     data["predictive"] = dict(n_draws=pred.n_draws, coverage_95=pred.coverage,
                               wall_s=time.perf_counter() - t0)
     write_json(out, data)

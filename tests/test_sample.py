@@ -20,7 +20,8 @@ import scalebridge as sb
 from scalebridge.errors import InputError
 from scalebridge.infer.fit import FitResult
 from scalebridge.infer.problem import Problem
-from scalebridge.infer.sample import PosteriorResult, rank_diagnostics, sample
+from scalebridge.infer.sample import PosteriorResult, PredictiveResult, rank_diagnostics, sample
+from scalebridge.report import save_plot
 
 SIGMA = 0.3
 TIMES = np.linspace(0.0, 4.0, 40)
@@ -125,11 +126,14 @@ def test_save_load_protocol_and_plots(flat, tmp_path):
     fig, ax = plt.subplots()
     assert res.plot(ax=ax) is ax and len(ax.get_yticklabels()) == 3
     plt.close(fig)
-    for name, plot in (("traces.png", lambda p: res.plot_traces(p, warmup=True)),
-                       ("marginals.png", res.plot_marginals),
-                       ("pairs.png", lambda p: res.plot_marginals(p, pairs=True))):
-        plot(tmp_path / name)
-        assert (tmp_path / name).stat().st_size > 5000
+    for name, axes, shape in (("traces.png", res.plot_traces(warmup=True), (3, 2)),
+                              ("marginals.png", res.plot_marginals(), (1, 3)),
+                              ("pairs.png", res.plot_marginals(pairs=True), (3, 3))):
+        assert axes.shape == shape
+        assert save_plot(axes, tmp_path / name).stat().st_size > 5000
+    fig, given = plt.subplots(3, 2)
+    assert res.plot_traces(given) is not None and len(given[0, 0].lines) == 4  # one per chain
+    plt.close(fig)
 
 
 def test_arviz_agrees_with_the_own_diagnostics(flat, tmp_path):
@@ -201,10 +205,12 @@ def test_predictive_bands(flat, tmp_path):
                                2 * 1.96 * np.sqrt(sd_sim**2 + SIGMA**2), rtol=0.15)
     at = pred.at_data
     assert len(at) == TIMES.size and np.all(at["pred_q2.5"] < at["sim_q2.5"])
-    pred.plot_predictive(tmp_path / "predictive.png")
-    assert (tmp_path / "predictive.png").stat().st_size > 5000
-    pred.save(tmp_path)
-    assert len(pd.read_csv(tmp_path / "predictive_bands.tsv", sep="\t")) == len(b)
+    assert save_plot(pred, tmp_path / "predictive.png").stat().st_size > 5000
+    for back in (sb.load(sb.save(pred, tmp_path / "pred.npz")),
+                 PredictiveResult.from_dict(pred.to_dict())):
+        assert isinstance(back, PredictiveResult) and back.n_draws == pred.n_draws
+        pd.testing.assert_frame_equal(back.to_pandas(), pred.to_pandas())
+        pd.testing.assert_frame_equal(back.at_data, pred.at_data)
 
 
 # ----- priors ---------------------------------------------------------------------------------

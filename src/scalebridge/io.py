@@ -275,7 +275,7 @@ def _ensure_registered():
     from .discover.sindy import SINDy
     from .infer.fit import FitResult
     from .infer.profile import ProfileResult
-    from .infer.sample import PosteriorResult
+    from .infer.sample import PosteriorResult, PredictiveResult
     from .infer.space import ParameterSpace
     from .model.model import Model
     from .multiscale.sweep import SweepResult
@@ -295,6 +295,7 @@ def _ensure_registered():
     register_result("ensemble_solution", EnsembleSolution)
     register_result("fit_result", FitResult)
     register_result("posterior_result", PosteriorResult)
+    register_result("posterior_predictive", PredictiveResult)
     register_result("profile_result", ProfileResult)
     register_result("sobol_result", SobolResult)
     register_result("morris_result", MorrisResult)

@@ -134,17 +134,20 @@ def sample(
     and plots of traces, marginals and posterior predictive bands."""
     from .._console import Progress
     from ..infer.sample import sample as run_sample
+    from ..report.plots import save_plot
 
     pb = load_problem(problem)
     x = start_from(pb, fit_dir)
     with Progress("NUTS", bar=True) as bar:
         res = run_sample(pb, n_chains=chains, n_warmup=warmup, n_samples=samples, seed=seed,
                          init=x, prior=prior, progress=bar, out=out)
-    res.plot_traces(out / "traces.png")
-    res.plot_marginals(out / "marginals.png")
+    save_plot(res.plot_traces(), out / "traces.png")
+    save_plot(res.plot_marginals(), out / "marginals.png")
     pred = res.predictive(pb)
-    pred.save(out)
-    pred.plot_predictive(out / "predictive.png")
+    for name, table in (("predictive_bands.tsv", pred.bands),
+                        ("predictive_at_data.tsv", pred.at_data)):
+        table.to_csv(out / name, sep="\t", index=False)
+    save_plot(pred, out / "predictive.png")
     typer.echo(res.summary().to_string())
     typer.echo(f"max R-hat {max(res.rhat):.4f}, min bulk ESS {min(res.ess_bulk):.0f}, "
                f"{res.n_divergences} divergences, {chains * (warmup + samples)} iterations; "

@@ -389,13 +389,14 @@ class PosteriorResult:
         return cls.from_dict({**data, **arr})
 
     # ----- plots -----
-    def plot_traces(self, path=None, *, warmup: bool = False):
+    def plot_traces(self, ax=None, *, warmup: bool = False):
         """Trace (left) and per-chain density (right) of each parameter; divergent draws
-        marked. ``warmup=True`` prepends the warmup draws (shaded)."""
-        plt = _pyplot()
+        marked. ``warmup=True`` prepends the warmup draws (shaded). ``ax``: a
+        ``(n_parameters, 2)`` array of Axes (a new figure if None); returns it."""
         d = len(self.parameter_ids)
-        fig, axes = plt.subplots(d, 2, figsize=(10, 1.7 * d + 0.6), squeeze=False,
-                                 gridspec_kw={"width_ratios": [3, 1]})
+        axes = _panels(ax, (d, 2), figsize=(10, 1.7 * d + 0.6),
+                       gridspec_kw={"width_ratios": [3, 1]})
+        fig = axes.flat[0].figure
         n_w = self.warmup.shape[1] if warmup else 0
         diag = self.diagnostics
         for k, pid in enumerate(self.parameter_ids):
@@ -419,20 +420,20 @@ class PosteriorResult:
         axes[-1, 0].set_xlabel("iteration" + (" (warmup shaded)" if warmup else ""))
         fig.suptitle(f"{self.n_chains} chains x {self.n_draws} draws, "
                      f"{self.n_divergences} divergences", fontsize=10)
-        fig.tight_layout()
-        return _finish(fig, path)
+        return axes
 
-    def plot_marginals(self, path=None, *, pairs: bool = False, linear: bool = False):
+    def plot_marginals(self, ax=None, *, pairs: bool = False, linear: bool = False):
         """Histograms of the pooled marginals with the median and 95% interval; with
-        ``pairs=True`` a corner plot (2-d histograms below the diagonal)."""
-        plt = _pyplot()
+        ``pairs=True`` a corner plot (2-d histograms below the diagonal). ``ax``: an array
+        of Axes, ``(d, d)`` for pairs, else at least ``d`` (a new figure if None); returns
+        it."""
         s = self.flat(linear)
         d = s.shape[1]
         labels = [f"{p} [{'lin' if linear else sc}]"
                   for p, sc in zip(self.parameter_ids, self.scales, strict=True)]
         q = np.quantile(s, QUANTILES, axis=0)
         if pairs:
-            fig, axes = plt.subplots(d, d, figsize=(1.8 * d + 1, 1.8 * d + 1), squeeze=False)
+            axes = _panels(ax, (d, d), figsize=(1.8 * d + 1, 1.8 * d + 1))
             for i in range(d):
                 for j in range(d):
                     ax = axes[i, j]
@@ -458,9 +459,8 @@ class PosteriorResult:
         else:
             ncol = min(3, d)
             nrow = -(-d // ncol)
-            fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 2.5 * nrow),
-                                     squeeze=False)
-            for k in range(nrow * ncol):
+            axes = _panels(ax, (nrow, ncol), figsize=(3.3 * ncol, 2.5 * nrow))
+            for k in range(axes.size):
                 ax = axes.flat[k]
                 if k >= d:
                     ax.axis("off")
@@ -475,9 +475,9 @@ class PosteriorResult:
                 ax.axvspan(q[0, k], q[2, k], color="C0", alpha=0.08)
                 ax.set_xlabel(labels[k], fontsize=8)
                 ax.set_yticks([])
-        fig.suptitle("posterior marginals (median and 95% interval)", fontsize=10)
-        fig.tight_layout()
-        return _finish(fig, path)
+        axes.flat[0].figure.suptitle("posterior marginals (median and 95% interval)",
+                                     fontsize=10)
+        return axes
 
     # ----- predictions -----
     def predictive(self, problem: Problem, *, n_draws: int = 200, n_grid: int = 101,
@@ -604,27 +604,17 @@ class PredictiveResult:
         inside = (d["measurement"] >= d["pred_q2.5"]) & (d["measurement"] <= d["pred_q97.5"])
         return float(inside.mean())
 
-    def save(self, out) -> Path:
-        """Write ``out/predictive_bands.tsv`` and ``out/predictive_at_data.tsv``."""
-        out = Path(out)
-        for name, df in (("predictive_bands.tsv", self.bands),
-                         ("predictive_at_data.tsv", self.at_data)):
-            write_atomic(out / name, lambda fh, df=df: fh.write(
-                df.to_csv(sep="\t", index=False).encode()))
-        return out
-
-    def plot_predictive(self, path=None):
+    def plot(self, ax=None):
         """One panel per observable: data points, the 95% predictive band (light), the
-        95% band of the noise-free simulation (dark) and the median, per condition."""
-        plt = _pyplot()
+        95% band of the noise-free simulation (dark) and the median, per condition. ``ax``:
+        an array of at least one Axes per observable (a new figure if None); returns it."""
         b, d = self.bands, self.at_data
         obs = list(dict.fromkeys(b["observableId"]))
         ncol = min(3, len(obs))
         nrow = -(-len(obs) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.2 * ncol, 6.0), 3.0 * nrow + 0.4),
-                                 squeeze=False)
+        axes = _panels(ax, (nrow, ncol), figsize=(max(4.2 * ncol, 6.0), 3.0 * nrow + 0.4))
         keys = ["preequilibrationConditionId", "simulationConditionId"]
-        for k in range(nrow * ncol):
+        for k in range(axes.size):
             ax = axes.flat[k]
             if k >= len(obs):
                 ax.axis("off")
@@ -647,29 +637,47 @@ class PredictiveResult:
             ax.set_xlabel("time")
             if bo.groupby(keys).ngroups <= 8:
                 ax.legend(fontsize=6)
-        fig.suptitle(f"posterior predictive, {self.n_draws} draws, data coverage "
-                     f"{self.coverage:.0%}\nlight: 95% with noise, dark: 95% of the "
-                     "simulation, line: median", fontsize=9)
-        fig.tight_layout()
-        return _finish(fig, path)
+        axes.flat[0].figure.suptitle(
+            f"posterior predictive, {self.n_draws} draws, data coverage {self.coverage:.0%}"
+            "\nlight: 95% with noise, dark: 95% of the simulation, line: median", fontsize=9)
+        return axes
 
-    plot = plot_predictive
+    # ----- the result protocol -----
+    def to_pandas(self):
+        """The bands: one row per observable, condition and grid time (``at_data`` holds
+        the same quantities at each measurement)."""
+        return self.bands.copy()
+
+    def to_dict(self) -> dict:
+        """Both tables, column by column, and the number of draws."""
+        return {"bands": _columns(self.bands), "at_data": _columns(self.at_data),
+                "n_draws": int(self.n_draws)}
+
+    @classmethod
+    def from_dict(cls, d) -> PredictiveResult:
+        import pandas as pd
+
+        return cls(pd.DataFrame(d["bands"]), pd.DataFrame(d["at_data"]), int(d["n_draws"]))
 
 
-def _pyplot():
-    import matplotlib
+def _panels(ax, shape, **kw) -> np.ndarray:
+    """``ax`` as an array of the given shape, or a new figure's grid of panels."""
+    if ax is None:
+        import matplotlib.pyplot as plt
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        _, ax = plt.subplots(*shape, squeeze=False, **kw)
+    axes = np.asarray(ax, dtype=object)
+    if axes.size < shape[0] * shape[1]:
+        raise InputError(f"ax: give at least {shape[0] * shape[1]} Axes, got {axes.size}")
+    return axes.reshape(-1)[:shape[0] * shape[1]].reshape(shape)
 
-    return plt
 
+def _columns(df) -> dict:
+    """A table as ``{column: array or list}`` (strings as lists, numbers as arrays)."""
+    import pandas as pd
 
-def _finish(fig, path):
-    if path is not None:
-        fig.savefig(path, dpi=100)
-        _pyplot().close(fig)
-    return fig
+    return {str(c): (df[c].to_numpy(float) if pd.api.types.is_numeric_dtype(df[c])
+                     else [None if pd.isna(v) else str(v) for v in df[c]]) for c in df.columns}
 
 
 def _density(ax, v, color, flip: bool = True, lower=-math.inf, upper=math.inf):

@@ -150,7 +150,7 @@ class Fields:
         if ax is None:
             import matplotlib.pyplot as plt
 
-            _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+            _, ax = plt.subplots(figsize=(5, 4))
         plot_snapshot(self.dataset, variable, time, ax=ax)
         return ax
 
