@@ -66,6 +66,22 @@ def test_predict_and_model_match_the_truth(toy, toy_fit):
     np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
+def test_fitted_model_round_trips_through_save_and_load(toy, toy_fit, tmp_path):
+    X, dX = toy
+    for back in (sb.load(sb.save(toy_fit, tmp_path / "pi.npz")),
+                 SINDyPI.from_dict(toy_fit.to_dict())):
+        assert isinstance(back, SINDyPI) and str(back) == str(toy_fit)
+        np.testing.assert_array_equal(back.predict(X[:20]), toy_fit.predict(X[:20]))
+        assert back.candidates_["x"] == toy_fit.candidates_["x"]
+        assert back.lhs_ == toy_fit.lhs_ and back.identified_ == toy_fit.identified_
+    table = toy_fit.to_pandas()
+    assert table.loc[("x", "x"), "numerator"] == pytest.approx(-2.0, rel=1e-8)
+    assert table.loc[("x", "x"), "denominator"] == pytest.approx(2.0, rel=1e-8)
+    ax = toy_fit.plot()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x num", "x den", "y num",
+                                                            "y den"]
+
+
 def test_glycolysis_glucose_equation():
     """Mangan et al. (2016): dS1/dt = J0 - k1 S1 S6 / (1 + (S6/K1)^4) of the yeast
     glycolytic oscillator (zoo model), from its exact derivatives at states spanning the

@@ -270,6 +270,7 @@ def _ensure_registered():
     if "model" in _CODECS:
         return
     from .discover.hybrid import HybridModel
+    from .discover.implicit import SINDyPI
     from .discover.neural import NeuralODE
     from .discover.pdefind import PDEFIND
     from .discover.sindy import SINDy
@@ -303,6 +304,7 @@ def _ensure_registered():
     register_result("explore_result", ExploreResult)
     register_result("sindy_model", SINDy)
     register_result("pdefind_model", PDEFIND)
+    register_result("sindy_pi_model", SINDyPI)
     register_result("pinn_result", PINNResult)
     register_result("neural_ode", NeuralODE)
     register_result("hybrid_model", HybridModel)

@@ -39,9 +39,9 @@ from ..errors import InputError
 from ..model.model import Model
 from ..model.parameter import Parameter
 from .derivatives import check_times, differentiate
-from .library import Library, PolynomialLibrary, Term, evaluate_data
+from .library import Library, PolynomialLibrary, Term, evaluate_data, term_from_dict, term_to_dict
 from .optimizers import STLSQ
-from .sindy import _as_list, _slug, sparse_regression
+from .sindy import _as_list, _slug, coefficient_map, sparse_regression
 
 DEFAULT_THRESHOLDS = (1e-4, 1e-3, 1e-2)
 ROUNDOFF = 1e-8  # relative derivative errors below this count as equal (exact data)
@@ -329,6 +329,80 @@ class SINDyPI:
     def __str__(self):
         return self.format() if hasattr(self, "numerators_") else "SINDyPI (not fitted)"
 
+    # ----- the result protocol ---------------------------------------------------------
+    _SETTINGS = ("thresholds", "alpha", "tolerance", "max_iter", "differentiation")
+
+    def to_dict(self) -> dict:
+        """The fitted rational equations as data: per state its library terms (formulas
+        or monomial powers), numerator and denominator coefficients, the chosen left-hand
+        side, threshold and error, and every candidate tried; and the settings (the library
+        itself is not kept: to refit, make a new estimator)."""
+        self._check_fitted()
+        names = self.feature_names_
+        return {"settings": {"thresholds": [float(v) for v in self.thresholds],
+                             "alpha": float(self.alpha), "tolerance": float(self.tolerance),
+                             "max_iter": int(self.max_iter),
+                             "differentiation": self.differentiation},
+                "feature_names": list(names), "n_samples": int(self.n_samples_),
+                "states": {s: {"terms": [term_to_dict(t) for t in self._terms[s]],
+                               "numerator": np.asarray(self.numerators_[s], float),
+                               "denominator": np.asarray(self.denominators_[s], float),
+                               "lhs": self.lhs_[s], "threshold": self.threshold_[s],
+                               "error": _finite_or_none(self.error_[s]),
+                               "identified": bool(self.identified_[s]),
+                               "candidates": [{k: _finite_or_none(v) for k, v in r.items()}
+                                              for r in self.candidates_[s]]}
+                           for s in names}}
+
+    @classmethod
+    def from_dict(cls, d) -> SINDyPI:
+        model = cls(**d["settings"])
+        names = tuple(d["feature_names"])
+        model.feature_names_ = names
+        model.n_samples_ = int(d["n_samples"])
+        model.terms_, model.numerators_, model.denominators_, model._terms = {}, {}, {}, {}
+        model.lhs_, model.threshold_, model.error_, model.candidates_ = {}, {}, {}, {}
+        model.identified_ = {}
+        for s in names:
+            e = d["states"][s]
+            terms = tuple(term_from_dict(t, names) for t in e["terms"])
+            model._terms[s] = terms
+            model.terms_[s] = tuple(t.name for t in terms)
+            model.numerators_[s] = np.asarray(e["numerator"], float)
+            model.denominators_[s] = np.asarray(e["denominator"], float)
+            model.lhs_[s], model.threshold_[s] = e["lhs"], e["threshold"]
+            model.error_[s] = np.inf if e["error"] is None else float(e["error"])
+            model.identified_[s] = bool(e["identified"])
+            model.candidates_[s] = [{k: (np.inf if k == "error" and v is None else v)
+                                     for k, v in r.items()} for r in e["candidates"]]
+        return model
+
+    def to_pandas(self):
+        """One row per state and library term: the numerator and denominator coefficient."""
+        import pandas as pd
+
+        self._check_fitted()
+        rows = [{"state": s, "term": t, "numerator": float(n), "denominator": float(q)}
+                for s in self.feature_names_
+                for t, n, q in zip(self.terms_[s], self.numerators_[s], self.denominators_[s],
+                                   strict=True)]
+        return pd.DataFrame(rows).set_index(["state", "term"])
+
+    def plot(self, ax=None):
+        """The numerator and denominator coefficients as a heat map (one row per state and
+        part, zeros blank) into ``ax`` (a new figure if None); returns the axes."""
+        self._check_fitted()
+        terms = list(dict.fromkeys(t for s in self.feature_names_ for t in self.terms_[s]))
+        rows, coefs = [], []
+        for s in self.feature_names_:
+            for part, arr in (("num", self.numerators_[s]), ("den", self.denominators_[s])):
+                row = np.zeros(len(terms))
+                for t, v in zip(self.terms_[s], arr, strict=True):
+                    row[terms.index(t)] = v
+                rows.append(f"{s} {part}")
+                coefs.append(row)
+        return coefficient_map(ax, np.asarray(coefs), rows, terms)
+
     def predict(self, x) -> np.ndarray:
         """The model's derivatives ``N(x)/D(x)`` at states ``x`` (``(n, d)``)."""
         self._check_fitted()
@@ -388,6 +462,13 @@ class SINDyPI:
                      initial=np.zeros(n) if initial is None else initial, stiff=False,
                      name=name, citation="discovered by SINDy-PI (Kaheman, Kutz & Brunton "
                      "2020, Proc R Soc A 476:20200279)")
+
+
+def _finite_or_none(v):
+    """A float, or None for inf/NaN (strict JSON); other values unchanged."""
+    if isinstance(v, float | np.floating):
+        return float(v) if np.isfinite(v) else None
+    return v
 
 
 __all__ = ["SINDyPI"]
