@@ -36,7 +36,7 @@ from pathlib import Path
 
 import jax
 
-from scalebridge.io import write_json
+from scalebridge.io import save, write_json
 from scalebridge.model.zoo import load_zoo
 from scalebridge.multiscale import (
     CellProtocol,
@@ -76,7 +76,7 @@ def surrogate(cell, family: str, retrain: bool):
     start = time.perf_counter()
     sur = build_cell_surrogate(cell, family=family, trained_for="beeler_reuter", verbose=True)
     seconds = time.perf_counter() - start
-    sur.save(path)
+    save(sur, path)
     return sur, seconds
 
 

@@ -73,12 +73,17 @@ def test_true_gates_are_recovered_exactly(sur):
 
 
 def test_save_load_round_trip_and_bad_files(sur, tmp_path):
-    path = sur.save(tmp_path / "s.npz")
+    path = sb.save(sur, tmp_path / "s.npz")
     back = load_surrogate(path)
     assert back.latents == sur.latents and back.pairs == sur.pairs
     y = np.array([-20.0, 0.5, 0.3, 0.8, 0.1])
     np.testing.assert_array_equal(np.asarray(back.rhs(0.0, y, None, np.array([2.0]))),
                                   np.asarray(sur.rhs(0.0, y, None, np.array([2.0]))))
+    assert isinstance(sb.load(path), type(sur))  # the result protocol
+    again = type(sur).from_dict(sur.to_dict())
+    np.testing.assert_array_equal(np.asarray(again.rhs(0.0, y, None, np.array([2.0]))),
+                                  np.asarray(sur.rhs(0.0, y, None, np.array([2.0]))))
+    assert list(sur.to_pandas().columns) == ["low", "high"] and "V" in sur.to_pandas().index
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="not a scalebridge file"):
         load_surrogate(tmp_path / "junk.npz")
@@ -167,6 +172,8 @@ def test_surrogates_expose_their_parameters_through_a_parameter_space(sur):
     assert np.max(base) > tv.v_rest + 50  # an action potential
     assert not np.allclose(base, slower)  # the time scale T is live in the dynamics
     assert sur.model.parameter_names == () and sur.parameter_space.size == 0
+    line = tv.plot(t_end=60.0).lines[0]  # one paced beat of the training protocol
+    assert np.max(line.get_ydata()) > tv.v_rest + 50
 
 
 def _run(run_s, steps, dt, cv, activation, apd90, compile_s=0.5):
@@ -276,7 +283,7 @@ def test_two_variable_fit_reaches_the_velocity_in_the_tissue_solver(two_variable
 @pytest.mark.slow  # fits a surrogate (about 45 s); the shipped one is checked by default
 def test_two_variable_round_trip_and_checks(two_variable, tmp_path):
     sur = two_variable[0]
-    back = load_surrogate(sur.save(tmp_path / "tv.npz"))
+    back = load_surrogate(sb.save(sur, tmp_path / "tv.npz"))
     assert isinstance(back, TwoVariableSurrogate) and back.params == sur.params
     assert back.model.state_names == ("V", "r") and back.ranges["V"] == sur.ranges["V"]
     y = np.array([-30.0, 0.2])

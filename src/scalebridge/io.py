@@ -279,6 +279,12 @@ def _ensure_registered():
     from .infer.sample import PosteriorResult, PredictiveResult
     from .infer.space import ParameterSpace
     from .model.model import Model
+    from .multiscale.surrogate_base import (
+        SURROGATE_KIND,
+        SurrogateBase,
+        decode_surrogate,
+        encode_surrogate,
+    )
     from .multiscale.sweep import SweepResult
     from .pde.fields import Fields, decode_fields, encode_fields
     from .pinn.train import PINNResult
@@ -314,4 +320,5 @@ def _ensure_registered():
     register_result("parameter_space", ParameterSpace)
     register("fields", Fields, encode_fields, decode_fields)
     register_result("sweep_result", SweepResult)
+    register(SURROGATE_KIND, SurrogateBase, encode_surrogate, decode_surrogate)
 

@@ -64,6 +64,7 @@ def train_cell(
 ):
     """Train a cell surrogate on simulations of MODEL (isolated paced cells and paced
     cables) and save it with the ranges it was trained on."""
+    from ..io import save
     from ..multiscale import CellProtocol, build_cell_surrogate
     from ..pde.zoo import _quiet
     from .common import resolve_model
@@ -97,7 +98,7 @@ def train_cell(
                          "them or use --family gated")
     sur = build_cell_surrogate(_quiet(cell), proto, family=family, latents=_latents(latent),
                                pairs=pairs, trained_for=name, check_dt=check_dt, verbose=True)
-    sur.save(out)
+    save(sur, out)
     typer.echo(f"wrote {out}: {sur.family} surrogate, {len(sur.state_names)} states "
                f"({', '.join(sur.state_names)}) for {len(cell.state_names)}, recommended dt "
                f"{sur.recommended_dt:g}, {time.perf_counter() - start:.1f} s")

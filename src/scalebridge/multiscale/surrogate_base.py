@@ -1,17 +1,16 @@
 """What every cell surrogate shares: the checks against the model and the ranges it was
-trained for, the safe file format, and reading a file back whatever its family."""
+trained for, the result protocol (saved by ``sb.save`` in the safe archive format, read
+back by ``sb.load`` whatever its family)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, SerializationError
-from ..io import read_archive, write_archive
 from ..model.inputs import PulseTrain
 from ..model.model import Model
 
@@ -93,14 +92,79 @@ class SurrogateBase:
     def replace(self, **changes):
         return replace(self, **changes)
 
-    def save(self, path) -> Path:
-        """Write the surrogate to ``path`` (``.npz``: arrays and JSON, no pickle)."""
-        meta = {"family": self.family, "trained_for": self.trained_for,
+    # ----- the result protocol (decision 0018); sb.save / sb.load keep the file layout --
+    def _meta(self) -> dict:
+        return {"family": self.family, "trained_for": self.trained_for,
                 "voltage": self.voltage, "stimulus_input": self.stimulus_input,
                 "ranges": {k: list(v) for k, v in self.ranges.items()},
                 "recommended_dt": self.recommended_dt, "meta": dict(self.meta),
                 **self._fields()}
-        return write_archive(path, SURROGATE_KIND, self._arrays(), meta)
+
+    def to_dict(self) -> dict:
+        """Family, model trained for, ranges, recommended step, training record, the
+        family's fields and its arrays (``"arrays"``)."""
+        return {**self._meta(), "arrays": self._arrays()}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The surrogate of :meth:`to_dict`, whatever its family."""
+        d = dict(d)
+        arrays = {k: np.asarray(v) for k, v in d.pop("arrays").items()}
+        family = d.get("family", "gated")
+        if family not in _FAMILIES:
+            raise InputError(f"unknown surrogate family {family!r}; this scalebridge reads "
+                             f"{', '.join(sorted(_FAMILIES))}")
+        try:
+            common = dict(
+                trained_for=str(d["trained_for"]), voltage=str(d["voltage"]),
+                stimulus_input=str(d["stimulus_input"]),
+                ranges={k: (float(a), float(b)) for k, (a, b) in d["ranges"].items()},
+                recommended_dt=float(d["recommended_dt"]), meta=d.get("meta", {}))
+            return _FAMILIES[family]._from_file(arrays, d, common)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"the surrogate data are incomplete or inconsistent ({exc}); "
+                             "save it again with sb.save") from None
+
+    def to_pandas(self):
+        """The ranges it was trained on: one row per state (and ``I_local``), ``low`` and
+        ``high``."""
+        import pandas as pd
+
+        return pd.DataFrame([{"name": k, "low": lo, "high": hi}
+                             for k, (lo, hi) in self.ranges.items()]).set_index("name")
+
+    def plot(self, ax=None, *, t_end: float | None = None):
+        """The surrogate cell's voltage after one stimulus of its training protocol (the
+        middle amplitude for the protocol's duration), to ``t_end`` (default: the shortest
+        training period), into ``ax`` (a new figure if None); returns the axes."""
+        from ..simulate import simulate
+
+        proto = dict(self.meta).get("protocol", {}) if isinstance(self.meta, Mapping) else {}
+        amps = sorted(proto.get("amplitudes", [60.0]))
+        t_end = float(t_end or min(proto.get("periods", [300.0])))
+        pulse = PulseTrain(self.stimulus_input, amps[len(amps) // 2],
+                           float(proto.get("duration", 2.0)), 2 * t_end, start=1.0)
+        t = np.linspace(0.0, t_end, 1001)
+        sol = simulate(self.model.replace(inputs=(pulse,)), t, max_steps=1_000_000)
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(5.5, 3.5))
+        ax.plot(t, np.asarray(sol.states)[:, self.state_names.index(self.voltage)], lw=1.2)
+        ax.set_xlabel("time")
+        ax.set_ylabel(self.voltage)
+        ax.set_title(f"{self.family} surrogate of {self.trained_for}: one paced beat",
+                     fontsize=9)
+        return ax
+
+
+def encode_surrogate(sur) -> tuple[dict, dict]:
+    """The archive layout of a cell surrogate: its arrays, and the rest as JSON."""
+    return sur._arrays(), sur._meta()
+
+
+def decode_surrogate(arrays, meta):
+    return SurrogateBase.from_dict({**meta, "arrays": arrays})
 
 
 def stimulus_gain(cell: Model, y, *, voltage: int = 0, stimulus_input: str = "I_stim"
@@ -118,23 +182,11 @@ def stimulus_gain(cell: Model, y, *, voltage: int = 0, stimulus_input: str = "I_
 
 
 def load_surrogate(path):
-    """Read a surrogate written by ``save`` (any family)."""
+    """A surrogate saved by ``sb.save`` (any family), with errors phrased for the command
+    line's ``--surrogate``."""
+    from ..io import load
+
     try:
-        arrays, meta, _ = read_archive(path, SURROGATE_KIND)
+        return load(path, SURROGATE_KIND)
     except SerializationError as exc:
         raise InputError(f"--surrogate: {exc}") from None
-    family = meta.get("family", "gated")
-    if family not in _FAMILIES:
-        raise InputError(f"{path}: unknown surrogate family {family!r}; this scalebridge "
-                         f"reads {', '.join(sorted(_FAMILIES))}")
-    common = {}
-    try:
-        common = dict(
-            trained_for=str(meta["trained_for"]), voltage=str(meta["voltage"]),
-            stimulus_input=str(meta["stimulus_input"]),
-            ranges={k: (float(a), float(b)) for k, (a, b) in meta["ranges"].items()},
-            recommended_dt=float(meta["recommended_dt"]), meta=meta.get("meta", {}))
-        return _FAMILIES[family]._from_file(arrays, meta, common)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: the surrogate file is incomplete or inconsistent ({exc});"
-                         " save it again with the surrogate's save()") from None
