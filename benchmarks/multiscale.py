@@ -85,7 +85,7 @@ def one_grid(name, cell, surrogates, grid, stimuli):
     kw = dict(stimuli=stimuli, D=D, t_end=T_ACTIVATE, reference_dt=0.005)
     search = {"full": largest_dt(cell, grid, **kw)}
     for fam, sur in surrogates.items():
-        search[fam] = largest_dt(sur.model, grid, **kw)
+        search[fam] = largest_dt(sur.to_model(), grid, **kw)
     print(f"[{name}] steps: " + ", ".join(f"{k} {v['dt']}" for k, v in search.items()),
           flush=True)
     missing = [k for k, v in search.items() if v["dt"] is None]
@@ -95,7 +95,7 @@ def one_grid(name, cell, surrogates, grid, stimuli):
     a = tissue_run(cell, grid, dt=search["full"]["dt"], **run)
     out = {"nodes": list(grid.shape), "spacing_mm": list(grid.spacing), "families": {}}
     for fam, sur in surrogates.items():
-        b = tissue_run(sur.model, grid, dt=search[fam]["dt"], **run)
+        b = tissue_run(sur.to_model(), grid, dt=search[fam]["dt"], **run)
         r = compare_runs(a, b, full_states=len(cell.state_names),
                          surrogate_states=len(sur.state_names))
         r["dt_search"] = {"full": search["full"], "surrogate": search[fam]}
@@ -184,7 +184,7 @@ def main(argv=None):
     for fam, sur in surrogates.items():
         out["cell_validation"][fam] = []
         for period, beats in ((350.0, 4), (800.0, 3), (300.0, 40)):
-            v = validate_cell(cell, sur.model, period=period, beats=beats, amplitude=45.0)
+            v = validate_cell(cell, sur.to_model(), period=period, beats=beats, amplitude=45.0)
             if beats < 10:
                 del v["apd90_per_beat_full"], v["apd90_per_beat_surrogate"]
             out["cell_validation"][fam].append(v)

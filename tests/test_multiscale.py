@@ -108,7 +108,7 @@ def test_bad_latents_are_named(cell, data):
 
 
 def test_single_cell_action_potential_matches(cell, sur):
-    v = validate_cell(cell, sur.model, period=300.0, beats=2, amplitude=45.0)
+    v = validate_cell(cell, sur.to_model(), period=300.0, beats=2, amplitude=45.0)
     assert v["beats_full"] == v["beats_surrogate"] == 2
     assert v["apd90_error_percent"] < 3.0 and v["shape_rmse_mV"] < 3.0
 
@@ -131,11 +131,11 @@ def test_shipped_surrogate_tissue_conducts_like_the_full_model(cell, full_cable)
     sur = load_surrogate(SHIPPED)
     grid = grid1d(81, 8.0)
     a = full_cable
-    b = tissue_run(sur.model, grid, dt=0.005, **CABLE)
+    b = tissue_run(sur.to_model(), grid, dt=0.005, **CABLE)
     assert b["ok"] and abs(b["cv"] / a["cv"] - 1) < 0.01
     ok = np.isfinite(a["activation"])
     assert np.sqrt(np.mean((a["activation"][ok] - b["activation"][ok]) ** 2)) < 0.2
-    found = largest_dt(sur.model, grid, candidates=(0.005, 0.01, 0.02, 0.05), **CABLE)
+    found = largest_dt(sur.to_model(), grid, candidates=(0.005, 0.01, 0.02, 0.05), **CABLE)
     # regression check: the step found by the benchmark run (recommended_dt 0.0125 there)
     assert found["dt"] in (0.01, 0.02)  # 0.05 breaks the 1% limit (or explodes)
     assert abs(found["cv"][found["dt"]] / found["reference_cv"] - 1) <= 0.01
@@ -147,7 +147,7 @@ def test_shipped_two_variable_surrogate_reproduces_the_full_velocity(full_cable)
     surrogate's recommended step (the full model is the reference, run alongside)."""
     sur = load_surrogate(SHIPPED_TWO_VARIABLE)
     assert isinstance(sur, TwoVariableSurrogate) and sur.state_names == ("V", "r")
-    b = tissue_run(sur.model, grid1d(81, 8.0), dt=sur.recommended_dt, **CABLE)
+    b = tissue_run(sur.to_model(), grid1d(81, 8.0), dt=sur.recommended_dt, **CABLE)
     a = full_cable
     assert b["ok"] and abs(b["cv"] / a["cv"] - 1) <= 0.02, (b["cv"], a["cv"])
     ok = np.isfinite(a["activation"])
@@ -160,7 +160,7 @@ def test_surrogates_expose_their_parameters_through_a_parameter_space(sur):
     (log scale, within the fit's bounds), so fit and sobol reach them; a gated surrogate
     has none."""
     tv = load_surrogate(SHIPPED_TWO_VARIABLE)
-    model, space = tv.model, tv.parameter_space
+    model, space = tv.to_model(), tv.parameter_space
     assert model.parameter_names == PARAMETERS == space.ids
     np.testing.assert_array_equal(model.param_array(None), [tv.params[n] for n in PARAMETERS])
     assert set(space.scales) == {"log"}
@@ -171,7 +171,7 @@ def test_surrogates_expose_their_parameters_through_a_parameter_space(sur):
     slower = sb.simulate(paced.with_parameters(T=2 * tv.params["T"]), t).states[:, 0]
     assert np.max(base) > tv.v_rest + 50  # an action potential
     assert not np.allclose(base, slower)  # the time scale T is live in the dynamics
-    assert sur.model.parameter_names == () and sur.parameter_space.size == 0
+    assert sur.to_model().parameter_names == () and sur.parameter_space.size == 0
     line = tv.plot(t_end=60.0).lines[0]  # one paced beat of the training protocol
     assert np.max(line.get_ydata()) > tv.v_rest + 50
 
@@ -273,7 +273,7 @@ def test_two_variable_fit_reaches_the_velocity_in_the_tissue_solver(two_variable
     sur, target, cable = two_variable
     (_, fitted, _), = sur.meta["fit"]["cv"]
     assert abs(fitted / target - 1) < 0.005
-    measured = cable_velocity(sur.model, 0.2, **cable, dt=0.01)
+    measured = cable_velocity(sur.to_model(), 0.2, **cable, dt=0.01)
     assert abs(measured / target - 1) < 0.01
     # a sanity band, not a measured value: the two-variable form misses the plateau's detail
     # (the README reports 7-11 mV on held-out beats)
@@ -285,9 +285,9 @@ def test_two_variable_round_trip_and_checks(two_variable, tmp_path):
     sur = two_variable[0]
     back = load_surrogate(sb.save(sur, tmp_path / "tv.npz"))
     assert isinstance(back, TwoVariableSurrogate) and back.params == sur.params
-    assert back.model.state_names == ("V", "r") and back.ranges["V"] == sur.ranges["V"]
+    assert back.to_model().state_names == ("V", "r") and back.ranges["V"] == sur.ranges["V"]
     y = np.array([-30.0, 0.2])
-    p = back.model.param_array(None)
+    p = back.to_model().param_array(None)
     np.testing.assert_array_equal(np.asarray(back.rhs(0.0, y, p, np.array([1.0]))),
                                   np.asarray(sur.rhs(0.0, y, p, np.array([1.0]))))
     with pytest.raises(InputError, match="trained for 'beeler_reuter'"):

@@ -80,7 +80,7 @@ def main(argv=None):
 
         sur = load_surrogate(args.surrogate)
         protocol = CableProtocol(beats=args.beats, dt=float(sur.recommended_dt))
-        sweep(f"surrogate_{sur.family}", sur.model, protocol, DENSE, out, args.executor)
+        sweep(f"surrogate_{sur.family}", sur.to_model(), protocol, DENSE, out, args.executor)
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def _build(model: str, grid: str, specs: list[str] | None, sur):
     from ..pde.stimulus_spec import check_region, parse_stimulus
     from ..pde.zoo import spatial_setup
 
-    cell = None if sur is None else sur.model
+    cell = None if sur is None else sur.to_model()
     setup = spatial_setup(model, grid, cell=cell)
     if not specs:
         return setup, ["default protocol of the zoo model"]

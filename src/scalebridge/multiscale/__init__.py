@@ -5,7 +5,7 @@
 (faithful); :func:`train_two_variable_surrogate` fits a two-variable cubic model to paced
 action potentials and tissue conduction velocity (fast); :func:`build_cell_surrogate` does
 either end to end;
-the surrogate's ``.model`` is a cell :class:`~scalebridge.Model`, so the PDE layer
+the surrogate's ``to_model()`` is a cell :class:`~scalebridge.Model`, so the PDE layer
 (:func:`scalebridge.pde.monodomain`, :class:`~scalebridge.pde.OperatorSplitting`) runs it
 at every node of a tissue. :func:`compare_runs` measures a surrogate against the full model
 in tissue; :func:`run_sweep` runs resumable parameter sweeps (:func:`cable_outcome`: conduction

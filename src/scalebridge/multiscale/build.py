@@ -65,7 +65,7 @@ def build_cell_surrogate(cell: Model, protocol: CellProtocol | None = None, *,
         grid = grid1d(int(round(length / dx)) + 1, length)
         stim = [Stimulus(lambda x: x <= 2.5 * dx, 2 * max(proto.amplitudes), 1.0,
                          proto.duration)]
-        found = largest_dt(sur.model, grid, stimuli=stim, D=proto.D, t_end=proto.check_t_end)
+        found = largest_dt(sur.to_model(), grid, stimuli=stim, D=proto.D, t_end=proto.check_t_end)
         if found["dt"] is not None:
             sur = sur.replace(recommended_dt=found["dt"],
                               meta={**sur.meta, "dt_check": found})

@@ -30,8 +30,7 @@ class SurrogateBase:
         super().__init_subclass__(**kw)
         _FAMILIES[cls.family] = cls
 
-    @property
-    def model(self) -> Model:
+    def to_model(self) -> Model:
         """The surrogate as a cell :class:`~scalebridge.Model` (input ``I_stim``, silent by
         default): pass it to :func:`scalebridge.pde.monodomain` in place of the full cell.
         Its parameters are the surrogate's learned physical parameters where the family has
@@ -53,10 +52,10 @@ class SurrogateBase:
 
     @property
     def parameter_space(self):
-        """The :class:`~scalebridge.ParameterSpace` of :attr:`model`'s parameters."""
+        """The :class:`~scalebridge.ParameterSpace` of :meth:`to_model`'s parameters."""
         from ..infer.space import ParameterSpace
 
-        return ParameterSpace.from_model(self.model)
+        return ParameterSpace.from_model(self.to_model())
 
     def _parameters(self) -> list:
         return []
@@ -145,7 +144,7 @@ class SurrogateBase:
         pulse = PulseTrain(self.stimulus_input, amps[len(amps) // 2],
                            float(proto.get("duration", 2.0)), 2 * t_end, start=1.0)
         t = np.linspace(0.0, t_end, 1001)
-        sol = simulate(self.model.replace(inputs=(pulse,)), t, max_steps=1_000_000)
+        sol = simulate(self.to_model().replace(inputs=(pulse,)), t, max_steps=1_000_000)
         if ax is None:
             import matplotlib.pyplot as plt
 
