@@ -16,7 +16,7 @@ Optimisers (see docs/decisions/0007-local-optimiser.md):
   ``z = (h(m) - h(y)) / s`` and ``sqrt(2 log s + C)``, ``C`` = :data:`SIGMA_OFFSET` (real
   for ``s > exp(-C / 2)``, about 1e-12); for Laplace noise ``sqrt(2 |z|)`` and
   ``sqrt(2 log s + C)``;
-- ``"lbfgs"``: :func:`scipy.optimize.minimize` (L-BFGS-B, bounds) on
+- ``"lbfgs"``: :func:`bounded_minimize` (scipy's L-BFGS-B, bounds) on
   :meth:`Problem.nll_and_grad`.
 
 Start points: :meth:`ParameterSpace.start_points <scalebridge.ParameterSpace.start_points>`
@@ -411,9 +411,22 @@ def local_minimize(fun, x0, lower, upper, *, max_iter: int = 500) -> dict:
                 iterations=int(opt.iteration), n_evaluations=int(calls[0]))
 
 
-def _run_lbfgs(problem, x0, lo, hi, max_iter):
+def bounded_minimize(value_and_grad: Callable, x0, lower, upper, *, max_iter: int,
+                     ftol: float | None = None, gtol: float | None = None):
+    """The local quasi-Newton solver of ``infer``: L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995;
+    :func:`scipy.optimize.minimize`) on ``value_and_grad(x) -> (value, gradient)`` inside
+    the bounds. ``fit`` runs it from each start (``optimizer="lbfgs"``) and Bayesian
+    optimisation polishes its acquisition maxima with it. ``ftol``/``gtol``: scipy's
+    defaults when None. Returns scipy's result."""
     from scipy.optimize import minimize
 
+    options = {"maxiter": int(max_iter)}
+    options.update({k: v for k, v in (("ftol", ftol), ("gtol", gtol)) if v is not None})
+    return minimize(value_and_grad, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B",
+                    bounds=list(zip(lower, upper, strict=True)), options=options)
+
+
+def _run_lbfgs(problem, x0, lo, hi, max_iter):
     n_eval = [0]
 
     def fg(x):
@@ -431,8 +444,7 @@ def _run_lbfgs(problem, x0, lo, hi, max_iter):
             return 1e20, np.zeros_like(x)
         return v, g
 
-    sol = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi, strict=True)),
-                   options={"maxiter": max_iter, "ftol": 1e-12, "gtol": 1e-6})
+    sol = bounded_minimize(fg, x0, lo, hi, max_iter=max_iter, ftol=1e-12, gtol=1e-6)
     return dict(x=sol.x, success=bool(sol.success), status=int(sol.status),
                 message=str(sol.message), iterations=int(sol.nit),
                 n_evaluations=int(sol.nfev))

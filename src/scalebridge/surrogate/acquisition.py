@@ -281,7 +281,7 @@ def _evaluate_chunks(fun, u: np.ndarray, chunk: int = 1024) -> np.ndarray:
 def _polish(fun, u0: np.ndarray, maxiter: int, vg=None) -> tuple[np.ndarray, float]:
     """L-BFGS-B on ``-fun`` in [0, 1]^d from ``u0``; returns the better of start and end.
     ``vg(u) -> (fun(u), grad)`` for one point ``u`` (d,) (default: jit of jax.grad)."""
-    from scipy.optimize import minimize
+    from ..infer.fit import bounded_minimize
 
     if vg is None:
         vg = jax.jit(jax.value_and_grad(lambda x: fun(x[None])[0]))
@@ -295,8 +295,7 @@ def _polish(fun, u0: np.ndarray, maxiter: int, vg=None) -> tuple[np.ndarray, flo
 
     start = -float(vg(jnp.asarray(u0))[0])
     try:
-        sol = minimize(f, u0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * u0.size,
-                       options={"maxiter": maxiter})
+        sol = bounded_minimize(f, u0, np.zeros(u0.size), np.ones(u0.size), max_iter=maxiter)
         x, v = np.clip(sol.x, 0.0, 1.0), float(sol.fun)
     except (ValueError, FloatingPointError):
         x, v = u0, start
