@@ -20,7 +20,7 @@ def test_sobol_writes_json_csv_png(tmp_path, capsys):
     assert "S1" in printed and "beta" in printed
     data = json.loads((out / "indices.json").read_text())
     assert data["kind"] == "sobol" and data["names"] == ["beta", "gamma"]
-    assert data["n"] == 32 and data["n_evaluations"] == 32 * 4 and data["n_nonfinite"] == 0
+    assert data["n_samples"] == 32 and data["n_evaluations"] == 32 * 4 and data["n_nonfinite"] == 0
     assert data["distributions"] == ["uniform(0.2, 0.4)", "loguniform(0.05, 0.2)"]
     table = pd.read_csv(out / "indices.csv", index_col="parameter")
     assert list(table.index) == ["beta", "gamma"]

@@ -286,7 +286,7 @@ def test_result_protocol_table_plot_dict_and_save(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     write_json(tmp_path / "s.json", jsonable(res.to_dict()))
     data = json.loads((tmp_path / "s.json").read_text())
-    assert data["S1_conf"] == [None, None, None] and data["n"] == 256
+    assert data["S1_conf"] == [None, None, None] and data["n_samples"] == 256
     sb.save(res, tmp_path / "s.npz")
     for back in (SobolResult.from_dict(data), sb.load(tmp_path / "s.npz")):
         np.testing.assert_array_equal(back.S1, res.S1)
