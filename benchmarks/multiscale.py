@@ -29,6 +29,7 @@ pin a core (``taskset -c 0``) for stable numbers.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -69,13 +70,18 @@ def grids():
     }
 
 
-def surrogate(cell, family: str, retrain: bool):
+def surrogate(cell, family: str, retrain: bool, previous: dict):
+    """The stored surrogate and the seconds its training took when it was made (kept in its
+    meta; for a file saved before that was recorded, the last results file's number for the
+    same file), or a newly trained one with this run's seconds."""
     path = surrogate_path(family)
     if path.is_file() and not retrain:
-        return load_surrogate(path), None
+        sur = load_surrogate(path)
+        return sur, sur.meta.get("training_seconds", previous.get("training_seconds"))
     start = time.perf_counter()
     sur = build_cell_surrogate(cell, family=family, trained_for="beeler_reuter", verbose=True)
     seconds = time.perf_counter() - start
+    sur = sur.replace(meta={**sur.meta, "training_seconds": seconds})
     save(sur, path)
     return sur, seconds
 
@@ -170,8 +176,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cell = _quiet(load_zoo("beeler_reuter"))
     surrogates, info = {}, {}
+    before = json.loads(args.out.read_text())["surrogates"] if args.out.is_file() else {}
     for fam in FAMILIES:
-        sur, seconds = surrogate(cell, fam, args.retrain)
+        same_file = before.get(fam, {}).get("file") == str(
+            surrogate_path(fam).relative_to(HERE.parent))
+        sur, seconds = surrogate(cell, fam, args.retrain, before[fam] if same_file else {})
         surrogates[fam] = sur
         info[fam] = {"file": str(surrogate_path(fam).relative_to(HERE.parent)),
                      "states": list(sur.state_names), "training_seconds": seconds,
