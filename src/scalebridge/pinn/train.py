@@ -29,7 +29,7 @@ import numpy as np
 
 from .._console import Progress
 from ..errors import InputError
-from ..trainer import LBFGS, Adam, Checkpoint, Static, evaluate, train
+from ..trainer import LBFGS, Adam, Checkpoint, Static, _positive_int, evaluate, train
 from .losses import ODEProblem, PDEProblem, _Spec, causal_mse
 from .networks import Network, network_from_dict, network_to_dict
 
@@ -132,11 +132,6 @@ class PINNResult:
 @eqx.filter_jit
 def _predict(network, z):
     return jax.vmap(network)(z)
-
-
-def _positive_int(name, v, minimum=1):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {v!r}")
 
 
 def train_pinn(problem: ODEProblem | PDEProblem, *, network: Network | None = None,
