@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import scalebridge as sb
-from scalebridge.io import write_json
+from scalebridge.runtime.files import write_json
 from scalebridge.surrogate.explore import explore
 from scalebridge.testproblems import (
     BRANIN_BOUNDS,

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import scalebridge as sb
 from scalebridge.infer.profile import fisher_intervals, profile
-from scalebridge.io import write_json
 from scalebridge.report import save_plot
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 import scalebridge as sb
-from scalebridge.io import write_json
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -37,6 +37,7 @@ import numpy as np
 from scipy.stats import qmc
 
 import scalebridge as sb
+from scalebridge.runtime.files import write_json
 from scalebridge.surrogate.gp import GaussianProcess
 from scalebridge.surrogate.multifidelity import LinearMultiFidelityGP, NonlinearMultiFidelityGP
 
@@ -182,7 +183,7 @@ def main():
                     "jax": jax.__version__},
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    sb.io.write_json(args.out / "multifidelity_biology.json", result)
+    write_json(args.out / "multifidelity_biology.json", result)
     plot(summary, result, args.out / "multifidelity_biology.png")
     print(json.dumps({k: result[k] for k in ("cost_per_run_s", "low_fidelity_relative_error",
                                              "mean_relative_error",

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import jax
 
-from scalebridge.io import save, write_json
+from scalebridge.io import save
 from scalebridge.model.zoo import load_zoo
 from scalebridge.multiscale import (
     CellProtocol,
@@ -49,6 +49,7 @@ from scalebridge.multiscale import (
 from scalebridge.multiscale.compare import compare_runs, largest_dt, tissue_run, validate_cell
 from scalebridge.pde import Stimulus, grid1d, grid2d
 from scalebridge.pde.zoo import _quiet
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"

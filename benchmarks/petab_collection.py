@@ -346,7 +346,7 @@ def markdown(doc: dict) -> str:
 
 
 def write(doc: dict, rows_by_name: dict):
-    from scalebridge.io import write_json
+    from scalebridge.runtime.files import write_json
 
     doc["rows"] = [rows_by_name[n] for n in sorted(rows_by_name)]
     doc["summary"] = summary(doc["rows"])

@@ -608,7 +608,7 @@ def main(argv=None):
     if args.worker:
         return deepxde_worker(args.worker, args.case, args.mode, args.json_out)
     if args.markdown_only:
-        from scalebridge.io import write_atomic, write_json
+        from scalebridge.runtime.files import write_atomic, write_json
         folder = args.out or RESULTS
         data = json.loads((folder / "pinn.json").read_text())
         for res in data["cases"].values():
@@ -623,7 +623,7 @@ def main(argv=None):
     import optax  # noqa: F401
 
     import scalebridge  # noqa: F401  (float64 for JAX)
-    from scalebridge.io import write_atomic, write_json
+    from scalebridge.runtime.files import write_atomic, write_json
     meta = {"deepxde": _version("deepxde"), "flax": _version("flax"),
             "torch": _version("torch"), "scalebridge": _version("scalebridge"),
             "jax": jax.__version__, "optax": _version("optax"), "mode": mode,

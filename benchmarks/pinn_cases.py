@@ -24,8 +24,8 @@ import json
 import platform
 from pathlib import Path
 
-from scalebridge.io import write_json
 from scalebridge.pinn import run_case
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"

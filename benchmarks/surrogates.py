@@ -47,7 +47,7 @@ from scipy.stats import qmc
 
 import scalebridge  # noqa: F401  (switches JAX to float64)
 from scalebridge import testproblems as tp
-from scalebridge.io import write_json
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"

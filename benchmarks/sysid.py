@@ -59,7 +59,7 @@ from scalebridge.discover import (
     relative_error,
     support_matches,
 )
-from scalebridge.io import write_json
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"

@@ -110,3 +110,80 @@ def test_sample_command_writes_posterior_and_plots(tmp_path, capsys):
     assert "R-hat" in capsys.readouterr().out
     assert_one_line_error(main, ["sample", str(yaml_file), "--chains", "0", "--out",
                                  str(tmp_path / "x")], capsys, "chains")
+
+
+def _petab_case(tmp_path):
+    """A copy of PEtab test case 0001 (a two-state conversion, two measurements)."""
+    import shutil
+
+    petabtests = peer("petabtests")
+    case = Path(petabtests.__file__).parent / "cases" / "v1.0.0" / "sbml" / "0001"
+    shutil.copytree(case, tmp_path / "case", ignore=shutil.ignore_patterns("*.py",
+                                                                           "__pycache__"))
+    return tmp_path / "case" / "_0001.yaml"
+
+
+def test_fit_into_a_run_whose_measurements_changed_is_refused(tmp_path, capsys):
+    import pandas as pd
+
+    yaml_file = _petab_case(tmp_path)
+    out = tmp_path / "run1"
+    argv = ["fit", str(yaml_file), "--starts", "2", "--seed", "0", "--out", str(out),
+            "--max-iter", "20"]
+    assert main(argv) == 0
+    first = json.loads((out / "result.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert run["kind"] == "fit" and "fit" in run["call"] and run["seed"] == 0
+    assert run["inputs"]["measurements"]["source"] == "_measurements.tsv"
+    capsys.readouterr()
+    table = yaml_file.parent / "_measurements.tsv"
+    df = pd.read_csv(table, sep="\t")
+    df["measurement"] *= 3
+    df.to_csv(table, sep="\t", index=False)
+    assert_one_line_error(main, argv, capsys, "_measurements.tsv")
+    assert json.loads((out / "result.json").read_text()) == first  # nothing overwritten
+    assert main([*argv, "--restart"]) == 0
+    # the data are three times larger: so is the fitted amplitude
+    again = json.loads((out / "result.json").read_text())
+    assert again["best_params"] != first["best_params"]
+
+
+def test_fit_exits_non_zero_when_every_start_failed(tmp_path, capsys, monkeypatch):
+    from scalebridge.errors import SimulationError
+    from scalebridge.infer.problem import Problem
+
+    def fail(self, params=None):
+        raise SimulationError("the solver hit max_steps")
+
+    monkeypatch.setattr(Problem, "objective_grad_hess", fail)
+    assert_one_line_error(main, ["fit", str(_petab_case(tmp_path)), "--starts", "2",
+                                 "--out", str(tmp_path / "o")], capsys,
+                          "no start of _0001 succeeded (2 failed")
+
+
+def test_version_and_unexpected_errors(tmp_path, capsys, monkeypatch):
+    assert main(["--version"]) == 0
+    text = capsys.readouterr().out
+    for name in ("scalebridge", "jax", "numpy", "python"):
+        assert name in text
+    from scalebridge.model import zoo
+
+    class Broken(dict):
+        def items(self):
+            raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr(zoo, "ZOO", Broken())
+    assert_one_line_error(main, ["models"], capsys, "RuntimeError: a bug (run again with "
+                                                    "--debug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["models", "--debug"])
+
+
+def test_sample_warns_on_stderr_when_the_chains_are_too_short(tmp_path, capsys):
+    yaml_file = _petab_case(tmp_path)
+    assert main(["sample", str(yaml_file), "--chains", "2", "--warmup", "20", "--samples",
+                 "20", "--out", str(tmp_path / "post")]) == 0
+    captured = capsys.readouterr()
+    warn = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert any("bulk ESS below 400" in line for line in warn)
+    assert "warning" not in captured.out

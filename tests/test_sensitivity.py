@@ -15,8 +15,8 @@ import scalebridge as sb
 from conftest import peer
 from scalebridge import testproblems as tp
 from scalebridge.errors import InputError, SerializationError, SimulationError
-from scalebridge.io import jsonable, write_json
 from scalebridge.report import save_plot
+from scalebridge.runtime.files import jsonable, write_json
 from scalebridge.sensitivity import (
     LogUniform,
     ModelOutput,
@@ -155,8 +155,6 @@ def test_dask_executor_gives_the_same_indices():
 
 class _Flaky:
     """The NumPy Ishigami function that fails on its ``fail_at``-th call (a killed run)."""
-
-    checkpoint_key = "ishigami-numpy"
 
     def __init__(self, fail_at=None):
         self.rows, self.fail_at = [], fail_at

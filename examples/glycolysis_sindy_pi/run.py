@@ -32,7 +32,7 @@ import numpy as np
 import scalebridge as sb
 from scalebridge.discover import CustomLibrary, PolynomialLibrary
 from scalebridge.discover.implicit import SINDyPI
-from scalebridge.io import write_json
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).parent
 NAMES = [f"S{i}" for i in range(1, 8)]

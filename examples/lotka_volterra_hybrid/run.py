@@ -34,7 +34,7 @@ from scalebridge.discover.hybrid import HybridModel, recover_terms
 from scalebridge.discover.library import PolynomialLibrary
 from scalebridge.discover.optimizers import STLSQ
 from scalebridge.discover.sindy import SINDy
-from scalebridge.io import write_json
+from scalebridge.runtime.files import write_json
 
 HERE = Path(__file__).parent / "results"
 TRUE = {"alpha": 1.3, "beta": 0.9, "gamma": 0.8, "delta": 1.8}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import scalebridge as sb
-from scalebridge.io import jsonable, write_json
+from scalebridge.runtime.files import jsonable, write_json
 from scalebridge.report import save_plot
 from scalebridge.sensitivity import ModelOutput, local, morris, sobol
 

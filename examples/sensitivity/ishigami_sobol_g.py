@@ -17,7 +17,7 @@ from scipy import special
 
 import scalebridge  # noqa: F401  (float64)
 from scalebridge import testproblems as tp
-from scalebridge.io import jsonable, write_json
+from scalebridge.runtime.files import jsonable, write_json
 from scalebridge.report import save_plot
 from scalebridge.sensitivity import sobol
 from scalebridge.sensitivity.sobol import _bootstrap, _split, saltelli_design, sobol_indices

@@ -10,8 +10,6 @@ atomic: a temporary file renamed over the target. Nothing is pickled or executed
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SerializationError
+from .runtime.files import write_atomic
 
 FORMAT = "scalebridge"
 FORMAT_VERSION = 1
@@ -53,73 +52,6 @@ def write_archive(path, kind: str, arrays: dict, meta: dict) -> Path:
             raise SerializationError(f"array {k!r} has dtype object, which cannot be saved")
     payload["__meta__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     return write_atomic(path, lambda fh: np.savez_compressed(fh, **payload))
-
-
-def write_atomic(path, write: Callable) -> Path:
-    """Call ``write(binary file handle)`` on a temporary file next to ``path`` and rename it
-    over ``path``: readers never see a half-written file, and a run killed midway leaves the
-    previous version."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are for sharing
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def read_resumable(path, fmt: str, key: dict, what: str,
-                   key_of: Callable | None = None) -> dict | None:
-    """The JSON results of an earlier run at ``path`` (None if there is none), checked to
-    be of format ``fmt`` and made with the same settings ``key`` (stored under ``"key"``,
-    or derived from the file by ``key_of``); ``what`` names the results in messages. A
-    mismatch raises :class:`InputError` rather than mixing two runs."""
-    from .errors import InputError
-
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the previous {what}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != fmt:
-        raise InputError(f"{path} is not a scalebridge {what} file")
-    old = data.get("key") or (key_of(data) if key_of is not None else {})
-    diff = [k for k in key if old.get(k) != key[k]]
-    if diff:
-        raise InputError(f"{path} holds {what} with a different {', '.join(diff)} "
-                         f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); use another "
-                         "out directory")
-    return data
-
-
-def jsonable(x):
-    """NumPy arrays and scalars as JSON values; NaN and inf become null."""
-    import math
-
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def write_json(path, data) -> Path:
-    """Write ``data`` as JSON (strict: no NaN or infinity) atomically to ``path``."""
-    text = json.dumps(data, indent=1, allow_nan=False).encode()
-    return write_atomic(path, lambda fh: fh.write(text))
 
 
 def read_archive(path, kind: str | None = None) -> tuple[dict, dict, str]:

@@ -233,5 +233,7 @@ def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
         for r, v in enumerate(meas[col]):
             _float(v, f"{mname}, row {r + 2}, column {col!r}", math.nan)
         meas[col] = meas[col].astype(float)
+    sources = {"model": sub["sbml_files"][0], "parameters": ", ".join(pfiles),
+               "conditions": cname, "observables": oname, "measurements": mname}
     return Problem(model, space, conditions, observables, meas, name=path.stem,
-                   source=mname, **kw)
+                   sources=sources, **kw)

@@ -37,7 +37,7 @@ import optax
 
 from ._console import Progress
 from .errors import InputError, SerializationError, SimulationError
-from .io import write_atomic
+from .runtime.files import write_atomic
 
 __all__ = ["Adam", "Optax", "LBFGS", "Checkpoint", "Static", "Trained", "evaluate", "train"]
 

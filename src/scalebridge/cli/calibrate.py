@@ -31,6 +31,8 @@ def fit(
                                   "dask://HOST:PORT) to run the starts on."),
     workers: int = typer.Option(None, "--workers", help="Starts run side by side on this "
                                 "machine (default: one per CPU core)."),
+    restart: bool = typer.Option(False, "--restart", help="Start over in OUT instead of "
+                                 "resuming the run there."),
 ) -> None:
     """Fit PROBLEM from STARTS start points; write OUT/result.json, OUT/waterfall.png and
     OUT/fit.png."""
@@ -43,10 +45,13 @@ def fit(
     executor = _executor(scheduler, workers)
     with Progress(f"fit {pb.name}", bar=True) as bar:
         res = run_fit(pb, n_starts=starts, seed=seed, optimizer=optimizer, out=out,
-                      max_iter=max_iter, executor=executor, progress=bar)
+                      max_iter=max_iter, executor=executor, progress=bar, restart=restart)
+    if res.best is None:
+        first = res.records[0]["message"] if res.records else ""
+        raise InputError(f"no start of {pb.name} succeeded ({len(res.failed)} failed; the "
+                         f"first: {first}); results in {out / 'result.json'}")
     save_plot(res, out / "waterfall.png")
-    if res.best is not None:
-        plot_fit(pb, res.best_x, out / "fit.png")
+    plot_fit(pb, res.best_x, out / "fit.png")
     typer.echo(f"best NLL {res.best_nll:.6f}; {res.n_converged}/{res.n_starts} starts within "
                f"1.92 of it; {len(res.failed)} failed; results in {out / 'result.json'}")
 
@@ -72,6 +77,28 @@ def start_from(pb, fit_dir: Path | None):
     return res.best_x
 
 
+def sampling_problems(res) -> list[str]:
+    """What makes a posterior untrustworthy (Vehtari et al. 2021): R-hat above 1.01, bulk
+    ESS below 400, divergent transitions after warmup."""
+    import numpy as np
+
+    ids = list(res.parameter_ids)
+    out = []
+    rhat, ess = np.asarray(res.rhat, float), np.asarray(res.ess_bulk, float)
+    bad = [f"{ids[i]} ({rhat[i]:.3f})" for i in np.flatnonzero(~(rhat <= 1.01))]
+    if bad:
+        out.append(f"R-hat above 1.01 for {', '.join(bad)}: the chains disagree; run longer "
+                   "(--warmup, --samples) or start from a fit (--fit)")
+    low = [f"{ids[i]} ({ess[i]:.0f})" for i in np.flatnonzero(~(ess >= 400))]
+    if low:
+        out.append(f"bulk ESS below 400 for {', '.join(low)}: too few effective draws for "
+                   "reliable intervals; run longer (--samples)")
+    if res.n_divergences:
+        out.append(f"{res.n_divergences} divergent transitions after warmup: the sampler "
+                   "missed part of the posterior; results may be biased")
+    return out
+
+
 def _executor(scheduler: str | None, workers: int | None = None):
     """A Dask address for ``--scheduler``, else threads on this machine."""
     if scheduler:
@@ -95,6 +122,8 @@ def profile(
                                    "ids (default: all estimated)."),
     alpha: float = typer.Option(0.95, "--alpha", help="Confidence level."),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler HOST:PORT."),
+    restart: bool = typer.Option(False, "--restart", help="Start over in OUT instead of "
+                                 "resuming the run there."),
 ) -> None:
     """Profile likelihoods of PROBLEM's parameters: OUT/profiles.json, OUT/profiles.png and
     OUT/fisher_intervals.tsv."""
@@ -108,7 +137,7 @@ def profile(
     chosen = [p.strip() for p in parameters.split(",") if p.strip()] if parameters else None
     with Progress(f"profile {pb.name}", bar=True) as bar:
         res = run_profile(pb, x, parameters=chosen, alpha=alpha, out=out,
-                          executor=_executor(scheduler), progress=bar)
+                          executor=_executor(scheduler), progress=bar, restart=restart)
     save_plot(res, out / "profiles.png")
     fisher_intervals(pb, res.x_opt, alpha=alpha).to_csv(out / "fisher_intervals.tsv",
                                                           sep="\t")
@@ -129,6 +158,8 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     prior: str = typer.Option("petab", "--prior", help="petab (the problem's objective "
                               "priors, uniform in the bounds otherwise) or uniform."),
+    restart: bool = typer.Option(False, "--restart", help="Start over in OUT instead of "
+                                 "resuming the run there."),
 ) -> None:
     """NUTS posterior of PROBLEM: OUT/posterior.json (R-hat, ESS, summary), OUT/samples.npz,
     and plots of traces, marginals and posterior predictive bands."""
@@ -140,7 +171,7 @@ def sample(
     x = start_from(pb, fit_dir)
     with Progress("NUTS", bar=True) as bar:
         res = run_sample(pb, n_chains=chains, n_warmup=warmup, n_samples=samples, seed=seed,
-                         init=x, prior=prior, progress=bar, out=out)
+                         init=x, prior=prior, progress=bar, out=out, restart=restart)
     save_plot(res.plot_traces(), out / "traces.png")
     save_plot(res.plot_marginals(), out / "marginals.png")
     pred = res.predictive(pb)
@@ -149,6 +180,8 @@ def sample(
         table.to_csv(out / name, sep="\t", index=False)
     save_plot(pred, out / "predictive.png")
     typer.echo(res.summary().to_string())
+    for problem_text in sampling_problems(res):
+        typer.echo(f"warning: {problem_text}", err=True)
     typer.echo(f"max R-hat {max(res.rhat):.4f}, min bulk ESS {min(res.ess_bulk):.0f}, "
                f"{res.n_divergences} divergences, {chains * (warmup + samples)} iterations; "
                f"results in {out}")

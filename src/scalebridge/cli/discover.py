@@ -70,7 +70,7 @@ def sindy(
     """Discover sparse equations dx/dt = f(x) from the trajectories in DATA."""
     from ..discover import SR3, STLSQ, Ensemble, SINDy, WeakForm, parse_library
     from ..discover.sindy import format_equations
-    from ..io import write_json
+    from ..runtime.files import write_json
 
     controls = list(control or [])
     trajs, states = read_trajectories(data, time_col, trajectory_col, controls)
@@ -137,7 +137,7 @@ def _plot(trajs, sims, states, time_col, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io import write_atomic
+    from ..runtime.files import write_atomic
 
     fig, axes = plt.subplots(len(states), 1, figsize=(7, 1.8 * len(states) + 0.6),
                              sharex=True, squeeze=False)

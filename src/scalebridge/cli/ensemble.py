@@ -48,4 +48,5 @@ def ensemble(
     n_ok = int(np.sum(np.asarray(ens.success)))
     typer.echo(f"wrote {out} ({samples} members, {n_ok} solved, {points} times)")
     if n_ok < samples:
-        typer.echo(f"warning: {samples - n_ok} members failed (NaN rows, success=False)")
+        typer.echo(f"warning: {samples - n_ok} members failed (NaN rows, success=False)",
+                   err=True)

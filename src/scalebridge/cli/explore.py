@@ -33,6 +33,8 @@ def explore(
                                    "(local penalisation)."),
     points: int = typer.Option(1001, "--points", help="Output grid for max/min/tpeak/auc."),
     seed: int = typer.Option(0, "--seed", help="Seed of the design and the search."),
+    restart: bool = typer.Option(False, "--restart", help="Start over in OUT instead of "
+                                 "resuming the run there."),
 ) -> None:
     """Search the --vary ranges of MODEL's parameters for the best OUTPUT (Bayesian
     optimisation), or learn OUTPUT over them (--acquisition variance); writes OUT/explore.json
@@ -65,7 +67,7 @@ def explore(
             warnings.simplefilter("always", RuntimeWarning)
             res = run_explore(mo, space, budget=budget, acquisition=acquisition,
                               n_initial=n_initial, batch_size=batch_size, seed=seed, out=out,
-                              progress=bar, minimize=not maximize)
+                              progress=bar, minimize=not maximize, restart=restart)
     save_plot(res, out / "explore.png")
     params = ", ".join(f"{k}={v:.6g}" for k, v in res.best_params.items())
     if acquisition == "variance":
@@ -78,8 +80,9 @@ def explore(
         typer.echo(f"best ({what}) {mo.spec} = {res.best_y:.6g} at {params or '-'} after "
                    f"{len(res.evaluations)} simulations")
     if res.n_failed:
-        typer.echo(f"warning: {res.n_failed} simulations failed (recorded with y = null)")
+        typer.echo(f"warning: {res.n_failed} simulations failed (recorded with y = null)",
+                   err=True)
     for w in caught:
         if "non-finite" not in str(w.message):
-            typer.echo(f"warning: {w.message}")
+            typer.echo(f"warning: {w.message}", err=True)
     typer.echo(f"results in {out / 'explore.json'}")

@@ -14,11 +14,13 @@ def pinn(
                              "prediction.csv, losses.png, fields.png, checkpoint.eqx (a "
                              "second run with the same case resumes from it)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines."),
+    restart: bool = typer.Option(False, "--restart", help="Start over in OUT instead of "
+                                 "resuming the run there."),
 ) -> None:
     """Train a PINN for CASE and report parameters and errors (examples/pinn_*/*.toml)."""
     from ..pinn import load_case, run_case
 
-    report = run_case(load_case(case), out, verbose=not quiet)
+    report = run_case(load_case(case), out, verbose=not quiet, restart=restart)
     lines = [f"{report['case']}: {report['steps']} steps, compile "
              f"{report['compile_seconds']:.1f} s, run {report['run_seconds']:.1f} s"]
     if "relative_l2_error" in report:

@@ -61,8 +61,8 @@ def sensitivity(
     """Sobol' indices (or Morris screening) of one OUTPUT of MODEL over its parameters;
     writes OUT/indices.json, OUT/indices.csv and OUT/indices.png."""
     from .._console import Progress
-    from ..io import jsonable, write_json
     from ..report.plots import save_plot
+    from ..runtime.files import jsonable, write_json
     from ..sensitivity import ModelOutput, morris, sobol
 
     method = method.strip().lower()

@@ -23,9 +23,11 @@ Start points: :meth:`ParameterSpace.start_points <scalebridge.ParameterSpace.sta
 of the problem's space, which do not depend on ``n_starts`` (the first 3 of 20 starts are
 the 3 starts of ``n_starts=3``), so resuming with more starts stays consistent.
 
-With ``out=DIR`` the results are written to ``DIR/result.json`` (atomically, after each
-start); a later call with the same directory, problem, seed, optimiser and ``max_iter``
-loads the finished starts and runs only the missing ones.
+With ``out=DIR`` (a run directory, :mod:`scalebridge.runtime.run`) the results are written
+to ``DIR/result.json`` (atomically, after each start); a later call with the same directory,
+problem content (model, tables, measurements), seed, optimiser and ``max_iter`` loads the
+finished starts and runs only the missing ones; after any change it stops with an error
+naming what changed, unless ``restart=True``.
 """
 
 from __future__ import annotations
@@ -35,18 +37,19 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
-from ..io import read_resumable, write_json
+from ..runtime.files import read_json, write_json
+from ..runtime.run import open_run
 from .problem import Problem
 from .space import LHS_BLOCK
 
-__all__ = ["fit", "FitResult", "local_minimize", "residual_function", "SIGMA_OFFSET"]
+__all__ = ["fit", "FitResult", "local_minimize", "minimize_starts", "residual_function",
+           "SIGMA_OFFSET"]
 
 SIGMA_OFFSET = 2 * math.log(1e12) + 1.0
 CONVERGED_DELTA = 1.92  # chi2(1) 0.95 quantile / 2
@@ -286,13 +289,18 @@ def _record_json(r: dict) -> dict:
     return out
 
 
-def _load_previous(path: Path, key: dict) -> dict:
-    """{index: record} of a previous run with the same ``key``."""
-    data = read_resumable(path, FORMAT, key, "fit results")
+def _load_previous(run) -> dict:
+    """{index: record} of the earlier call into the run directory ``run``."""
+    data = read_json(run.file(RESULT_FILE), FORMAT, "fit results")
     if data is None:
         return {}
-    recs = [_record_from_json(r) for r in data.get("starts", [])]
-    return {int(r["index"]): r for r in recs}
+    run.check(data, RESULT_FILE, records_key="starts")
+    try:
+        recs = [_record_from_json(r) for r in data["starts"]]
+        return {int(r["index"]): r for r in recs}
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{run.file(RESULT_FILE)}: the fit results are damaged; use restart "
+                         "(--restart) to start over, or another out directory") from None
 
 
 # ----- one start ------------------------------------------------------------------------------
@@ -450,6 +458,30 @@ def _run_lbfgs(problem, x0, lo, hi, max_iter):
                 n_evaluations=int(sol.nfev))
 
 
+def minimize_starts(loss: Callable, starts, args, *, max_steps: int, rtol: float = 1e-6,
+                    atol: float = 1e-6):
+    """The batched local solver of ``infer``: BFGS (Nocedal & Wright 2006, alg. 6.1;
+    :class:`optimistix.BFGS`, backtracking line search) on a smooth ``loss(u, args)``
+    from each of the stacked ``starts`` (a pytree whose leaves have a leading start axis)
+    in unconstrained coordinates, all inside one traced call: callers compile it (Gaussian
+    processes run their hyperparameter restarts with it). Starts run one after the other
+    (``lax.map``), so each stops at its own convergence, where a ``vmap`` would run every
+    start as long as the slowest. ``fit`` does not offer it: bounded likelihoods mapped
+    to unconstrained coordinates trap starts at the bounds (docs/decisions/0019).
+
+    Returns the stacked optima and their losses."""
+    import optimistix as optx
+
+    solver = optx.BFGS(rtol=rtol, atol=atol)
+
+    def one(start):
+        sol = optx.minimise(loss, solver, start, args=args, max_steps=int(max_steps),
+                            throw=False)
+        return sol.value, loss(sol.value, args)
+
+    return jax.lax.map(one, starts)
+
+
 def _first_line(exc) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -514,7 +546,7 @@ def _warm_up(problem: Problem, optimizer: str, x) -> float:
 
 def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str = "fides",
         out=None, max_iter: int = 500, executor=None,
-        progress: Callable | None = None) -> FitResult:
+        progress: Callable | None = None, restart: bool = False) -> FitResult:
     """Multi-start local optimisation of ``problem``; see the module docstring.
 
     ``max_iter``: iterations per start (``fides``, ``lbfgs``) or function evaluations
@@ -523,8 +555,9 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     :class:`~scalebridge.infer.executor.Executor`; results are the same for the same seed.
     ``progress``: a :class:`~scalebridge.Progress`, or any ``progress(done, total,
     **info)``, called after each start that ran (not for starts loaded from ``out``) with
-    ``start`` (its index), ``nll`` and ``best_nll`` (so far). Returns a
-    :class:`FitResult` of starts ``0 .. n_starts - 1``.
+    ``start`` (its index), ``nll`` and ``best_nll`` (so far). ``restart``: start over in
+    ``out`` instead of resuming. Returns a :class:`FitResult` of starts
+    ``0 .. n_starts - 1``.
     """
     from .executor import DaskExecutor, get_executor
 
@@ -547,21 +580,21 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     span = hi - lo
     starts = np.clip(starts, lo + 1e-10 * span, hi - 1e-10 * span)
 
-    key = dict(problem=problem.name, parameter_ids=list(problem.parameter_ids),
-               lower=[float(v) for v in lo], upper=[float(v) for v in hi], seed=seed,
-               optimizer=optimizer, max_iter=max_iter, lhs_block=LHS_BLOCK)
-    path = Path(out) / RESULT_FILE if out is not None else None
-    records = _load_previous(path, key) if path is not None else {}
+    run = None if out is None else open_run(
+        out, "fit", inputs=problem.fingerprint(), seed=seed, restart=restart,
+        results=(RESULT_FILE,),
+        settings=dict(problem=problem.name, seed=seed, optimizer=optimizer, max_iter=max_iter,
+                      lhs_block=LHS_BLOCK))
+    records = _load_previous(run) if run is not None else {}
     result = FitResult(tuple(problem.parameter_ids), optimizer=optimizer, seed=seed)
 
     def save():
-        if path is None:
+        if run is None:
             return
         allr = FitResult(result.parameter_ids, [records[k] for k in sorted(records)],
                          optimizer, seed)
-        data = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
-                **allr.to_dict()}
-        write_json(path, data)
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION, **allr.to_dict()}
+        write_json(run.file(RESULT_FILE), run.stamp(data, records_key="starts"))
 
     todo = [i for i in range(n_starts)
             if not (i in records and np.allclose(records[i]["x0"], starts[i], rtol=0,

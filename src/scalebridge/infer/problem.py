@@ -136,7 +136,7 @@ class Problem:
                  conditions: Mapping[str, Mapping[str, object]],
                  observables: Sequence[ObservableSpec], measurements, *, name: str = "problem",
                  rtol: float = RTOL, atol: float = ATOL, max_steps: int = 100_000,
-                 source: str = "measurement table"):
+                 sources: Mapping[str, str] | None = None):
         import pandas as pd
 
         if not isinstance(model, Model):
@@ -150,7 +150,8 @@ class Problem:
         self.observables = {o.id: o for o in observables}
         self.measurements = pd.DataFrame(measurements).reset_index(drop=True)
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
-        self._source = source
+        self.sources = {"measurements": "measurement table", **dict(sources or {})}
+        self._source = self.sources["measurements"]
         self._q_index = {n: i for i, n in enumerate(self.space.names)}
         self._est = self.space.estimated_index
         self._build()
@@ -181,6 +182,26 @@ class Problem:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._compile()
+
+    def fingerprint(self) -> dict[str, tuple[str | None, str]]:
+        """``{input: (source, sha256)}`` of what defines this problem's likelihood: the
+        model, the parameter table, the conditions, the observables, the measurements
+        and the solver settings; ``source`` is the file an input was read from (PEtab),
+        else None. Run directories compare it to refuse resuming after a change."""
+        from ..runtime.files import jsonable
+        from ..runtime.run import content_hash
+
+        obs = [[o.id, o.formula.text, o.noise.text, o.transformation, o.distribution]
+               for o in self.observables.values()]
+        parts = {
+            "model": self.model.fingerprint(),
+            "parameters": content_hash(self.space.to_dict()),
+            "conditions": content_hash(jsonable(self.conditions)),
+            "observables": content_hash(obs),
+            "measurements": content_hash(self.measurements.to_csv(index=False)),
+            "solver settings": content_hash([self.rtol, self.atol, self.max_steps]),
+        }
+        return {k: (self.sources.get(k), h) for k, h in parts.items()}
 
     # ----- parameters ---------------------------------------------------------------------
     @property
@@ -817,7 +838,7 @@ class Problem:
         for c in set(meas["simulationConditionId"]):
             conds.setdefault(c, {})
         return cls(model, params, conds, specs, meas, name=name or model.name,
-                   source="data", **kw)
+                   sources={"measurements": "data"}, **kw)
 
     def __repr__(self):
         return (f"Problem({self.name!r}, model={self.model.name!r}, "

@@ -32,8 +32,9 @@ again.
 Each parameter is one task of an executor (``executor=None``: this process;
 ``"dask://HOST:PORT"``: a Dask cluster). With ``out=DIR`` the profiles are written to
 ``DIR/profiles.json`` (atomically, after each parameter); a later call with the same
-directory, problem, ``x_opt``, ``alpha`` and settings loads the finished parameters and
-profiles only the missing ones.
+directory (a run directory, :mod:`scalebridge.runtime.run`), problem content, ``x_opt``,
+``alpha`` and settings loads the finished parameters and profiles only the missing ones;
+after any change it stops with an error naming what changed, unless ``restart=True``.
 
 :func:`fisher_intervals` gives the Wald intervals ``x_i +- z se_i`` from the inverse Fisher
 information (or a finite-difference Hessian) at the optimum: cheap, but symmetric on the
@@ -47,12 +48,12 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, SimulationError
-from ..io import read_resumable, write_json
+from ..runtime.files import read_json, write_json
+from ..runtime.run import open_run
 from .fit import FitResult, _Failed, _first_line, local_minimize
 from .problem import Problem
 from .space import scaled_to_linear
@@ -549,17 +550,23 @@ def _x_opt(problem: Problem, x_opt) -> np.ndarray:
     return x
 
 
-def _load_previous(path: Path, key: dict) -> dict:
-    """{parameter id: record} of a previous run with the same ``key``."""
-    data = read_resumable(path, FORMAT, key, "profiles")
-    return {} if data is None else dict(data.get("profiles", {}))
+def _load_previous(run) -> dict:
+    """{parameter id: record} of the earlier call into the run directory ``run``."""
+    data = read_json(run.file(RESULT_FILE), FORMAT, "profiles")
+    if data is None:
+        return {}
+    run.check(data, RESULT_FILE, records_key="profiles")
+    if not isinstance(data.get("profiles"), dict):
+        raise InputError(f"{run.file(RESULT_FILE)}: the profiles are damaged; use restart "
+                         "(--restart) to start over, or another out directory")
+    return dict(data["profiles"])
 
 
 def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | None = None,
             alpha: float = 0.95, target_delta: float = 0.15, min_step: float = 1e-4,
             max_step: float = 0.05, max_steps: int = 100, margin: float = 0.5,
             max_iter: int = 200, executor=None, out=None,
-            progress: Callable | None = None) -> ProfileResult:
+            progress: Callable | None = None, restart: bool = False) -> ProfileResult:
     """Profile likelihoods of ``parameters`` around the optimum ``x_opt``; see the module
     docstring.
 
@@ -574,7 +581,7 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
     ``profiles.json`` (resumable). ``progress``: a :class:`~scalebridge.Progress`, or any
     ``progress(done, total, **info)``, called after each parameter profiled (not for those
     loaded from ``out``) with ``parameter``, ``identifiable`` and ``profile`` (its
-    :class:`ParameterProfile`).
+    :class:`ParameterProfile`). ``restart``: start over in ``out`` instead of resuming.
     """
     from .executor import get_executor
 
@@ -614,18 +621,17 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
                     max_step=float(max_step), max_steps=int(max_steps), margin=float(margin),
                     max_iter=int(max_iter))
     threshold = profile_threshold(alpha)
-    key = dict(problem=problem.name, parameter_ids=list(ids),
-               lower=[_num(v) for v in problem.lower], upper=[_num(v) for v in problem.upper],
-               x_opt=[float(v) for v in x], **settings)
-    path = Path(out) / RESULT_FILE if out is not None else None
-    records = _load_previous(path, key) if path is not None else {}
+    run = None if out is None else open_run(
+        out, "profile", inputs=problem.fingerprint(), restart=restart, results=(RESULT_FILE,),
+        settings=dict(problem=problem.name, x_opt=[float(v) for v in x], **settings))
+    records = _load_previous(run) if run is not None else {}
 
     def save():
-        if path is None:
+        if run is None:
             return
         res = _result(ids, x, nll_opt, alpha, records, list(records))
-        write_json(path, {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
-                           **res.to_dict()})
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION, **res.to_dict()}
+        write_json(run.file(RESULT_FILE), run.stamp(data, records_key="profiles"))
 
     todo = [p for p in chosen if p not in records]
     ex = get_executor(executor)

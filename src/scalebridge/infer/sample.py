@@ -38,10 +38,13 @@ costs the longest of the chains' trajectories, and the batched ODE solves step i
 On the Boehm problem (2 CPU cores) sequential was 3.3x faster per chain-iteration
 (benchmarks/boehm_posterior.py); vectorized pays off only for cheap potentials.
 
-With ``out=DIR`` the sampler state is written after each chunk (``DIR/state.npz``), so an
-interrupted run resumes where it stopped, and the finished run is written as
-``DIR/posterior.json`` (settings, diagnostics, summary, timings) and ``DIR/samples.npz``
-(draws); a later call with the same settings loads it.
+With ``out=DIR`` (a run directory, :mod:`scalebridge.runtime.run`) the sampler state is
+written after each chunk (``DIR/state-<iteration>.npz``, written before the record that
+points at it, so a run killed at any moment resumes from its last chunk), and the finished
+run is written as ``DIR/posterior.json`` (settings, diagnostics, summary, timings) and
+``DIR/samples.npz`` (draws); a later call with the same problem content and settings
+loads it, and a call after any change stops with an error naming it (``restart=True``
+starts over).
 
 Diagnostics (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021, Bayesian Analysis 16:667):
 rank-normalised split R-hat (the larger of bulk and folded), bulk ESS (of rank-normalised
@@ -69,7 +72,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError, ScalebridgeError, SerializationError, SimulationError
-from ..io import read_resumable, write_atomic, write_json
+from ..runtime.files import read_json, write_atomic, write_json
+from ..runtime.run import content_hash, open_run
 from .problem import Problem
 from .space import PRIOR_KINDS, ParameterSpace, scaled_to_linear
 
@@ -82,7 +86,7 @@ FORMAT = "scalebridge-posterior"
 FORMAT_VERSION = 1
 RESULT_FILE = "posterior.json"
 SAMPLES_FILE = "samples.npz"
-STATE_FILE = "state.npz"
+STATE_FILES = "state-*.npz"  # state-<iteration>.npz: the checkpoint of a running chain
 QUANTILES = (0.025, 0.5, 0.975)
 _CACHE: OrderedDict = OrderedDict()  # (id(problem), config) -> (problem, compiled parts)
 _CACHE_SIZE = 2
@@ -152,6 +156,10 @@ def _num(v):
 
 def _write_npz(path: Path, arrays: dict) -> None:
     write_atomic(path, lambda fh: np.savez(fh, **arrays))
+
+
+def _file_hash(path: Path) -> str:
+    return content_hash(Path(path).read_bytes())
 
 
 @dataclass
@@ -350,15 +358,16 @@ class PosteriorResult:
         return ax
 
     # ----- the run directory of sample(out=DIR) -----
-    def _write_run(self, out) -> Path:
-        """Write ``out/posterior.json`` and ``out/samples.npz`` (atomically); return ``out``."""
-        out = Path(out)
+    def _write_run(self, run) -> Path:
+        """Write ``posterior.json`` and ``samples.npz`` of the run directory ``run``
+        (atomically); return its path."""
         arrays = self._arrays()
         arrays.update({f"stats_{k}": v for k, v in arrays.pop("stats").items()})
-        _write_npz(out / SAMPLES_FILE, arrays)
-        write_json(out / RESULT_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                        "status": "done", **self.report()})
-        return out
+        _write_npz(run.file(SAMPLES_FILE), arrays)
+        write_json(run.file(RESULT_FILE), run.stamp({
+            "format": FORMAT, "format_version": FORMAT_VERSION, "status": "done",
+            "samples_sha256": _file_hash(run.file(SAMPLES_FILE)), **self.report()}))
+        return run.path
 
     @classmethod
     def _read_run(cls, out) -> PosteriorResult:
@@ -580,7 +589,8 @@ def _grid_problem(problem: Problem, n_grid: int) -> Problem:
     return Problem(problem.model, problem.parameters, problem.conditions,
                    list(problem.observables.values()), table,
                    name=f"{problem.name}-predictive", rtol=problem.rtol, atol=problem.atol,
-                   max_steps=problem.max_steps, source="predictive grid")
+                   max_steps=problem.max_steps,
+                   sources={"measurements": "predictive grid"})
 
 
 @dataclass
@@ -802,7 +812,8 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
            n_samples: int = 1000, seed: int = 0, init=None, prior: str = "petab",
            target_accept: float = 0.8, max_tree_depth: int = 8, dense_mass: bool = True,
            chain_method: str = "sequential", precondition: str = "hessian", jitter: float = 1.0,
-           progress: Callable | None = None, out=None) -> PosteriorResult:
+           progress: Callable | None = None, out=None,
+           restart: bool = False) -> PosteriorResult:
     """Draw from the posterior of ``problem`` with NUTS; see the module docstring.
 
     ``init``: start of the chains: ``None`` (the nominal parameters), a
@@ -820,7 +831,8 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
     ``progress``: a :class:`~scalebridge.Progress`, or any ``progress(done, total,
     **info)``, called after each chunk of iterations (``done`` of ``total`` per chain) with
     ``phase``, ``divergences`` (after warmup), ``warmup_divergences`` and ``elapsed_s``.
-    ``out``: directory for checkpoints and results (module docstring).
+    ``out``: directory for checkpoints and results (module docstring); ``restart``: start
+    over in ``out`` instead of resuming.
     """
     _check_args(problem, n_chains, n_warmup, n_samples, prior, target_accept,
                 max_tree_depth, chain_method, jitter, precondition)
@@ -835,9 +847,11 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
                     max_tree_depth=max_tree_depth, dense_mass=bool(dense_mass),
                     chain_method=chain_method, precondition=precondition,
                     jitter=float(jitter), init=[_num(v) for v in np.ravel(x0)])
-    key = _settings_key(problem, **settings)
-    out = Path(out) if out is not None else None
-    resume = _load_checkpoint(out, key) if out is not None else None
+    run = None if out is None else open_run(
+        out, "sample", inputs=problem.fingerprint(), seed=seed, restart=restart,
+        results=(RESULT_FILE, STATE_FILES, SAMPLES_FILE),
+        settings=dict(problem=problem.name, **settings))
+    resume = _load_checkpoint(run) if run is not None else None
     if isinstance(resume, PosteriorResult):
         return resume
 
@@ -892,8 +906,8 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
             records[k].append(np.asarray(b[:n]))
         timings["warmup_s" if done < n_warmup else "sampling_s"] += dt
         done += n
-        if out is not None:
-            _save_checkpoint(out, key, state, records, timings, done, total, chol)
+        if run is not None:
+            _save_checkpoint(run, state, records, timings, done, total, chol)
         if progress is not None:
             div = np.concatenate(records["div"], axis=0)
             progress(done, total, phase="warmup" if done <= n_warmup else "sampling",
@@ -915,9 +929,9 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
         step_size=np.asarray(state.adapt_state.step_size, float).reshape(n_chains),
         settings=settings, timings={k: round(v, 3) for k, v in timings.items()},
         problem=problem.name)
-    if out is not None:
-        result._write_run(out)
-        (out / STATE_FILE).unlink(missing_ok=True)
+    if run is not None:
+        result._write_run(run)
+        _remove_states(run)
     return result
 
 
@@ -996,39 +1010,58 @@ def _compiled(problem: Problem, box: ParameterSpace, log_prior: Callable, config
 
 
 # ----- checkpoints ----------------------------------------------------------------------------
-def _load_checkpoint(out: Path, key: dict):
-    """None (nothing to resume), a finished PosteriorResult, or the checkpoint dict."""
-    data = read_resumable(out / RESULT_FILE, FORMAT, key, "posterior run",
-                          key_of=_settings_key_of)
+def _load_checkpoint(run):
+    """None (nothing to resume), a finished PosteriorResult, or the checkpoint dict of the
+    earlier call into the run directory ``run``."""
+    data = read_json(run.file(RESULT_FILE), FORMAT, "posterior run")
     if data is None:
         return None
-    if data.get("status") == "done":
-        return PosteriorResult._read_run(out)
+    run.check(data, RESULT_FILE)
+    done = data.get("status") == "done"
+    name = SAMPLES_FILE if done else str(data.get("state_file"))
+    if not done and not (name.startswith("state-") and name.endswith(".npz") and "/" not in name):
+        name = "state-?.npz"
+    stored = data.get("samples_sha256" if done else "state_sha256")
     try:
-        with np.load(out / STATE_FILE, allow_pickle=False) as z:
+        same = stored == _file_hash(run.file(name))
+    except OSError:
+        same = False
+    if not same:
+        raise InputError(f"{run.file(name)} is missing or was changed after scalebridge wrote "
+                         "it; use restart (--restart) to start over, or another out directory")
+    if done:
+        return PosteriorResult._read_run(run.path)
+    try:
+        with np.load(run.file(name), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError):
-        return None  # no usable checkpoint: start again
+        raise InputError(f"{run.file(name)} is damaged; use restart (--restart) to start "
+                         "over, or another out directory") from None
     return {"arrays": arrays, "timings": data.get("timings", {})}
 
 
-def _settings_key_of(data: dict) -> dict:
-    s = dict(data.get("settings", {}))
-    return dict(problem=data.get("problem"), parameter_ids=data.get("parameter_ids"),
-                lower=data.get("lower"), upper=data.get("upper"), **s)
-
-
-def _save_checkpoint(out: Path, key, state, records, timings, done, total, chol) -> None:
+def _save_checkpoint(run, state, records, timings, done, total, chol) -> None:
     leaves = jax.tree_util.tree_leaves(state)
     arrays = {f"state_{i}": np.asarray(v) for i, v in enumerate(leaves)}
     arrays["chol"] = np.asarray(chol)
     for k, v in records.items():
         arrays[f"rec_{k}"] = np.concatenate(v, axis=0)
-    _write_npz(out / STATE_FILE, arrays)
-    write_json(out / RESULT_FILE, {
+    # the new state goes to its own file before the record points at it, so a run killed
+    # at any moment leaves a record whose state file is there and whole
+    name = f"state-{done}.npz"
+    _write_npz(run.file(name), arrays)
+    write_json(run.file(RESULT_FILE), run.stamp({
         "format": FORMAT, "format_version": FORMAT_VERSION, "status": "running",
-        "iteration": done, "total": total, "key": key,
-        "timings": {k: round(v, 3) for k, v in timings.items()}})
+        "iteration": done, "total": total, "state_file": name,
+        "state_sha256": _file_hash(run.file(name)),
+        "timings": {k: round(v, 3) for k, v in timings.items()}}))
+    _remove_states(run, keep=name)
+
+
+def _remove_states(run, keep: str | None = None) -> None:
+    for f in run.path.glob(STATE_FILES):
+        if f.name != keep:
+            f.unlink(missing_ok=True)
 
 
 def _restore(ckpt: dict, template):

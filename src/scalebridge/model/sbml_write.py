@@ -16,7 +16,7 @@ from pathlib import Path
 import libsbml
 
 from ..errors import ModelError
-from ..io import write_atomic
+from ..runtime.files import write_atomic
 from .parameter import Parameter
 
 _SID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

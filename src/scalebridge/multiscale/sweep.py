@@ -38,7 +38,8 @@ import numpy as np
 from .._console import Progress
 from ..errors import InputError
 from ..infer.executor import Executor, get_executor
-from ..io import jsonable, write_atomic
+from ..runtime.files import jsonable, write_atomic
+from ..runtime.run import fingerprint
 
 __all__ = ["run_sweep", "read_sweep", "sweep_grid", "SweepResult", "CableProtocol",
            "cable_outcome", "cable_point", "OUTCOMES"]
@@ -84,9 +85,9 @@ def _key(point: Mapping, names) -> tuple[float, ...]:
     return tuple(float(point[n]) for n in names)
 
 
-def _header(axes: dict) -> dict:
+def _header(axes: dict, inputs: str | None = None) -> dict:
     return {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "axes": {k: list(v) for k, v in axes.items()}}
+            "axes": {k: list(v) for k, v in axes.items()}, "inputs_sha256": inputs}
 
 
 def read_sweep(path, axes=None) -> list[dict]:
@@ -95,9 +96,11 @@ def read_sweep(path, axes=None) -> list[dict]:
     return _read(Path(path), None if axes is None else _axes(axes))[0]
 
 
-def _read(path: Path, axes: dict | None) -> tuple[list[dict], int | None]:
+def _read(path: Path, axes: dict | None,
+          inputs: str | None = None) -> tuple[list[dict], int | None]:
     """``(records, good_length)``: the complete records, and the byte length up to the
-    last complete line when a partial line follows it (else None)."""
+    last complete line when a partial line follows it (else None). ``inputs``: the
+    fingerprint of the sweep's function and shared inputs, checked against the header's."""
     data = path.read_bytes()
     good = data.rfind(b"\n") + 1
     partial = data[good:]
@@ -118,6 +121,10 @@ def _read(path: Path, axes: dict | None) -> tuple[list[dict], int | None]:
     if axes is not None and old != axes:
         raise InputError(f"{path} holds a sweep over other axes: {_mismatch(old, axes)}; "
                          "use another out file (or delete this one)")
+    if inputs is not None and header.get("inputs_sha256") != inputs:
+        raise InputError(f"{path}: the sweep's function or its shared inputs (the model, the "
+                         "cell surrogate, the protocol) changed since this file was written; "
+                         "use restart (--restart) to start over, or another out file")
     names = list(old)
     records = []
     for i, line in enumerate(lines[1:], start=2):
@@ -148,7 +155,7 @@ def _point_task(pack, names, values):
 
 
 def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=None,
-              executor=None, progress=True):
+              executor=None, progress=True, restart: bool = False):
     """Evaluate ``fn(shared, **point)`` on the cartesian grid of ``axes`` and return a
     :class:`SweepResult`: every point's axis values and results (``to_pandas()``, grid
     order, see :func:`sweep_grid`).
@@ -156,8 +163,10 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
     ``fn`` returns a dict of JSON-able results (NumPy scalars and NaN are accepted; NaN and
     infinity are stored as null); it should catch the failures it expects and report them
     as results. ``out``: the JSON-lines file the results are appended to as they finish;
-    points already in it are not computed again (resume), and a file written for other
-    axes raises :class:`~scalebridge.errors.InputError`. ``executor``: as
+    points already in it are not computed again (resume); a file written for other axes, or
+    for another ``fn`` or ``shared`` (their :func:`~scalebridge.runtime.run.fingerprint`:
+    the code, the model's content, a surrogate's data), raises
+    :class:`~scalebridge.errors.InputError`; ``restart=True`` starts the file over. ``executor``: as
     :func:`~scalebridge.infer.executor.get_executor` (``None``: in this process,
     ``"threads:N"``, ``"dask://HOST:PORT"`` or an :class:`Executor`, which is left open);
     ``fn`` and ``shared`` are sent once to each Dask worker, so make them picklable
@@ -177,8 +186,11 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
     path = Path(out)
     if path.is_dir():
         raise InputError(f"out {path} is a directory; give a file name, e.g. {path}/sweep.jsonl")
+    inputs = fingerprint((fn, shared))
+    if restart:
+        path.unlink(missing_ok=True)
     if path.exists():
-        records, good = _read(path, ax)
+        records, good = _read(path, ax, inputs)
         if good is not None:  # drop the partial last line before appending
             with open(path, "r+b") as fh:
                 fh.truncate(good)
@@ -186,7 +198,7 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
                 os.fsync(fh.fileno())
     else:
         records = []
-        header = (json.dumps(_header(ax), allow_nan=False) + "\n").encode()
+        header = (json.dumps(_header(ax, inputs), allow_nan=False) + "\n").encode()
         write_atomic(path, lambda fh: fh.write(header))
     grid_keys = {_key(p, names) for p in points}
     found = {}

@@ -25,8 +25,9 @@ import equinox as eqx
 import numpy as np
 
 from ..errors import InputError
-from ..io import write_atomic, write_json
 from ..report.fields import _plt
+from ..runtime.files import write_atomic, write_json
+from ..runtime.run import fingerprint, open_run
 from .case import Case, load_case, parameter_report
 from .train import Checkpoint, PINNResult, train_pinn
 
@@ -104,15 +105,37 @@ def _compare(case: Case, result: PINNResult, pred) -> dict:
     return out
 
 
-def run_case(case: Case | str | Path, out, *, verbose: bool = True) -> dict:
-    """Train ``case`` (a :class:`Case` or a TOML path), write the report into ``out`` and
-    return the contents of ``result.json``."""
+RESULT_FILES = ("result.json", "checkpoint.eqx", "network.eqx", "prediction.csv",
+                "losses.png", "fields.png")
+
+
+def case_inputs(case: Case) -> dict:
+    """``{input: (source, sha256)}`` of a case for its run directory: the TOML file, the
+    model it names (its content), the data and the reference tables."""
+    inputs = {"case file": (case.path.name, fingerprint(case.path.read_bytes())
+                            if case.path.is_file() else fingerprint(case.name))}
+    model = getattr(case.problem, "model", None)
+    if model is not None:
+        inputs["model"] = (None, fingerprint(model))
+    inputs["data"] = (None, fingerprint(case.data))
+    inputs["reference"] = (None, fingerprint(case.reference))
+    return inputs
+
+
+def run_case(case: Case | str | Path, out, *, verbose: bool = True,
+             restart: bool = False) -> dict:
+    """Train ``case`` (a :class:`Case` or a TOML path), write the report into the run
+    directory ``out`` (:mod:`scalebridge.runtime.run`: an interrupted run resumes from its
+    checkpoint; a changed case, model or data is refused unless ``restart``) and return
+    the contents of ``result.json``."""
     if not isinstance(case, Case):
         case = load_case(case)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory; give a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    open_run(out, "pinn", inputs=case_inputs(case), restart=restart, results=RESULT_FILES,
+             settings={"training": {k: repr(v) for k, v in case.training.items()},
+                       "checkpoint_every": case.checkpoint_every})
     res = train_pinn(case.problem, network=case.network, verbose=verbose,
                      checkpoint=Checkpoint(out / "checkpoint.eqx", case.checkpoint_every),
                      **case.training)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+import zipfile
 from pathlib import Path
 
 import jax
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError, SerializationError
-from ..io import write_atomic
+from ..runtime.files import write_atomic
 
 # rows per call when the caller gives no batch size (pure functions are cheap per row)
 _DEFAULT_BATCH = 65536
@@ -59,35 +60,44 @@ def _call_jax(f, chunk):
 class _Checkpoint:
     """Outputs evaluated so far, in an ``.npz`` file (no pickle) written atomically after
     every chunk; valid only for the same design and function (the SHA-256 of the design
-    and of the function's ``checkpoint_key``, else its qualified name, is stored with it)."""
+    and the function's :func:`~scalebridge.runtime.run.fingerprint`, which for a model
+    output covers the model's content, are stored with it)."""
 
     def __init__(self, path, x: np.ndarray, f):
         self.path = Path(path)
         if self.path.suffix != ".npz":
             raise InputError(f"checkpoint {self.path}: give a .npz file name")
-        key = getattr(f, "checkpoint_key", None) or \
-            f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', type(f).__name__)}"
-        h = hashlib.sha256(np.ascontiguousarray(x).tobytes())
-        h.update(str(key).encode())
-        self.digest = np.frombuffer(h.digest(), dtype=np.uint8)
+        from ..runtime.run import fingerprint
+
+        design = hashlib.sha256(np.ascontiguousarray(x).tobytes()).digest()
+        self.digest = np.frombuffer(design, dtype=np.uint8)
+        self.function = np.frombuffer(bytes.fromhex(fingerprint(f)), dtype=np.uint8)
         m = x.shape[0]
         self.y, self.done = np.full(m, np.nan), np.zeros(m, dtype=bool)
         if self.path.exists():
             try:
                 with np.load(self.path, allow_pickle=False) as data:
                     digest, y, done = data["design_sha256"], data["y"], data["done"]
-            except (OSError, ValueError, KeyError) as exc:
-                raise SerializationError(f"checkpoint {self.path} is unreadable ({exc}); "
-                                         "delete it to start afresh") from None
+                    function = data["function_sha256"]
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                raise SerializationError(f"checkpoint {self.path} is damaged or from another "
+                                         "version; delete it to start afresh") from None
             if not np.array_equal(digest, self.digest) or y.shape != (m,):
-                raise InputError(f"checkpoint {self.path} belongs to another design or "
-                                 "function (other bounds, n, seed, method or output); delete "
-                                 "it or use another path")
+                raise InputError(f"checkpoint {self.path} belongs to another design (other "
+                                 "bounds, n, seed or method); delete it or use another path")
+            if not np.array_equal(function, self.function):
+                raise InputError(f"checkpoint {self.path} holds the values of another function "
+                                 "(the model, its output or the function's code changed); "
+                                 "delete it or use another path")
+            if done.shape != (m,):
+                raise SerializationError(f"checkpoint {self.path} is damaged; delete it to "
+                                         "start afresh")
             self.y, self.done = y.astype(float), done.astype(bool)
 
     def save(self):
         write_atomic(self.path, lambda fh: np.savez(fh, design_sha256=self.digest, y=self.y,
-                                                    done=self.done))
+                                                    done=self.done,
+                                                    function_sha256=self.function))
 
 
 def evaluate(f, x: np.ndarray, *, jax_mode: bool | None = None, executor=None,

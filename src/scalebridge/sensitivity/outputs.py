@@ -212,6 +212,17 @@ class ModelOutput:
         self._sim = Simulator(model, ts, t0=self.t0, solver=solver, rtol=rtol, atol=atol,
                               sensitivities="forward", max_steps=max_steps)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of what this output computes: the model's fingerprint, the output spec,
+        the varied parameters, the time grid and the solver settings (run directories)."""
+        from ..runtime.run import content_hash
+
+        sim = self._sim
+        return content_hash([self.model.fingerprint(), self.spec, list(self.names),
+                             content_hash(np.asarray(self._ts).tobytes()), self.t0,
+                             repr(sim.solver), float(sim.rtol), float(sim.atol),
+                             sim.max_steps])
+
     def default_bounds(self, factor: float = 2.0) -> dict:
         """``{name: LogUniform(nominal / factor, nominal * factor)}`` for every parameter
         (negative nominal values: the same range, mirrored)."""
@@ -252,18 +263,6 @@ class ModelOutput:
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], bs - k, axis=0)])
             out[start:start + k] = np.asarray(_apply_jit(jnp.asarray(chunk), *args))[:k]
         return out
-
-    @property
-    def checkpoint_key(self) -> str:
-        """What identifies this function's values in a checkpoint file."""
-        from ..simulate import default_solver
-
-        sim = self._sim
-        solver = sim.solver if sim.solver is not None else default_solver(self.model,
-                                                                           batched=True)
-        return (f"{self!r} t0={self.t0} grid={self._ts.size} rtol={float(sim.rtol)} "
-                f"atol={float(sim.atol)} solver={type(solver).__name__} "
-                f"params={self.model.parameter_values().tolist()}")
 
     def __repr__(self):
         return (f"ModelOutput({self.model.name!r}, {self.spec!r}, parameters="

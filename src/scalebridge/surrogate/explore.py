@@ -40,9 +40,12 @@ For optimisation they enter the surrogate at the worst finite value seen so far 
 the search away from regions where the model fails); for active learning they are left out of
 the surrogate (an imputed value would corrupt it) and their points are not proposed again.
 
-With ``out=DIR`` every round is written atomically to ``DIR/explore.json``; a later call
-with the same settings (space, acquisition, seed, ...; the budget may grow) continues where
-the earlier one stopped and gives the same result as an uninterrupted run.
+With ``out=DIR`` (a run directory, :mod:`scalebridge.runtime.run`) every round is written
+atomically to ``DIR/explore.json``; a later call with the same objective (its code and, for
+a model output, the model's content) and settings (space, acquisition, seed, ...; the
+budget may grow) continues where the earlier one stopped and gives the same result as an
+uninterrupted run; after any change it stops with an error naming it, unless
+``restart=True``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -62,7 +64,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..infer.space import ParameterSpace
-from ..io import read_resumable, write_json
+from ..runtime.files import read_json, write_json
+from ..runtime.run import fingerprint, open_run
 from . import acquisition as acq
 from .gp import GaussianProcess, GPPosterior, _Hyper
 from .kernels import Matern52
@@ -490,12 +493,25 @@ def _check_positive_int(v, name: str, minimum: int = 1) -> int:
     return int(v)
 
 
+def _load_previous(run) -> dict | None:
+    """The evaluations and rounds of the earlier call into the run directory ``run``."""
+    data = read_json(run.file(RESULT_FILE), FORMAT, "exploration results")
+    if data is None:
+        return None
+    run.check(data, RESULT_FILE, records_key=("evaluations", "batches"))
+    if not (isinstance(data.get("evaluations"), list) and isinstance(data.get("batches"), list)):
+        raise InputError(f"{run.file(RESULT_FILE)}: the exploration results are damaged; use "
+                         "restart (--restart) to start over, or another out directory")
+    return data
+
+
 def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
             acquisition: str = "ei", n_initial: int | None = None, batch_size: int = 1,
             seed: int = 0, out=None, executor=None, costs: Sequence[float] | None = None,
             progress: Callable | None = None, minimize: bool = True,
             beta: float | None = None, xi: float = 0.0, restarts: int = 1,
-            n_candidates: int | None = None, test=None) -> ExploreResult:
+            n_candidates: int | None = None, test=None,
+            restart: bool = False) -> ExploreResult:
     """Bayesian optimisation (``acquisition="ei"`` or ``"ucb"``) or active learning
     (``"variance"``) of ``objective`` over ``space``; see the module docstring.
 
@@ -520,6 +536,7 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
     ``xi``: EI margin (in standardised output units). ``restarts``: random restarts of the
     hyperparameter fit per round. ``n_candidates``: Sobol' candidates of the acquisition
     search. ``test``: ``(X, y)`` on which the surrogate's RMSE is recorded each round.
+    ``restart``: start over in ``out`` instead of resuming.
     """
     space = ParameterSpace.from_bounds(space)
     space.require_finite_bounds("explore")
@@ -578,8 +595,12 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
                batch_size=batch_size, seed=seed, minimize=bool(minimize),
                costs=None if costs is None else list(costs), beta=beta, xi=float(xi),
                restarts=restarts, n_candidates=n_candidates, n_levels=n_levels)
-    path = Path(out) / RESULT_FILE if out is not None else None
-    prev = read_resumable(path, FORMAT, key, "exploration results") if path else None
+    rundir = None if out is None else open_run(
+        out, "explore", inputs={"objective": (None, fingerprint(fns)),
+                                "test set": (None, fingerprint(test))},
+        settings={k: v for k, v in key.items() if k != "budget"}, seed=seed, restart=restart,
+        results=(RESULT_FILE,))
+    prev = _load_previous(rundir) if rundir is not None else None
     evals: list = list(prev["evaluations"]) if prev else []
     batches: list = list(prev["batches"]) if prev else []
     sign = 1.0 if minimize else -1.0
@@ -588,10 +609,11 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
                            settings={k: v for k, v in key.items() if k != "space"})
 
     def save():
-        if path is not None:
-            data = {"format": FORMAT, "format_version": FORMAT_VERSION, "key": key,
-                    "budget": budget, **result.to_dict()}
-            write_json(path, data)
+        if rundir is not None:
+            data = {"format": FORMAT, "format_version": FORMAT_VERSION, "budget": budget,
+                    **result.to_dict()}
+            write_json(rundir.file(RESULT_FILE),
+                       rundir.stamp(data, records_key=("evaluations", "batches")))
 
     def run(u: np.ndarray, levels: np.ndarray, values, batch: int):
         x = np.atleast_2d(space.from_unit(u))

@@ -7,7 +7,7 @@ type-II maximum likelihood and returns ``self``; learned attributes end in ``_``
 Fitting. Inputs are mapped to the unit box and outputs to z-scores (both optional); the
 hyperparameters (kernel log lengthscales and log variances, log noise variance above a
 floor, and the coefficients of a linear mean where one is used) are optimised in these
-unconstrained coordinates by BFGS (optimistix, inside ``jit``) on the
+unconstrained coordinates by BFGS (``infer.fit.minimize_starts``, inside ``jit``) on the
 negative log marginal likelihood (Cholesky, R&W eq. 2.30), optionally plus weak Gaussian
 priors on the log hyperparameters (``hyperprior=True``; off by default, because on the
 multi-fidelity benchmarks they cost accuracy, see docs/decisions/0012). All starts (the
@@ -46,9 +46,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 from ..errors import InputError, SerializationError
+from ..infer.fit import minimize_starts
 from .kernels import (
     _PRIOR_SD_LENGTHSCALE,
     AbstractKernel,
@@ -175,19 +175,12 @@ def _bounded_loss(t: _Hyper, data: _Data):
 
 @eqx.filter_jit
 def _optimise(hyp0: _Hyper, data: _Data, max_steps: int):
-    """BFGS (optimistix) from each of the stacked starts ``hyp0``; returns the stacked optima
-    and their losses."""
+    """The batched local solver of ``infer`` from each of the stacked starts ``hyp0``;
+    returns the stacked optima and their losses."""
     _TRACES["optimise"] += 1
-    solver = optx.BFGS(rtol=1e-6, atol=1e-6)
-
-    def one(start):
-        sol = optx.minimise(_bounded_loss, solver, _unconstrain(start, data), args=data,
-                            max_steps=max_steps, throw=False)
-        return _constrain(sol.value, data), _bounded_loss(sol.value, data)
-
-    # one start after the other (lax.map): each stops at its own convergence, where a vmap
-    # would run every start as long as the slowest
-    return jax.lax.map(one, hyp0)
+    starts = jax.vmap(_unconstrain, in_axes=(0, None))(hyp0, data)
+    values, losses = minimize_starts(_bounded_loss, starts, data, max_steps=max_steps)
+    return jax.vmap(_constrain, in_axes=(0, None))(values, data), losses
 
 
 @eqx.filter_jit
