@@ -1,4 +1,4 @@
-"""Executors (scalebridge.infer.executor): in-process and on a real local Dask cluster give
+"""Executors (scalebridge.runtime.executor): in-process and on a real local Dask cluster give
 the same results; executor specs; unreachable schedulers; a Problem shipped to workers."""
 
 import os
@@ -13,7 +13,7 @@ import scalebridge as sb
 from conftest import peer
 from scalebridge.errors import InputError, ScalebridgeError
 from scalebridge.infer import Problem
-from scalebridge.infer.executor import (
+from scalebridge.runtime.executor import (
     DaskExecutor,
     Executor,
     InProcessExecutor,

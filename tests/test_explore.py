@@ -125,29 +125,40 @@ class Killed(Exception):
     pass
 
 
-def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path):
-    calls = {"n": 0}
+class _Wiggly:
+    """``wiggly`` as an object that can die after ``kill_after`` evaluations (a killed run)
+    or fail when called at all; the same objective to a run directory whatever its flags
+    (a callable object counts by its class)."""
 
-    def dying(x):
-        calls["n"] += len(x)
-        if calls["n"] > 11:
+    def __init__(self, kill_after=None, must_not_run=False):
+        self.n, self.kill_after, self.must_not_run = 0, kill_after, must_not_run
+
+    def __call__(self, x):
+        if self.must_not_run:
+            pytest.fail("re-evaluated")
+        self.n += len(x)
+        if self.kill_after is not None and self.n > self.kill_after:
             raise Killed
         return wiggly(x)
 
+
+def test_resume_after_a_kill_gives_the_uninterrupted_result(tmp_path):
     kw = dict(budget=16, seed=3, batch_size=2)
     with pytest.raises(Killed):
-        explore(dying, [(0.0, 1.0)], out=tmp_path, **kw)
+        explore(_Wiggly(kill_after=11), [(0.0, 1.0)], out=tmp_path, **kw)
     saved = json.loads((tmp_path / "explore.json").read_text())
     assert 4 <= len(saved["evaluations"]) <= 11  # the finished rounds were kept
-    resumed = explore(wiggly, [(0.0, 1.0)], out=tmp_path, **kw)
+    resumed = explore(_Wiggly(), [(0.0, 1.0)], out=tmp_path, **kw)
     fresh = explore(wiggly, [(0.0, 1.0)], **kw)
     assert [e["x"] for e in resumed.evaluations] == [e["x"] for e in fresh.evaluations]
     assert resumed.best_y == fresh.best_y
-    # a finished run is loaded, not re-run; other settings are refused
-    again = explore(lambda x: pytest.fail("re-evaluated"), [(0.0, 1.0)], out=tmp_path, **kw)
+    # a finished run is loaded, not re-run; other settings or another objective are refused
+    again = explore(_Wiggly(must_not_run=True), [(0.0, 1.0)], out=tmp_path, **kw)
     assert again.best_y == fresh.best_y
     with pytest.raises(InputError, match="seed"):
-        explore(wiggly, [(0.0, 1.0)], out=tmp_path, budget=16, seed=4, batch_size=2)
+        explore(_Wiggly(), [(0.0, 1.0)], out=tmp_path, budget=16, seed=4, batch_size=2)
+    with pytest.raises(InputError, match="the objective changed"):
+        explore(wiggly, [(0.0, 1.0)], out=tmp_path, **kw)
 
 
 def test_batches_are_distinct_points():

@@ -359,7 +359,8 @@ YAML = "Boehm_JProteomeRes2014.yaml"
 
 def test_missing_required_column(boehm_copy):
     _edit(boehm_copy / MEAS, lambda df: df.drop(columns="time"))
-    with pytest.raises(InputError, match=rf"{MEAS}: required column 'time' is missing"):
+    with pytest.raises(InputError, match=rf"{MEAS}: the measurement table lacks the required "
+                                         r"column 'time'"):
         load_petab(boehm_copy / YAML)
 
 

@@ -19,8 +19,8 @@ from scalebridge.infer.fit import fit
 from scalebridge.infer.problem import Problem
 from scalebridge.infer.profile import profile
 from scalebridge.infer.sample import sample
-from scalebridge.multiscale.sweep import run_sweep
 from scalebridge.runtime.run import RUN_FILE, fingerprint
+from scalebridge.runtime.sweep import run_sweep
 from scalebridge.sensitivity import sobol
 from scalebridge.surrogate.explore import explore
 

@@ -1,4 +1,4 @@
-"""Resumable sweeps (scalebridge.multiscale.sweep): grid, resume, axes checks, executors,
+"""Resumable sweeps (scalebridge.runtime.sweep): grid, resume, axes checks, executors,
 the cable conduction point and the outcome map."""
 
 from __future__ import annotations
@@ -11,17 +11,10 @@ import pytest
 
 import scalebridge as sb
 from scalebridge.errors import InputError
-from scalebridge.infer.executor import TaskError, ThreadExecutor
-from scalebridge.multiscale.sweep import (
-    CableProtocol,
-    SweepResult,
-    cable_outcome,
-    cable_point,
-    read_sweep,
-    run_sweep,
-    sweep_grid,
-)
+from scalebridge.multiscale.sweep import CableProtocol, cable_outcome, cable_point
 from scalebridge.report import save_plot
+from scalebridge.runtime.executor import TaskError, ThreadExecutor
+from scalebridge.runtime.sweep import SweepResult, read_sweep, run_sweep, sweep_grid
 
 AXES = {"a": [1.0, 2.0, 3.0], "b": [10.0, 20.0]}
 

@@ -7,7 +7,8 @@
 
 A 20 mm cable (201 nodes, D = 0.1 mm^2/ms at relative conductivity 1) is paced at its left
 end for 6 beats; each point is classified as 1:1 conduction, block (some beats do not reach
-the node at 16 mm, e.g. 2:1) or failure (none does); see scalebridge.multiscale.sweep.
+the node at 16 mm, e.g. 2:1) or failure (none does); see scalebridge.multiscale.sweep and
+scalebridge.runtime.sweep.
 Writes OUT/full.jsonl and OUT/full_map.png (and OUT/surrogate_FAMILY.jsonl, OUT/surrogate_FAMILY_map.png
 with --surrogate). The sweeps resume: run again after an interruption and only the missing
 points are computed. The full-model sweep takes about 3-4 minutes on one core.
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scalebridge.multiscale.sweep import CableProtocol, cable_point, run_sweep
+from scalebridge.multiscale.sweep import CableProtocol, cable_point
+from scalebridge.runtime.sweep import run_sweep
 from scalebridge.report import save_plot
 
 HERE = Path(__file__).resolve().parent

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SerializationError
+from .errors import ScalebridgeError, SerializationError
 from .runtime.files import write_atomic
 
 FORMAT = "scalebridge"
@@ -62,8 +62,10 @@ def read_archive(path, kind: str | None = None) -> tuple[dict, dict, str]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise SerializationError(f"{path}: not a scalebridge file ({exc})") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, MemoryError,
+            OverflowError) as exc:
+        raise SerializationError(f"{path}: not a scalebridge file ({type(exc).__name__}); "
+                                 "it is damaged or another kind of file") from None
     raw = arrays.pop("__meta__", None)
     try:
         header = json.loads(bytes(raw).decode()) if raw is not None else {}
@@ -98,8 +100,12 @@ def load(path, kind: str | None = None):
         raise SerializationError(f"{path}: unknown kind {found!r}")
     try:
         return _CODECS[found][2](arrays, meta)
-    except (KeyError, TypeError) as exc:
-        raise SerializationError(f"{path}: corrupt {found!r} file (missing {exc})") from None
+    except ScalebridgeError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else type(exc).__name__
+        raise SerializationError(f"{path}: corrupt {found!r} file ({what}); save it "
+                                 "again") from None
 
 
 # ----- models and solutions ------------------------------------------------------------------
@@ -217,9 +223,9 @@ def _ensure_registered():
         decode_surrogate,
         encode_surrogate,
     )
-    from .multiscale.sweep import SweepResult
     from .pde.fields import Fields, decode_fields, encode_fields
     from .pinn.train import PINNResult
+    from .runtime.sweep import SweepResult
     from .sensitivity.local import LocalResult
     from .sensitivity.morris import MorrisResult
     from .sensitivity.sobol import SobolResult

@@ -12,6 +12,7 @@ measurements (time ``inf``), mapping tables, several models, PEtab v2.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from .infer.formula import parse_formula
 from .infer.problem import ObservableSpec, Problem
 from .infer.space import ParameterSpace
 from .model.parameter import Parameter, Prior
+from .runtime.files import read_text, read_yaml
 
 __all__ = ["load_petab"]
 
@@ -38,16 +40,26 @@ def _read_table(path: Path, kind: str):
 
     if not path.is_file():
         raise InputError(f"{kind} file {str(path)!r} does not exist")
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=object, keep_default_na=False,
+    text = read_text(path, f"{kind} table")
+    try:  # pandas' messages can quote the file: they are not passed on
+        df = pd.read_csv(io.StringIO(text), sep="\t", dtype=object, keep_default_na=False,
                          na_values=["", "NaN", "nan"])
-    except Exception as exc:
-        raise InputError(f"{path.name}: cannot read the {kind} table: {exc}") from None
+    except Exception:  # noqa: BLE001 - any parser failure is the same user error
+        raise InputError(f"{path.name}: not a tab-separated {kind} table") from None
     df.columns = [str(c).strip() for c in df.columns]
-    for col in _REQUIRED[kind]:
-        if col not in df.columns:
-            raise InputError(f"{path.name}: required column {col!r} is missing from the "
-                             f"{kind} table; columns: {', '.join(df.columns)}")
+    missing = [c for c in _REQUIRED[kind] if c not in df.columns]
+    if missing:
+        raise InputError(f"{path.name}: the {kind} table lacks the required column "
+                         f"{missing[0]!r} (it needs {', '.join(_REQUIRED[kind])})")
+    key = _REQUIRED[kind][0]
+    if kind != "measurement":
+        ids = [_cell(v) for v in df[key]]
+        seen: dict = {}
+        for r, v in enumerate(ids):
+            if v is not None and v in seen:
+                raise InputError(f"{path.name}, rows {seen[v] + 2} and {r + 2}: {key} {v!r} "
+                                 "appears twice; ids must be unique")
+            seen.setdefault(v, r)
     return df
 
 
@@ -172,6 +184,15 @@ def _observables(df, name: str) -> list[ObservableSpec]:
     return out
 
 
+def _file_list(value, key: str, where: str) -> list[str]:
+    """A PEtab YAML entry naming files: one name or a list of names."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or \
+            not all(isinstance(v, str) and v.strip() for v in items):
+        raise InputError(f"{where}: '{key}' must be a file name or a list of file names")
+    return [v.strip() for v in items]
+
+
 def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
     """Build a :class:`~scalebridge.infer.problem.Problem` from a PEtab v1 YAML file.
 
@@ -180,34 +201,33 @@ def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
     input, and :class:`~scalebridge.errors.SBMLError` for unsupported models.
     """
     import pandas as pd
-    import yaml
 
     from .model.sbml import load_sbml
 
     path = Path(yaml_path)
     if not path.is_file():
         raise InputError(f"PEtab file {str(path)!r} does not exist")
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path.name}: not valid YAML: {exc}") from None
+    spec = read_yaml(path, "PEtab problem file")
     if not isinstance(spec, dict):
         raise InputError(f"{path.name}: expected a PEtab problem description (a mapping)")
     version = str(spec.get("format_version", ""))
     if version not in ("1", "1.0.0", "1.0"):
-        raise InputError(f"{path.name}: format_version {version!r} is not supported; "
+        raise InputError(f"{path.name}: format_version {version[:20]!r} is not supported; "
                          "only PEtab v1 is")
     problems = spec.get("problems") or []
-    if len(problems) != 1:
-        raise InputError(f"{path.name}: exactly one entry under 'problems' is supported, "
-                         f"found {len(problems)}")
+    if not isinstance(problems, list) or len(problems) != 1 or \
+            not isinstance(problems[0], dict):
+        raise InputError(f"{path.name}: 'problems' must be a list of exactly one mapping "
+                         "(one problem is supported)")
     sub = problems[0]
     base = path.parent
+    if "parameter_file" not in spec:
+        raise InputError(f"{path.name}: 'parameter_file' is missing")
     for key in ("sbml_files", "condition_files", "measurement_files", "observable_files"):
         if not sub.get(key):
             raise InputError(f"{path.name}: '{key}' is missing")
-    if "parameter_file" not in spec:
-        raise InputError(f"{path.name}: 'parameter_file' is missing")
+        sub[key] = _file_list(sub[key], key, path.name)
+    spec["parameter_file"] = _file_list(spec["parameter_file"], "parameter_file", path.name)
     if len(sub["sbml_files"]) != 1:
         raise InputError(f"{path.name}: exactly one SBML file is supported")
     if sub.get("mapping_files"):
@@ -218,7 +238,6 @@ def load_petab(yaml_path: str | os.PathLike, **kw) -> Problem:
         return pd.concat(dfs, ignore_index=True), ", ".join(sub[key])
 
     pfiles = spec["parameter_file"]
-    pfiles = [pfiles] if isinstance(pfiles, str) else list(pfiles)
     pdf = pd.concat([_read_table(base / f, "parameter") for f in pfiles], ignore_index=True)
     cdf, cname = tables("condition_files", "condition")
     odf, oname = tables("observable_files", "observable")

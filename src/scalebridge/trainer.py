@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -361,16 +362,20 @@ def _load(path, like, key):
     try:
         with open(path, "rb") as fh:
             n = int.from_bytes(fh.read(8), "little")
+            if n > os.fstat(fh.fileno()).st_size:
+                raise ValueError("the header length exceeds the file")
             header = json.loads(fh.read(n))
-            if header.get("format") != _FORMAT or header.get("version") != _VERSION:
+            if not isinstance(header, dict) or not isinstance(header.get("history"), list) \
+                    or header.get("format") != _FORMAT or header.get("version") != _VERSION:
                 raise SerializationError(f"checkpoint {path} is not a scalebridge training "
                                          f"checkpoint of version {_VERSION}; delete it")
             if header["key"] != json.loads(json.dumps(key)):
                 raise InputError(f"checkpoint {path} was made with other settings; delete it "
                                  f"or pass another checkpoint path to start afresh")
             state = eqx.tree_deserialise_leaves(fh, like)
-    except (OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, (InputError, SerializationError)):
-            raise
-        raise SerializationError(f"checkpoint {path} cannot be read ({exc}); delete it") from exc
+    except (InputError, SerializationError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file, whatever breaks
+        raise SerializationError(f"checkpoint {path} cannot be read ({type(exc).__name__}: "
+                                 "damaged or truncated); delete it") from None
     return state, header["history"]

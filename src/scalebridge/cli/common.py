@@ -97,3 +97,25 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
         except ValueError:
             raise InputError(f"{option} {item!r}: value {value!r} is not a number") from None
     return out
+
+
+def fresh_run(out: Path, kind: str, results, *, inputs: dict | None = None,
+              settings: dict | None = None):
+    """Take ``out`` as the run directory of a command that computes afresh each time (its
+    earlier ``results`` are replaced): ``run.json`` records the call, and a directory of
+    another kind of run is refused, never overwritten."""
+    from ..runtime.run import open_run
+
+    return open_run(out, kind, inputs=inputs or {}, settings=settings or {}, restart=True,
+                    results=results)
+
+
+MAX_VALUES = 200_000_000  # numbers one command may hold at once (1.6 GB of float64)
+
+
+def check_size(n_values: float, what: str, fix: str) -> None:
+    """Refuse, before anything is allocated, a result of more than :data:`MAX_VALUES`
+    numbers; ``what`` says what they are and ``fix`` how to shrink it."""
+    if n_values > MAX_VALUES:
+        raise InputError(f"{what} would hold {n_values:.3g} numbers, more than the limit of "
+                         f"{MAX_VALUES:.0e}; {fix}")

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from ..errors import InputError
+from ..runtime.files import read_csv
 
 app = typer.Typer(help="Identify dynamics from data.", no_args_is_help=True,
                   add_completion=False)
@@ -21,10 +22,7 @@ def read_trajectories(path: Path, time_col: str, trajectory_col: str | None,
 
     if not path.is_file():
         raise InputError(f"{path}: no such file; give a CSV table with a time column")
-    try:
-        df = pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: not a readable CSV table ({exc})") from None
+    df = read_csv(path)
     for col in [time_col, *([trajectory_col] if trajectory_col else []), *controls]:
         if col not in df.columns:
             raise InputError(f"{path}: no column {col!r}; columns: {', '.join(df.columns)}")
@@ -95,7 +93,16 @@ def sindy(
     notes = [" ".join(str(w.message).split()) for w in caught]
     for note in notes:
         typer.echo(f"warning: {note}", err=True)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..runtime.run import fingerprint
+    from .common import fresh_run
+
+    fresh_run(out, "sindy", ("equations.json", "equations.txt", "model.xml", "discovery.json",
+                             "fit.png"),
+              inputs={"data": (data.name, fingerprint(data.read_bytes()))},
+              settings=dict(time_col=time_col, library=library, weak=weak,
+                            threshold=threshold, optimizer=optimizer,
+                            differentiation=differentiation, ensemble=ensemble,
+                            trajectory_col=trajectory_col, control=controls))
     equations = model.equations()
     write_json(out / "equations.json", equations)
     text = format_equations(equations)

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from ..errors import InputError
-from .common import parse_vary, resolve_model
+from .common import check_size, parse_vary, resolve_model
 
 
 def ensemble(
@@ -32,7 +32,11 @@ def ensemble(
         raise InputError(f"--samples {samples}: need at least 1")
     if out.suffix.lower() != ".csv":
         raise InputError(f"--out {out}: give a .csv file name")
+    if points < 2:
+        raise InputError(f"--points {points}: need at least 2 output times")
     m = resolve_model(model)
+    check_size(float(samples) * points * (len(m.state_names) + len(m.observable_names)),
+               f"--samples {samples} x --points {points}", "lower --samples or --points")
     space = parse_vary(vary, m)
     if space is None:
         raise InputError("give at least one --vary name=low:high")

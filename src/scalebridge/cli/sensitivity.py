@@ -57,6 +57,8 @@ def sensitivity(
                                   "dask://HOST:PORT) to run the batches on."),
     workers: int = typer.Option(None, "--workers", help="Batches run side by side on this "
                                 "many threads (default: one after the other, in-process)."),
+    restart: bool = typer.Option(False, "--restart", help="Start over in OUT instead of "
+                                 "resuming the run there."),
 ) -> None:
     """Sobol' indices (or Morris screening) of one OUTPUT of MODEL over its parameters;
     writes OUT/indices.json, OUT/indices.csv and OUT/indices.png."""
@@ -77,7 +79,13 @@ def sensitivity(
     space = parse_vary(vary, m)
     mo = ModelOutput(m, output, space, t_end=t_end, points=points, batch_size=batch_size)
     bounds = mo.default_bounds(2.0) if space is None else space
-    out.mkdir(parents=True, exist_ok=True)
+    from ..runtime.run import fingerprint, open_run
+
+    open_run(out, "sensitivity", inputs={"model output": (model, fingerprint(mo))},
+             settings=dict(method=method, samples=samples, seed=seed, bounds=repr(bounds),
+                           second_order=second_order, bootstrap=bootstrap, levels=levels),
+             seed=seed, restart=restart, results=("evaluations.npz", "indices.json",
+                                                  "indices.csv", "indices.png"))
     checkpoint = out / "evaluations.npz"
     with Progress(f"{method} {m.name} {mo.spec} (simulations)", bar=True) as bar:
         if method == "sobol":
@@ -93,7 +101,28 @@ def sensitivity(
     table.to_csv(out / "indices.csv")
     save_plot(res.plot(title=f"{m.name}: {mo.spec}"), out / "indices.png")
     typer.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    for line in _index_warnings(res, method, bootstrap):
+        typer.echo(f"warning: {line}", err=True)
     if res.n_nonfinite:
         typer.echo(f"warning: {res.n_nonfinite} of {res.n_evaluations} simulations failed "
                    "or were not finite; their rows were left out", err=True)
     typer.echo(f"{res.n_evaluations} simulations; results in {out}")
+
+
+def _index_warnings(res, method: str, bootstrap: int) -> list[str]:
+    """Sobol' indices below zero (estimator noise larger than the effect) and results
+    without confidence intervals say so, rather than print numbers that look exact."""
+    import numpy as np
+
+    out = []
+    if method == "sobol":
+        for label, values in (("S1", res.S1), ("ST", res.ST)):
+            neg = [f"{n} ({v:.3g})" for n, v in zip(res.names, np.asarray(values), strict=True)
+                   if v < 0]
+            if neg:
+                out.append(f"{label} is negative for {', '.join(neg)}: the estimate is "
+                           "dominated by sampling noise; raise --samples")
+    if bootstrap == 0:
+        out.append("--bootstrap 0: no confidence intervals, so nothing shows how precise "
+                   "these indices are")
+    return out

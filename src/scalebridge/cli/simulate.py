@@ -12,6 +12,7 @@ import typer
 
 from ..errors import InputError
 from .common import (
+    check_size,
     parse_assignments,
     resolve_model,
     resolve_spatial,
@@ -53,6 +54,7 @@ def simulate(
     the fields of a spatial model as .npz)."""
     if points < 2:
         raise InputError(f"--points {points}: need at least 2 output times")
+    check_size(float(points), f"--points {points}", "lower --points")
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot {plot}: give a .png file name")
     if t_end <= t_start:

@@ -38,6 +38,7 @@ DEFAULTS = {
 }
 MAX_OUTPUT_BYTES = 2e9
 N_TRACES = 5
+MAX_STEPS = 10_000_000  # splitting steps of one run (minutes for a cable, hours for a sheet)
 
 
 def tissue(
@@ -78,9 +79,23 @@ def tissue(
         typer.echo(f"warning: --dt {dt:g} is larger than the step the surrogate was checked "
                    f"at ({sur.recommended_dt:g}); its conduction velocity may be off by more "
                    "than 1%", err=True)
+    if t_end / dt > MAX_STEPS:
+        raise InputError(f"--dt {dt:g} over --t-end {t_end:g} means {t_end / dt:.3g} steps, "
+                         f"more than the limit of {MAX_STEPS:.0e}; raise --dt or shorten "
+                         "--t-end")
     solver = _solver(setup, dt, scheme, diffusion)
     times = _output_times(t_end, defaults.output_every if output_every is None
                           else output_every, setup)
+    from ..runtime.run import fingerprint
+    from .common import fresh_run
+
+    fresh_run(out, "tissue", ("fields.npz", "activation.csv", "activation.png", "traces.png",
+                              "animation.gif", "summary.json"),
+              inputs={"model": (model, fingerprint(setup.model)),
+                      **({"surrogate": (surrogate.name, fingerprint(surrogate.read_bytes()))}
+                         if surrogate is not None else {})},
+              settings=dict(grid=grid, t_end=t_end, stimulus=stimulus, dt=dt, scheme=scheme,
+                            diffusion=diffusion, output_every=output_every))
     sol, seconds = _run(setup, times, solver, dt, scheme, diffusion)
     summary = {
         "model": model, "grid": "x".join(map(str, setup.model.rhs.grid.shape)),
@@ -101,7 +116,6 @@ def _write_outputs(sol, setup, summary: dict, out: Path, threshold: float, sur,
                    animation: tuple[int, int]) -> None:
     """Fields, activation table, measurements, warnings, figures and the summary."""
     ds = spatial_fields(sol, setup)
-    out.mkdir(parents=True, exist_ok=True)
     _write_fields(ds, out / "fields.npz", summary)
     front, front_warning = warn_coarse_front(sol, setup.model)
     measured, act = _measure(ds, setup, threshold)

@@ -552,14 +552,14 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
     ``max_iter``: iterations per start (``fides``, ``lbfgs``) or function evaluations
     (``trf``). ``executor``: where the starts run: ``None`` (this process), a
     ``"dask://HOST:PORT"`` address, a ``distributed.Client`` or an
-    :class:`~scalebridge.infer.executor.Executor`; results are the same for the same seed.
+    :class:`~scalebridge.runtime.executor.Executor`; results are the same for the same seed.
     ``progress``: a :class:`~scalebridge.Progress`, or any ``progress(done, total,
     **info)``, called after each start that ran (not for starts loaded from ``out``) with
     ``start`` (its index), ``nll`` and ``best_nll`` (so far). ``restart``: start over in
     ``out`` instead of resuming. Returns a :class:`FitResult` of starts
     ``0 .. n_starts - 1``.
     """
-    from .executor import DaskExecutor, get_executor
+    from ..runtime.executor import DaskExecutor, get_executor
 
     if not isinstance(problem, Problem):
         raise InputError(f"fit needs a scalebridge Problem, got {type(problem).__name__}")

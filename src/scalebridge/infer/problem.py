@@ -105,6 +105,15 @@ def _split(cell) -> list:
     return [s.strip() for s in text.split(";")] if text else []
 
 
+MAX_MEASUREMENT = 1e150  # squares of larger residuals overflow float64
+MAX_TIME = 1e15  # measurement times beyond this are refused (inf: steady state)
+
+
+def _source_name(sources, key: str) -> str:
+    """The file an input came from, for messages (``sources`` as given to Problem)."""
+    return (sources or {}).get(key) or f"the {key[:-1]} table"
+
+
 class _Refs:
     """Values that are either constants or entries of the parameter-table vector ``q``."""
 
@@ -147,6 +156,13 @@ class Problem:
                       else ParameterSpace(parameters))
         self.parameters = self.space.parameters
         self.conditions = {str(k): dict(v) for k, v in conditions.items()}
+        observables = list(observables)
+        ids = [o.id for o in observables]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            where = _source_name(sources, "observables")
+            raise InputError(f"{where}: observableId {twice[0]!r} is defined more than once; "
+                             "each observable needs its own id")
         self.observables = {o.id: o for o in observables}
         self.measurements = pd.DataFrame(measurements).reset_index(drop=True)
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
@@ -270,12 +286,13 @@ class Problem:
             if obs not in self.observables:
                 raise InputError(f"{row}: observableId {obs!r} is not in the observable "
                                  f"table; known: {', '.join(self.observables)}")
-            if not math.isfinite(y):
-                raise InputError(f"{row}: measurement is {y}; give a finite number or drop "
-                                 "the row")
-            if math.isnan(t) or t < 0:
-                raise InputError(f"{row}: time {t} is not supported; give times >= 0, or inf "
-                                 "for a measurement at steady state")
+            if not (math.isfinite(y) and abs(y) <= MAX_MEASUREMENT):
+                raise InputError(f"{row}: measurement is {y}; give a finite number of "
+                                 f"magnitude at most {MAX_MEASUREMENT:g} (squared residuals "
+                                 "of larger ones overflow) or drop the row")
+            if math.isnan(t) or t < 0 or (math.isfinite(t) and t > MAX_TIME):
+                raise InputError(f"{row}: time {t} is not supported; give times from 0 to "
+                                 f"{MAX_TIME:g}, or inf for a measurement at steady state")
         used = set(meas["simulationConditionId"]) | (set(meas["preequilibrationConditionId"])
                                                       - {""})
         missing = sorted(used - set(self.conditions))
@@ -340,8 +357,29 @@ class Problem:
             self._groups.append(dict(id=oid, rows=rows, spec=spec, sources=srcs,
                                      m=meas["measurement"].to_numpy()[rows],
                                      t=meas["time"].to_numpy()[rows]))
+        self._check_noise()
         self._reads = self._read_layout()
         self._static_terms()
+
+    def _check_noise(self):
+        """Refuse a noise sigma that is not positive and finite at the nominal parameters,
+        where it does not depend on the simulation (a numeric or fixed noise parameter, a
+        constant noise formula): it would give a NaN likelihood, not an error."""
+        q0 = np.asarray(self.space.full(self.space.nominal))
+        for g in self._groups:
+            spec, srcs = g["spec"], g["sources"]
+            kinds = {srcs[s][0] for s in spec.noise.symbols}
+            if not kinds <= {"rows", "q"}:
+                continue
+            env = {s: (srcs[s][1].values(q0) if srcs[s][0] == "rows" else q0[srcs[s][1]])
+                   for s in spec.noise.symbols}
+            sd = np.broadcast_to(np.asarray(spec.noise(env), float), g["rows"].shape)
+            bad = np.flatnonzero(~(np.isfinite(sd) & (sd > 0)))
+            if bad.size:
+                r = int(g["rows"][bad[0]])
+                raise InputError(f"{self._source}, row {r + 2}: the noise sigma of observable "
+                                 f"{spec.id!r} is {sd[bad[0]]:g} ({spec.noise.text}); sigma "
+                                 "must be positive and finite")
 
     def _read_layout(self) -> dict:
         """Flat indices of every state, model observable and simulation parameter that the

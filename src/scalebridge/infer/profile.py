@@ -577,13 +577,13 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
     parameter's bound span. ``max_steps``: steps per direction. ``margin``: how far past the
     threshold each side walks. ``max_iter``: optimiser iterations per point.
     ``executor``: where the parameters run (one task each; see
-    :func:`~scalebridge.infer.executor.get_executor`). ``out``: directory for
+    :func:`~scalebridge.runtime.executor.get_executor`). ``out``: directory for
     ``profiles.json`` (resumable). ``progress``: a :class:`~scalebridge.Progress`, or any
     ``progress(done, total, **info)``, called after each parameter profiled (not for those
     loaded from ``out``) with ``parameter``, ``identifiable`` and ``profile`` (its
     :class:`ParameterProfile`). ``restart``: start over in ``out`` instead of resuming.
     """
-    from .executor import get_executor
+    from ..runtime.executor import get_executor
 
     if not isinstance(problem, Problem):
         raise InputError(f"profile needs a scalebridge Problem, got {type(problem).__name__}")

@@ -107,7 +107,33 @@ def _read_source(source) -> tuple[str, str, str]:
     if not found:
         raise SBMLError(f"SBML file {str(path)!r} does not exist; give the path of an SBML "
                         "file or the SBML text itself")
-    return path.read_text(encoding="utf-8"), str(path), path.stem
+    from ..runtime.files import read_text
+
+    return read_text(path, "SBML file"), str(path), path.stem
+
+
+def _check_consistency(doc, where: str) -> None:
+    """libsbml's consistency checks (identifiers, MathML, general and overdetermined-model
+    rules; units, modelling practice and SBO terms are left out, as most published models
+    fail them harmlessly): an error refuses the model, a warning is passed on."""
+    import warnings
+
+    for cat in (libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, libsbml.LIBSBML_CAT_MODELING_PRACTICE,
+                libsbml.LIBSBML_CAT_SBO_CONSISTENCY):
+        doc.setConsistencyChecks(cat, False)
+    doc.checkConsistency()
+    found = [doc.getError(i) for i in range(doc.getNumErrors())]
+    errors = [e for e in found if e.getSeverity() >= libsbml.LIBSBML_SEV_ERROR]
+    if errors:
+        e = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SBMLError(f"{where}: fails libsbml's consistency check (line {e.getLine()}, "
+                        f"rule {e.getErrorId()}): {' '.join(e.getMessage().split())}{more}")
+    for e in found:
+        if e.getSeverity() == libsbml.LIBSBML_SEV_WARNING:
+            warnings.warn(f"{where}: libsbml consistency warning (line {e.getLine()}, rule "
+                          f"{e.getErrorId()}): {' '.join(e.getMessage().split())}",
+                          stacklevel=3)
 
 
 def _parse(text: str, where: str):
@@ -119,6 +145,7 @@ def _parse(text: str, where: str):
                             f"{err.getMessage().strip()}")
     if doc.getModel() is None:
         raise SBMLError(f"{where}: the document contains no <model>")
+    _check_consistency(doc, where)
     for i in range(doc.getNumPlugins() if doc.getLevel() >= 3 else 0):
         pkg = doc.getPlugin(i).getPackageName()
         if not doc.isPackageEnabled(pkg) or pkg in _HARMLESS_PACKAGES:

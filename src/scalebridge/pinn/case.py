@@ -45,6 +45,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model.model import Model
+from ..runtime.files import read_csv, read_text
 from .losses import Dirichlet, Neumann, ODEProblem, PDEProblem, Periodic
 from .networks import Network, Stacked
 from .residuals import reaction_diffusion_residual
@@ -103,14 +104,11 @@ def _table(path: Path, base: Path, coords, where: str):
     file = base / path
     if not file.is_file():
         _fail(file, f"no such file (named in {where}); give a CSV path relative to the TOML")
-    try:
-        df = pd.read_csv(file)
-    except (ValueError, pd.errors.ParserError) as exc:
-        _fail(file, f"not a readable CSV table ({exc})")
+    df = read_csv(file, f"{where} table")
     missing = [c for c in coords if c not in df.columns]
-    if missing:
+    if missing:  # the columns it has are not listed: the file is named in the case file
         _fail(file, f"no column {missing[0]!r}; a {where} table needs the coordinate columns "
-                    f"{', '.join(coords)} (it has {', '.join(df.columns)})")
+                    f"{', '.join(coords)}")
     cols = [c for c in df.columns if c not in coords]
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad or not cols:
@@ -164,8 +162,8 @@ def load_case(path) -> Case:
     if not path.is_file():
         raise InputError(f"{path}: no such file; give a case TOML (see examples/*/*.toml)")
     try:
-        doc = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        doc = tomllib.loads(read_text(path, "case file"))
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
     for sec, value in doc.items():
         if sec not in _SECTIONS:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_atomic", "write_json", "read_json", "jsonable", "code_text"]
+__all__ = ["write_atomic", "write_json", "read_json", "read_text", "read_csv", "read_yaml",
+           "jsonable",
+           "code_text", "MAX_YAML_NODES"]
+
+MAX_YAML_NODES = 100_000  # a YAML document larger than this once its aliases are expanded
 
 
 def write_atomic(path, write: Callable) -> Path:
@@ -78,6 +82,90 @@ def read_json(path, fmt: str, what: str) -> dict | None:
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise InputError(f"{path} is not a scalebridge {what} file")
     return data
+
+
+def read_text(path, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; a file that is missing, unreadable or not UTF-8 gives a
+    one-line :class:`~scalebridge.errors.InputError` naming it (never quoting it)."""
+    from ..errors import InputError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: the {what} is not UTF-8 text (byte {exc.start}); save it "
+                         "as UTF-8") from None
+
+
+def read_csv(path, what: str = "CSV table", sep: str = ","):
+    """A pandas table of the UTF-8 CSV file at ``path``; a file that cannot be parsed gives
+    a one-line :class:`~scalebridge.errors.InputError` naming it (pandas' own messages,
+    which can quote the file, are not passed on)."""
+    import io
+
+    import pandas as pd
+
+    from ..errors import InputError
+
+    text = read_text(path, what)
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep)
+    except Exception:  # noqa: BLE001 - any parser failure is the same user error
+        raise InputError(f"{path}: not a readable {what} (comma-separated, a header line "
+                         "of column names)") from None
+
+
+def read_yaml(path, what: str = "YAML file"):
+    """The YAML document at ``path``, read safely: ``yaml.safe_load`` (no tags that build
+    objects), UTF-8 checked, and aliases bounded: a document that expands to more than
+    :data:`MAX_YAML_NODES` nodes (an "alias bomb") is refused before anything walks it.
+    Errors name the file and the line, without quoting its content."""
+    import yaml
+
+    from ..errors import InputError
+
+    path = Path(path)
+    text = read_text(path, what)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise InputError(f"{path.name}{where}: not valid YAML ({problem})") from None
+    if _expanded_size(doc) > MAX_YAML_NODES:
+        raise InputError(f"{path.name}: the YAML document expands (through its aliases) to "
+                         f"more than {MAX_YAML_NODES:,} values; write it without aliases")
+    return doc
+
+
+def _expanded_size(doc) -> int:
+    """How many values ``doc`` holds with every shared (aliased) part counted each time it
+    is used, computed once per distinct object (so it is cheap even for an alias bomb)."""
+    memo: dict[int, int] = {}
+
+    def size(x) -> int:
+        if not isinstance(x, dict | list):
+            return 1
+        key = id(x)
+        if key not in memo:
+            memo[key] = MAX_YAML_NODES + 1  # a cycle counts as too large
+            items = list(x.keys()) + list(x.values()) if isinstance(x, dict) else x
+            total = 1
+            for v in items:
+                total += size(v)
+                if total > MAX_YAML_NODES:
+                    break
+            memo[key] = total
+        return memo[key]
+
+    return size(doc)
 
 
 def code_text(fn) -> str:

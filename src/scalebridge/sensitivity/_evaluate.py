@@ -107,7 +107,7 @@ def evaluate(f, x: np.ndarray, *, jax_mode: bool | None = None, executor=None,
     ``jax_mode``: True (jit ``f``), False (NumPy black box) or None (detect). Rows go in
     chunks of ``batch_size`` (``f.batch_size`` if it has one, else up to 65536); a JAX
     ``f`` sees every chunk padded to the same size, so it compiles once. ``executor``: a
-    spec for :func:`scalebridge.infer.executor.get_executor`; the chunks are its tasks.
+    spec for :func:`scalebridge.runtime.executor.get_executor`; the chunks are its tasks.
     ``progress(done, total)`` (e.g. a :class:`~scalebridge.Progress`) is called after each
     chunk. ``checkpoint``: an ``.npz`` path
     where the outputs are saved after every chunk; rows already there are not evaluated
@@ -162,7 +162,7 @@ def evaluate(f, x: np.ndarray, *, jax_mode: bool | None = None, executor=None,
             else:
                 record(i, np.asarray(jf(jnp.asarray(chunk)), dtype=float))
         return out
-    from ..infer.executor import get_executor
+    from ..runtime.executor import get_executor
 
     ex = get_executor(executor)
     fn = _call_jax if jax_mode else _call_numpy

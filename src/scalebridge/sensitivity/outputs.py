@@ -38,6 +38,8 @@ import numpy as np
 from ..errors import InputError
 from .distributions import LogUniform, Uniform
 
+MAX_POINTS = 1_000_000  # the longest output grid (memory: points x states per simulation)
+
 __all__ = ["ModelOutput", "OutputSpec", "parse_output", "OUTPUT_KINDS"]
 
 OUTPUT_KINDS = ("value", "final", "max", "min", "tpeak", "tmin", "auc", "mean")
@@ -199,8 +201,9 @@ class ModelOutput:
             ts = np.asarray([self.output.time])
         else:
             points = int(points)
-            if points < 3:
-                raise InputError(f"points must be at least 3, got {points}")
+            if not 3 <= points <= MAX_POINTS:
+                raise InputError(f"points must be between 3 and {MAX_POINTS:,} (the output "
+                                 f"grid of one simulation), got {points:,}")
             self.points = points + (points % 2 == 0)
             if not self.t_end > self.t0:
                 raise InputError(f"t_end={self.t_end:g} must be after t0={self.t0:g}")

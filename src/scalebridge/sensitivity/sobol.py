@@ -244,7 +244,7 @@ def sobol(
     tracing it once with :func:`jax.eval_shape`, or said with ``jax=True``) is jit-compiled
     and called on fixed-size batches; anything else is a black box, called on NumPy chunks
     of ``batch_size`` rows (all at once by default). ``executor`` (``"threads"``,
-    ``"dask://HOST:PORT"``, ... see :func:`scalebridge.infer.executor.get_executor`) runs
+    ``"dask://HOST:PORT"``, ... see :func:`scalebridge.runtime.executor.get_executor`) runs
     the chunks as parallel tasks.
 
     ``bounds``: one entry per input, a ``(low, high)`` pair (uniform) or a distribution

@@ -459,7 +459,7 @@ def _evaluate(fn, x: np.ndarray, executor, which: str) -> np.ndarray:
             raise InputError(f"{which} returned shape {y.shape} for {len(x)} points; it must "
                              f"map an (m, d) array to an (m,) array")
         return y.reshape(-1)
-    from ..infer.executor import get_executor
+    from ..runtime.executor import get_executor
 
     ex = get_executor(executor)
     out = np.full(len(x), math.nan)
@@ -527,7 +527,7 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
     fidelities, level ``l`` of ``L`` gets ``n_initial * 2^(L - l)`` points, nested).
     ``batch_size``: points per round (local penalisation; one fidelity only).
     ``executor``: evaluate the points of a round as separate tasks (see
-    :func:`~scalebridge.infer.executor.get_executor`); default one vectorised call.
+    :func:`~scalebridge.runtime.executor.get_executor`); default one vectorised call.
     ``progress``: a :class:`~scalebridge.Progress`, or any ``progress(done, total, **info)``,
     called after each round with the budget spent and the round's record (``batch``,
     ``n_fit``, ``n_evaluations``, ``mean_std``, ``max_std``, ``test_rmse`` with a test
