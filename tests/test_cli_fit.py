@@ -147,6 +147,10 @@ def test_fit_into_a_run_whose_measurements_changed_is_refused(tmp_path, capsys):
     df.to_csv(table, sep="\t", index=False)
     assert_one_line_error(main, argv, capsys, "_measurements.tsv")
     assert json.loads((out / "result.json").read_text()) == first  # nothing overwritten
+    # a profile or posterior around that fit would start from a stale optimum
+    assert_one_line_error(main, ["profile", str(yaml_file), "--fit", str(out), "--out",
+                                 str(tmp_path / "prof")], capsys,
+                          "the measurements (_measurements.tsv) changed since that fit")
     assert main([*argv, "--restart"]) == 0
     # the data are three times larger: so is the fitted amplitude
     again = json.loads((out / "result.json").read_text())

@@ -351,7 +351,8 @@ def test_multiscale_tables():
 
 
 def _sweep(name: str) -> pd.DataFrame:
-    lines = (ROOT / "examples/tissue_sweep/results" / f"{name}.jsonl").read_text().splitlines()
+    lines = (ROOT / "examples/tissue_sweep/results" / name / "points.jsonl").read_text() \
+        .splitlines()
     return pd.DataFrame([json.loads(ln) for ln in lines[1:]])
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ from scalebridge.runtime.run import RUN_FILE, fingerprint
 from scalebridge.runtime.sweep import run_sweep
 from scalebridge.sensitivity import sobol
 from scalebridge.surrogate.explore import explore
+from test_pinn_cases import _BASE
 
 
 def _model(k_nominal=0.5):
@@ -129,12 +129,12 @@ def test_explore_sobol_and_sweep_refuse_a_changed_function(tmp_path):
     explore(_shifted(0.3), bounds, budget=8, out=tmp_path / "bo")  # resumes, budget grows
     with pytest.raises(InputError, match="the objective changed"):
         explore(_shifted(0.4), bounds, budget=8, out=tmp_path / "bo")
-    ck = tmp_path / "sa" / "evaluations.npz"
-    sobol(_shifted(0.3), bounds, n_samples=64, n_bootstrap=0, checkpoint=ck, jax=False)
-    sobol(_shifted(0.3), bounds, n_samples=64, n_bootstrap=0, checkpoint=ck, jax=False)
-    with pytest.raises(InputError, match="values of another function"):
-        sobol(_shifted(0.4), bounds, n_samples=64, n_bootstrap=0, checkpoint=ck, jax=False)
-    path = tmp_path / "sweep.jsonl"
+    sa = tmp_path / "sa"
+    sobol(_shifted(0.3), bounds, n_samples=64, n_bootstrap=0, out=sa, jax=False)
+    sobol(_shifted(0.3), bounds, n_samples=64, n_bootstrap=0, out=sa, jax=False)
+    with pytest.raises(InputError, match="the function changed"):
+        sobol(_shifted(0.4), bounds, n_samples=64, n_bootstrap=0, out=sa, jax=False)
+    path = tmp_path / "sweep"
 
     def point(shared, *, a):
         return {"y": shared * a}
@@ -142,7 +142,7 @@ def test_explore_sobol_and_sweep_refuse_a_changed_function(tmp_path):
     run_sweep(point, {"a": [1.0, 2.0]}, out=path, shared=2.0, progress=False)
     assert run_sweep(point, {"a": [1.0, 2.0]}, out=path, shared=2.0,
                      progress=False).to_pandas()["y"].tolist() == [2.0, 4.0]
-    with pytest.raises(InputError, match="shared inputs"):
+    with pytest.raises(InputError, match="the function and shared inputs changed"):
         run_sweep(point, {"a": [1.0, 2.0]}, out=path, shared=3.0, progress=False)
     res = run_sweep(point, {"a": [1.0, 2.0]}, out=path, shared=3.0, progress=False,
                     restart=True)
@@ -209,28 +209,10 @@ def test_pinn_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path, monkeypa
     case = tmp_path / "case.toml"
     data = "x,t,u\n0.5,0.5,0.3\n0.25,0.2,0.5\n"
     (tmp_path / "data.csv").write_text(data)
-    case.write_text(textwrap.dedent("""
-        [domain]
-        x = [0.0, 1.0]
-        t = [0.0, 1.0]
-        [model]
-        outputs = ["u"]
-        pde = ["u_t - D*u_xx"]
-        initial = ["sin(pi*x)"]
-        boundary = [{ kind = "dirichlet", value = 0.0 }]
-        [estimate]
-        D = 0.5
-        [data]
-        file = "data.csv"
-        [training]
-        adam = { steps = 1500 }
-        lbfgs = { steps = 0 }
-        collocation = 64
-        checkpoint_every = 50
-        [network]
-        width = 8
-        depth = 2
-        """))
+    # the small heat-equation case of the PINN case tests, trained longer
+    case.write_text(_BASE.replace("adam = { steps = 3 }", "adam = { steps = 1500 }")
+                    + "collocation = 64\ncheckpoint_every = 50\n[network]\nwidth = 8\n"
+                    "depth = 2\n")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "scalebridge.cli.app", "pinn", str(case),
                              "--out", str(out), "--quiet"], stderr=subprocess.PIPE)

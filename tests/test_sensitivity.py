@@ -166,24 +166,30 @@ class _Flaky:
         return ishigami_numpy(x)
 
 
-def test_checkpoint_resumes_an_interrupted_run(tmp_path):
-    ck = tmp_path / "run" / "evaluations.npz"
+def test_run_directory_resumes_an_interrupted_run(tmp_path):
+    run = tmp_path / "run"
     kw = dict(n_samples=256, n_bootstrap=50, batch_size=200, jax=False)
     ref = sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, **kw)
     with pytest.raises(RuntimeError, match="killed"):
-        sobol(_Flaky(fail_at=3), tp.ISHIGAMI_BOUNDS, checkpoint=ck, **kw)
+        sobol(_Flaky(fail_at=3), tp.ISHIGAMI_BOUNDS, out=run, **kw)
     resumed = _Flaky()
-    res = sobol(resumed, tp.ISHIGAMI_BOUNDS, checkpoint=ck, **kw)
+    res = sobol(resumed, tp.ISHIGAMI_BOUNDS, out=run, **kw)
     assert sum(resumed.rows) == 256 * 5 - 400  # two chunks of 200 were saved
     np.testing.assert_array_equal(res.S1, ref.S1)
     np.testing.assert_array_equal(res.ST_conf, ref.ST_conf)
     again = _Flaky()
-    sobol(again, tp.ISHIGAMI_BOUNDS, checkpoint=ck, **kw)
+    sobol(again, tp.ISHIGAMI_BOUNDS, out=run, **kw)
     assert again.rows == []
-    with pytest.raises(InputError, match="another design"):
-        sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, checkpoint=ck, **(kw | {"n_samples": 128}))
-    with pytest.raises(InputError, match=".npz"):
-        sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, checkpoint=tmp_path / "x.json", **kw)
+    with pytest.raises(InputError, match=r"settings n_samples \(256 -> 128\) changed"):
+        sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, out=run, **(kw | {"n_samples": 128}))
+    with pytest.raises(InputError, match="the function changed"):
+        sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, out=run, **kw)
+    fresh = _Flaky()
+    sobol(fresh, tp.ISHIGAMI_BOUNDS, out=run, restart=True, **(kw | {"n_samples": 128}))
+    assert sum(fresh.rows) == 128 * 5
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="is a file; give a directory"):
+        sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, out=tmp_path / "file", **kw)
 
 
 def test_same_seed_same_result_other_seed_other_design():

@@ -39,7 +39,7 @@ def test_grid_order_is_deterministic():
 
 def test_run_sweep_results_and_file(tmp_path):
     fn = Counter()
-    out = tmp_path / "s.jsonl"
+    out = tmp_path / "s"
     res = run_sweep(fn, AXES, out=out, shared=100.0, progress=False)
     df = res.to_pandas()
     assert len(fn.calls) == 6
@@ -47,8 +47,9 @@ def test_run_sweep_results_and_file(tmp_path):
     assert df[["a", "b"]].to_numpy().tolist() == [[a, b] for a in AXES["a"] for b in AXES["b"]]
     np.testing.assert_allclose(df["sum"], df["a"] + df["b"] + 100.0)
     assert df["bad"].isna().all()  # NaN is stored as null
-    lines = out.read_text().splitlines()
+    lines = (out / "points.jsonl").read_text().splitlines()
     assert len(lines) == 7 and json.loads(lines[0])["axes"] == AXES
+    assert json.loads((out / "run.json").read_text())["kind"] == "sweep"
     assert len(read_sweep(out, AXES)) == 6
     # a second run computes nothing and returns the same table
     df2 = run_sweep(fn, AXES, out=out, shared=100.0, progress=True).to_pandas()
@@ -62,8 +63,9 @@ def test_run_sweep_results_and_file(tmp_path):
 
 
 def test_resume_after_interruption(tmp_path):
-    out = tmp_path / "s.jsonl"
-    run_sweep(Counter(), AXES, out=out, shared=0.0, progress=False)
+    run_dir = tmp_path / "s"
+    out = run_dir / "points.jsonl"
+    run_sweep(Counter(), AXES, out=run_dir, shared=0.0, progress=False)
     text = out.read_bytes()
     lines = text.split(b"\n")
     # keep the header and 3 points, then half of the 4th line (a kill during a write)
@@ -71,7 +73,7 @@ def test_resume_after_interruption(tmp_path):
     out.write_bytes(text[:cut])
     assert len(read_sweep(out)) == 3
     fn = Counter()
-    df = run_sweep(fn, AXES, out=out, shared=0.0, progress=False).to_pandas()
+    df = run_sweep(fn, AXES, out=run_dir, shared=0.0, progress=False).to_pandas()
     assert sorted(fn.calls) == [(2.0, 20.0), (3.0, 10.0), (3.0, 20.0)]
     assert len(df) == 6 and df["sum"].notna().all()
     rows = [json.loads(x) for x in out.read_text().splitlines()[1:]]  # no corrupt line
@@ -79,21 +81,25 @@ def test_resume_after_interruption(tmp_path):
 
 
 def test_mismatched_axes_raise(tmp_path):
-    out = tmp_path / "s.jsonl"
+    out = tmp_path / "s"
     run_sweep(Counter(), AXES, out=out, shared=0.0, progress=False)
-    with pytest.raises(InputError, match=r"s\.jsonl.*other axes.*b = \[10\.0, 20\.0\]"):
+    with pytest.raises(InputError, match=r"settings axes .*'b': \[10\.0, 20\.0\]\} -> "):
         run_sweep(Counter(), {"a": [1.0, 2.0, 3.0], "b": [10.0, 30.0]}, out=out, shared=0.0,
                   progress=False)
-    with pytest.raises(InputError, match=r"s\.jsonl.*\['a', 'c'\]"):
-        run_sweep(Counter(), {"a": [1.0], "c": [1.0]}, out=out, progress=False)
-    (tmp_path / "x.jsonl").write_text('{"something": "else"}\n')
+    with pytest.raises(InputError, match=r"s: the settings axes"):
+        run_sweep(Counter(), {"a": [1.0], "c": [1.0]}, out=out, shared=0.0, progress=False)
+    assert len(read_sweep(out, AXES)) == 6
+    with pytest.raises(InputError, match=r"other axes: b = \[10\.0, 20\.0\] in the file"):
+        read_sweep(out, {"a": [1.0, 2.0, 3.0], "b": [10.0, 30.0]})
+    # a points file that is not a sweep's (its run record intact) is refused, not mixed
+    (out / "points.jsonl").write_text('{"something": "else"}\n')
     with pytest.raises(InputError, match="not a scalebridge sweep"):
-        run_sweep(Counter(), AXES, out=tmp_path / "x.jsonl", progress=False)
+        run_sweep(Counter(), AXES, out=out, shared=0.0, progress=False)
 
 
 def test_thread_executor_and_task_errors(tmp_path):
     fn = Counter()
-    df = run_sweep(fn, AXES, out=tmp_path / "t.jsonl", shared=1.0,
+    df = run_sweep(fn, AXES, out=tmp_path / "t", shared=1.0,
                    executor="threads:2", progress=False).to_pandas()
     assert len(fn.calls) == 6 and len(df) == 6
     np.testing.assert_allclose(df["sum"], df["a"] + df["b"] + 1.0)
@@ -104,9 +110,9 @@ def test_thread_executor_and_task_errors(tmp_path):
         return {"v": a}
 
     with pytest.raises(TaskError, match="unexpected"):
-        run_sweep(boom, AXES, out=tmp_path / "e.jsonl", executor=ThreadExecutor(1),
+        run_sweep(boom, AXES, out=tmp_path / "e", executor=ThreadExecutor(1),
                   progress=False)
-    done = read_sweep(tmp_path / "e.jsonl")
+    done = read_sweep(tmp_path / "e")
     assert {r["a"] for r in done} == {1.0}  # the points before the failure were kept
 
 
@@ -153,7 +159,7 @@ def test_cable_outcome_classifies_beats():
 def test_cable_sweep_and_map(tmp_path):
     cell, p = _aliev_panfilov()
     axes = {"conductivity": [1e-3, 1.0], "period": [15.0, 60.0]}
-    res = run_sweep(cable_point, axes, out=tmp_path / "c.jsonl", shared=(cell, p),
+    res = run_sweep(cable_point, axes, out=tmp_path / "c", shared=(cell, p),
                     progress=False)
     df = res.to_pandas()
     got = dict(zip(zip(df.conductivity, df.period, strict=True), df.outcome, strict=True))

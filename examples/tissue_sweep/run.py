@@ -9,8 +9,8 @@ A 20 mm cable (201 nodes, D = 0.1 mm^2/ms at relative conductivity 1) is paced a
 end for 6 beats; each point is classified as 1:1 conduction, block (some beats do not reach
 the node at 16 mm, e.g. 2:1) or failure (none does); see scalebridge.multiscale.sweep and
 scalebridge.runtime.sweep.
-Writes OUT/full.jsonl and OUT/full_map.png (and OUT/surrogate_FAMILY.jsonl, OUT/surrogate_FAMILY_map.png
-with --surrogate). The sweeps resume: run again after an interruption and only the missing
+Writes the run directory OUT/full (run.json, points.jsonl) and OUT/full_map.png (and
+OUT/surrogate_FAMILY, OUT/surrogate_FAMILY_map.png with --surrogate). The sweeps resume: run again after an interruption and only the missing
 points are computed. The full-model sweep takes about 3-4 minutes on one core.
 """
 
@@ -36,7 +36,7 @@ DENSE = {"conductivity": np.round(np.linspace(0.1, 1.5, 20), 6).tolist(),
 
 def sweep(name, cell, protocol, axes, out: Path, executor):
     t0 = time.perf_counter()
-    res = run_sweep(cable_point, axes, out=out / f"{name}.jsonl", shared=(cell, protocol),
+    res = run_sweep(cable_point, axes, out=out / name, shared=(cell, protocol),
                     executor=executor)
     seconds = time.perf_counter() - t0
     save_plot(res.plot(x="conductivity", y="period",

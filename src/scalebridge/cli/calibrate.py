@@ -72,6 +72,17 @@ def start_from(pb, fit_dir: Path | None):
         raise InputError(f"--fit {fit_dir}: cannot read {path.name}: {exc}") from None
     if tuple(res.parameter_ids) != tuple(pb.parameter_ids):
         raise InputError(f"--fit {fit_dir}: the fit is of other parameters than this problem's")
+    run = fit_dir / "run.json"
+    if run.is_file():  # the fit must be of this problem as it is now, not of an older one
+        try:
+            made = json.loads(run.read_text())["inputs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"--fit {fit_dir}: its run.json is damaged") from None
+        for name, (source, sha) in pb.fingerprint().items():
+            if not isinstance(made.get(name), dict) or made[name].get("sha256") != sha:
+                src = f" ({source})" if source else ""
+                raise InputError(f"--fit {fit_dir}: the {name}{src} changed since that fit "
+                                 "was made; fit again first")
     if res.best_x is None:
         raise InputError(f"--fit {fit_dir}: no finished start in {path.name}")
     return res.best_x

@@ -79,23 +79,15 @@ def sensitivity(
     space = parse_vary(vary, m)
     mo = ModelOutput(m, output, space, t_end=t_end, points=points, batch_size=batch_size)
     bounds = mo.default_bounds(2.0) if space is None else space
-    from ..runtime.run import fingerprint, open_run
-
-    open_run(out, "sensitivity", inputs={"model output": (model, fingerprint(mo))},
-             settings=dict(method=method, samples=samples, seed=seed, bounds=repr(bounds),
-                           second_order=second_order, bootstrap=bootstrap, levels=levels),
-             seed=seed, restart=restart, results=("evaluations.npz", "indices.json",
-                                                  "indices.csv", "indices.png"))
-    checkpoint = out / "evaluations.npz"
     with Progress(f"{method} {m.name} {mo.spec} (simulations)", bar=True) as bar:
         if method == "sobol":
             res = sobol(mo, bounds, n_samples=samples, seed=seed, second_order=second_order,
                         n_bootstrap=bootstrap, executor=executor, progress=bar,
-                        checkpoint=checkpoint)
+                        out=out, restart=restart)
         else:
             res = morris(mo, bounds, trajectories=samples, levels=levels, seed=seed,
                          n_bootstrap=bootstrap, executor=executor, progress=bar,
-                         checkpoint=checkpoint)
+                         out=out, restart=restart)
     write_json(out / "indices.json", jsonable(res.to_dict()))
     table = res.to_pandas()
     table.to_csv(out / "indices.csv")

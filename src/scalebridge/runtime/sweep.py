@@ -2,10 +2,11 @@
 
 :func:`run_sweep` evaluates ``fn(shared, **point)`` at every point of a cartesian grid of
 axis values through an :class:`~scalebridge.runtime.executor.Executor` (in-process, threads or
-a Dask cluster) and appends each result, as it arrives, to a JSON-lines file::
+a Dask cluster) and appends each result, as it arrives, to the JSON-lines file
+``points.jsonl`` of its run directory::
 
     res = run_sweep(cable_point, {"conductivity": [0.2, 0.5, 1.0], "period": [200, 400]},
-                    out="sweep.jsonl", shared=(cell, CableProtocol()), executor="threads:2")
+                    out="sweep", shared=(cell, CableProtocol()), executor="threads:2")
     res.to_pandas()   # one row per point; res.plot() maps the outcome classes
 
 The file's first line is a header naming the axes and their values and the fingerprint of
@@ -34,10 +35,11 @@ from .._console import Progress
 from ..errors import InputError
 from .executor import Executor, get_executor
 from .files import jsonable, write_atomic
-from .run import fingerprint
+from .run import fingerprint, open_run
 
 __all__ = ["run_sweep", "read_sweep", "sweep_grid", "SweepResult", "OUTCOMES"]
 
+POINTS = "points.jsonl"  # the results of a sweep in its run directory
 FORMAT = "scalebridge-sweep"
 FORMAT_VERSION = 1
 OUTCOMES = ("conduction", "block", "failure")  # known classes: their colours and order
@@ -85,9 +87,12 @@ def _header(axes: dict, inputs: str | None = None) -> dict:
 
 
 def read_sweep(path, axes=None) -> list[dict]:
-    """The point records of a sweep file (a trailing partial line is ignored); with
-    ``axes``, check that the file was written for exactly these axes and values."""
-    return _read(Path(path), None if axes is None else _axes(axes))[0]
+    """The point records of a sweep (its run directory, or the ``points.jsonl`` in it; a
+    trailing partial line is ignored); with ``axes``, check that it was run for exactly
+    these axes and values."""
+    path = Path(path)
+    return _read(path / POINTS if path.is_dir() else path,
+                 None if axes is None else _axes(axes))[0]
 
 
 def _read(path: Path, axes: dict | None,
@@ -156,11 +161,12 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
 
     ``fn`` returns a dict of JSON-able results (NumPy scalars and NaN are accepted; NaN and
     infinity are stored as null); it should catch the failures it expects and report them
-    as results. ``out``: the JSON-lines file the results are appended to as they finish;
-    points already in it are not computed again (resume); a file written for other axes, or
-    for another ``fn`` or ``shared`` (their :func:`~scalebridge.runtime.run.fingerprint`:
-    the code, the model's content, a surrogate's data), raises
-    :class:`~scalebridge.errors.InputError`; ``restart=True`` starts the file over. ``executor``: as
+    as results. ``out``: the run directory (:mod:`scalebridge.runtime.run`); the results
+    are appended to ``out/points.jsonl`` as they finish, and points already there are not
+    computed again (resume). A directory of a sweep over other axes, or of another ``fn`` or
+    ``shared`` (their :func:`~scalebridge.runtime.run.fingerprint`: the code, the model's
+    content, a surrogate's data), raises :class:`~scalebridge.errors.InputError`;
+    ``restart=True`` starts over. ``executor``: as
     :func:`~scalebridge.runtime.executor.get_executor` (``None``: in this process,
     ``"threads:N"``, ``"dask://HOST:PORT"`` or an :class:`Executor`, which is left open);
     ``fn`` and ``shared`` are sent once to each Dask worker, so make them picklable
@@ -177,12 +183,11 @@ def run_sweep(fn: Callable, axes: Mapping[str, Sequence[float]], *, out, shared=
     ax = _axes(axes)
     names = list(ax)
     points = sweep_grid(ax)
-    path = Path(out)
-    if path.is_dir():
-        raise InputError(f"out {path} is a directory; give a file name, e.g. {path}/sweep.jsonl")
     inputs = fingerprint((fn, shared))
-    if restart:
-        path.unlink(missing_ok=True)
+    run = open_run(out, "sweep", inputs={"function and shared inputs": (None, inputs)},
+                   settings={"axes": {k: list(v) for k, v in ax.items()}}, restart=restart,
+                   results=(POINTS,))
+    path = run.file(POINTS)
     if path.exists():
         records, good = _read(path, ax, inputs)
         if good is not None:  # drop the partial last line before appending

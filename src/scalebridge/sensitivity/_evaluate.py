@@ -100,6 +100,23 @@ class _Checkpoint:
                                                     function_sha256=self.function))
 
 
+EVALUATIONS = "evaluations.npz"
+
+
+def evaluations_file(out, kind: str, f, settings: dict, restart: bool):
+    """The checkpoint file of a ``kind`` run (``"sobol"``, ``"morris"``) in the run
+    directory ``out`` (:mod:`scalebridge.runtime.run`: the function's fingerprint and the
+    design settings are recorded; a resume after a change is refused unless ``restart``),
+    or None without ``out``."""
+    if out is None:
+        return None
+    from ..runtime.run import fingerprint, open_run
+
+    run = open_run(out, kind, inputs={"function": (None, fingerprint(f))}, settings=settings,
+                   restart=restart, results=(EVALUATIONS,))
+    return run.file(EVALUATIONS)
+
+
 def evaluate(f, x: np.ndarray, *, jax_mode: bool | None = None, executor=None,
              batch_size: int | None = None, progress=None, checkpoint=None) -> np.ndarray:
     """``f`` on every row of ``x`` (shape ``(m, d)``) -> ``(m,)`` NumPy outputs.

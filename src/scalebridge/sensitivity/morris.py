@@ -15,7 +15,7 @@ from scipy import special
 
 from ..errors import InputError, SimulationError
 from . import _result
-from ._evaluate import evaluate, warn_nonfinite
+from ._evaluate import evaluate, evaluations_file, warn_nonfinite
 from .distributions import as_distributions, transform
 from .sobol import _check_int
 
@@ -132,7 +132,8 @@ def morris(
     jax: bool | None = None,
     max_nonfinite: float = 0.1,
     progress=None,
-    checkpoint=None,
+    out=None,
+    restart: bool = False,
 ) -> MorrisResult:
     """Morris elementary-effects screening of a scalar output ``f``.
 
@@ -143,7 +144,7 @@ def morris(
     (Campolongo et al. 2007) and sigma; ``mu_star_conf`` from ``n_bootstrap`` resamples of
     the trajectories. An elementary effect touching a non-finite output is left out (with a
     warning); more than ``max_nonfinite`` of a parameter's effects lost raises
-    :class:`~scalebridge.errors.SimulationError`. ``checkpoint`` and ``progress``: as in
+    :class:`~scalebridge.errors.SimulationError`. ``out``, ``restart`` and ``progress``: as in
     :func:`~scalebridge.sensitivity.sobol` (resumable runs).
     """
     dists, names = as_distributions(bounds, names)
@@ -169,10 +170,13 @@ def morris(
         raise InputError(f"jax must be True, False or None (detect), got {jax!r}")
     u, order, step = morris_design(d, r, p, seed=seed)
     x = transform(dists, u.reshape(-1, d))
+    ckpt = evaluations_file(out, "morris", f, dict(
+        trajectories=r, levels=p, seed=seed, bounds=[repr(v) for v in dists],
+        names=list(names)), restart)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         y = evaluate(f, x, jax_mode=jax, executor=executor, batch_size=batch_size,
-                     progress=progress, checkpoint=checkpoint).reshape(r, d + 1)
+                     progress=progress, checkpoint=ckpt).reshape(r, d + 1)
     n_nonfinite = int(np.sum(~np.isfinite(y)))
     with np.errstate(invalid="ignore"):
         ee_step = (y[:, 1:] - y[:, :-1]) / step  # (r, d) in the order of the steps

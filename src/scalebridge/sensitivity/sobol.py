@@ -19,7 +19,7 @@ from scipy.stats import qmc
 
 from ..errors import InputError, SimulationError
 from . import _result
-from ._evaluate import evaluate, warn_nonfinite
+from ._evaluate import evaluate, evaluations_file, warn_nonfinite
 from .distributions import as_distributions, transform
 
 __all__ = ["sobol", "SobolResult", "saltelli_design", "sobol_indices"]
@@ -235,7 +235,8 @@ def sobol(
     max_nonfinite: float = 0.1,
     sampling: str = "sobol",
     progress=None,
-    checkpoint=None,
+    out=None,
+    restart: bool = False,
 ) -> SobolResult:
     """Sobol' first-order and total-effect indices (and second-order with
     ``second_order=True``) of a scalar output ``f`` of independent inputs.
@@ -265,8 +266,10 @@ def sobol(
     from every block (with a warning), and more than ``max_nonfinite`` (a fraction of N)
     dropped rows raises :class:`~scalebridge.errors.SimulationError`.
 
-    ``checkpoint``: an ``.npz`` path where the outputs are saved (atomically) after every
-    chunk; a rerun with the same design and function evaluates only the missing rows.
+    ``out``: a run directory (:mod:`scalebridge.runtime.run`) where the outputs are saved
+    (``evaluations.npz``, atomically) after every chunk; a rerun with the same function
+    (its code and, for a model output, the model's content) and design evaluates only the
+    missing rows, and a rerun after a change is refused unless ``restart=True``.
     ``progress``: a :class:`~scalebridge.Progress` or any ``progress(done, total)``, called
     after every chunk.
     """
@@ -298,10 +301,13 @@ def sobol(
 
     _, _, u = saltelli_design(d, n, seed=seed, second_order=second_order, sampling=sampling)
     x = transform(dists, u)
+    ckpt = evaluations_file(out, "sobol", f, dict(
+        n_samples=n, seed=seed, second_order=bool(second_order), sampling=sampling,
+        bounds=[repr(v) for v in dists], names=list(names)), restart)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         y = evaluate(f, x, jax_mode=jax, executor=executor, batch_size=batch_size,
-                     progress=progress, checkpoint=checkpoint)
+                     progress=progress, checkpoint=ckpt)
     finite = np.isfinite(y)
     n_nonfinite = int(np.sum(~finite))
     blocks = (2 + (2 if second_order else 1) * d)
