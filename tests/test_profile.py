@@ -166,7 +166,7 @@ def test_resume_profiles_only_missing_parameters(line, tmp_path):
     seen.clear()
     profile(problem, beta, out=tmp_path, progress=_profiles(seen))
     assert seen == []
-    with pytest.raises(InputError, match=r"settings alpha \(0.95 -> 0.9\) changed"):
+    with pytest.raises(InputError, match=r"setting alpha \(0.95 -> 0.9\) changed"):
         profile(problem, beta, alpha=0.9, out=tmp_path)
 
 

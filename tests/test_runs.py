@@ -63,7 +63,7 @@ def test_fit_run_json_records_provenance_and_refuses_changed_inputs(tmp_path):
     with pytest.raises(InputError, match="the model changed"):
         fit(_problem(k_nominal=0.7), n_starts=3, seed=3, optimizer="lbfgs", max_iter=50,
             out=out)
-    with pytest.raises(InputError, match=r"settings max_iter \(50 -> 60\)"):
+    with pytest.raises(InputError, match=r"setting max_iter \(50 -> 60\)"):
         fit(_problem(), n_starts=3, seed=3, optimizer="lbfgs", max_iter=60, out=out)
     assert (out / "result.json").read_bytes() == before
     # restart starts over with the new data: no old start survives

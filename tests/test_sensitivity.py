@@ -180,7 +180,7 @@ def test_run_directory_resumes_an_interrupted_run(tmp_path):
     again = _Flaky()
     sobol(again, tp.ISHIGAMI_BOUNDS, out=run, **kw)
     assert again.rows == []
-    with pytest.raises(InputError, match=r"settings n_samples \(256 -> 128\) changed"):
+    with pytest.raises(InputError, match=r"setting n_samples \(256 -> 128\) changed"):
         sobol(_Flaky(), tp.ISHIGAMI_BOUNDS, out=run, **(kw | {"n_samples": 128}))
     with pytest.raises(InputError, match="the function changed"):
         sobol(ishigami_numpy, tp.ISHIGAMI_BOUNDS, out=run, **kw)

@@ -83,10 +83,10 @@ def test_resume_after_interruption(tmp_path):
 def test_mismatched_axes_raise(tmp_path):
     out = tmp_path / "s"
     run_sweep(Counter(), AXES, out=out, shared=0.0, progress=False)
-    with pytest.raises(InputError, match=r"settings axes .*'b': \[10\.0, 20\.0\]\} -> "):
+    with pytest.raises(InputError, match=r"setting axes .*'b': \[10\.0, 20\.0\]\} -> "):
         run_sweep(Counter(), {"a": [1.0, 2.0, 3.0], "b": [10.0, 30.0]}, out=out, shared=0.0,
                   progress=False)
-    with pytest.raises(InputError, match=r"s: the settings axes"):
+    with pytest.raises(InputError, match=r"s: the setting axes"):
         run_sweep(Counter(), {"a": [1.0], "c": [1.0]}, out=out, shared=0.0, progress=False)
     assert len(read_sweep(out, AXES)) == 6
     with pytest.raises(InputError, match=r"other axes: b = \[10\.0, 20\.0\] in the file"):

@@ -210,7 +210,7 @@ def _changed(old: dict, inputs: dict, settings: dict) -> str | None:
     diff = sorted(k for k in set(settings) | set(old["settings"])
                   if content_hash(settings.get(k)) != content_hash(old["settings"].get(k)))
     if diff:
-        return "the settings " + ", ".join(
+        return ("the setting " if len(diff) == 1 else "the settings ") + ", ".join(
             f"{k} ({old['settings'].get(k)!r} -> {settings.get(k)!r})" for k in diff) \
             + " changed"
     return None
