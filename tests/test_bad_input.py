@@ -116,7 +116,7 @@ def test_a_fixed_negative_sigma_is_refused(case, tmp_path, capsys):
     params.write_text(params.read_text().rstrip("\n") + "\nsigma_fixed\tlin\t\t\t-1\t0\n")
     _edit(case / "_observables.tsv", lambda o: o.__setitem__("noiseFormula", "sigma_fixed"))
     assert_one_line_error(main, _fit(case, tmp_path), capsys,
-                          "is -1 (sigma_fixed); sigma must be positive and finite")
+                          "is -1 ('sigma_fixed'); sigma must be positive and finite")
 
 
 def test_errors_never_quote_a_file_named_in_the_yaml(case, tmp_path, capsys):

@@ -241,3 +241,62 @@ def test_pinn_killed_with_sigkill_resumes_from_its_checkpoint(tmp_path, monkeypa
     assert resumed_at and resumed_at[0] >= 50 and resumed_at[0] % 50 == 0
     assert report["steps"] == 1500
     assert json.loads((out / "result.json").read_text())["steps"] == 1500
+
+
+_EVENT_FIT = """
+import sys
+sys.path.insert(0, {tests!r})
+import scalebridge as sb
+from test_runs import _data
+from scalebridge.infer.fit import fit
+from scalebridge.infer.problem import Problem
+
+
+def dose(t, y, p):
+    return y + 1.0, p
+
+
+specs = {{"a": sb.Parameter("a", 2.0, 0.01, 100.0, "log10"),
+         "k": sb.Parameter("k", 0.5, 0.01, 100.0, "log10")}}
+model = sb.Model(name="dosed", states=["y"], parameters=specs, stiff=False, initial=[0.0],
+                 rhs=lambda t, y, p, u: p[0] - p[1] * y,
+                 events=[sb.Event(affect=dose, times=[1.0])])
+res = fit(Problem.from_table(model, _data()), n_starts={n}, optimizer="lbfgs", max_iter=20,
+          out={out!r})
+print(len(res.records))
+"""
+
+
+def test_a_resume_in_a_new_process_is_not_refused(tmp_path):
+    """Fingerprints are the same in every process: a model with an event function (whose
+    repr holds a memory address) resumes in a second process."""
+    out = tmp_path / "run"
+    for n in (1, 2):
+        script = _EVENT_FIT.format(tests=os.path.dirname(__file__), out=str(out), n=n)
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip().splitlines()[-1] == str(n)
+
+
+def test_fingerprint_follows_closures_globals_and_replaced_functions():
+    def make(c):
+        return sb.Model(states=["y"], parameters={"k": 1.0}, initial=[1.0], stiff=False,
+                        rhs=lambda t, y, p, u: c - p[0] * y)
+
+    assert make(1.0).fingerprint() != make(2.0).fingerprint()
+    zoo = sb.load_zoo("lotka_volterra")
+    assert zoo.replace(rhs=lambda t, y, p, u: 0 * y).fingerprint() != zoo.fingerprint()
+    global _SCALE
+    _SCALE = 1.0
+
+    def scaled(x):
+        return _SCALE * np.asarray(x)
+
+    before = fingerprint(scaled)
+    _SCALE = 2.0
+    assert fingerprint(scaled) != before
+    assert fingerprint(np.sin) != fingerprint(np.cos)
+
+
+_SCALE = 1.0

@@ -28,3 +28,12 @@ class SimulationError(ScalebridgeError, RuntimeError):
 
 class SerializationError(ScalebridgeError, ValueError):
     """A saved file is of the wrong kind or version, or is corrupt."""
+
+
+def quoted(text, limit: int = 80) -> str:
+    """``repr(text)`` for an error message, cut to ``limit`` characters (a message is one
+    line, and never repeats a long piece of a file)."""
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"

@@ -17,7 +17,7 @@ import math
 import os
 from pathlib import Path
 
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, quoted
 from .infer.formula import parse_formula
 from .infer.problem import ObservableSpec, Problem
 from .infer.space import ParameterSpace
@@ -57,8 +57,8 @@ def _read_table(path: Path, kind: str):
         seen: dict = {}
         for r, v in enumerate(ids):
             if v is not None and v in seen:
-                raise InputError(f"{path.name}, rows {seen[v] + 2} and {r + 2}: {key} {v!r} "
-                                 "appears twice; ids must be unique")
+                raise InputError(f"{path.name}, rows {seen[v] + 2} and {r + 2}: {key} "
+                                 f"{quoted(v)} appears twice; ids must be unique")
             seen.setdefault(v, r)
     return df
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError
+from ..runtime.files import write_text
 
 
 def load_problem(path: Path):
@@ -150,8 +151,8 @@ def profile(
         res = run_profile(pb, x, parameters=chosen, alpha=alpha, out=out,
                           executor=_executor(scheduler), progress=bar, restart=restart)
     save_plot(res, out / "profiles.png")
-    fisher_intervals(pb, res.x_opt, alpha=alpha).to_csv(out / "fisher_intervals.tsv",
-                                                          sep="\t")
+    write_text(out / "fisher_intervals.tsv",
+               fisher_intervals(pb, res.x_opt, alpha=alpha).to_csv(sep="\t"))
     summary = res.summary()
     typer.echo(summary.to_string())
     typer.echo(f"results in {out / 'profiles.json'}")
@@ -188,7 +189,7 @@ def sample(
     pred = res.predictive(pb)
     for name, table in (("predictive_bands.tsv", pred.bands),
                         ("predictive_at_data.tsv", pred.at_data)):
-        table.to_csv(out / name, sep="\t", index=False)
+        write_text(out / name, table.to_csv(sep="\t", index=False))
     save_plot(pred, out / "predictive.png")
     typer.echo(res.summary().to_string())
     for problem_text in sampling_problems(res):

@@ -68,7 +68,7 @@ def sindy(
     """Discover sparse equations dx/dt = f(x) from the trajectories in DATA."""
     from ..discover import SR3, STLSQ, Ensemble, SINDy, WeakForm, parse_library
     from ..discover.sindy import format_equations
-    from ..runtime.files import write_json
+    from ..runtime.files import write_json, write_text
 
     controls = list(control or [])
     trajs, states = read_trajectories(data, time_col, trajectory_col, controls)
@@ -106,7 +106,7 @@ def sindy(
     equations = model.equations()
     write_json(out / "equations.json", equations)
     text = format_equations(equations)
-    (out / "equations.txt").write_text(text + "\n")
+    write_text(out / "equations.txt", text + "\n")
     errors = _simulation_errors(trajs, sims)
     exported = None
     if not controls:

@@ -64,7 +64,7 @@ def sensitivity(
     writes OUT/indices.json, OUT/indices.csv and OUT/indices.png."""
     from .._console import Progress
     from ..report.plots import save_plot
-    from ..runtime.files import jsonable, write_json
+    from ..runtime.files import jsonable, write_json, write_text
     from ..sensitivity import ModelOutput, morris, sobol
 
     method = method.strip().lower()
@@ -90,7 +90,7 @@ def sensitivity(
                          out=out, restart=restart)
     write_json(out / "indices.json", jsonable(res.to_dict()))
     table = res.to_pandas()
-    table.to_csv(out / "indices.csv")
+    write_text(out / "indices.csv", table.to_csv())
     save_plot(res.plot(title=f"{m.name}: {mo.spec}"), out / "indices.png")
     typer.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
     for line in _index_warnings(res, method, bootstrap):

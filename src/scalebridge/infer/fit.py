@@ -582,8 +582,8 @@ def fit(problem: Problem, *, n_starts: int = 20, seed: int = 0, optimizer: str =
 
     run = None if out is None else open_run(
         out, "fit", inputs=problem.fingerprint(), seed=seed, restart=restart,
-        results=(RESULT_FILE,),
-        settings=dict(problem=problem.name, seed=seed, optimizer=optimizer, max_iter=max_iter,
+        results=(RESULT_FILE, "waterfall.png", "fit.png"),
+        settings=dict(seed=seed, optimizer=optimizer, max_iter=max_iter,
                       lhs_block=LHS_BLOCK))
     records = _load_previous(run) if run is not None else {}
     result = FitResult(tuple(problem.parameter_ids), optimizer=optimizer, seed=seed)

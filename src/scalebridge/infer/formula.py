@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import sympy as sp
 
-from ..errors import InputError
+from ..errors import InputError, quoted
 
 __all__ = ["Formula", "parse_formula"]
 
@@ -72,26 +72,21 @@ def parse_formula(text, where: str = "formula") -> Formula:
         expr = sympify_petab(text)
     except Exception as exc:  # petab raises ValueError for syntax errors
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{where}: cannot parse formula {_short(text)}: {msg}") from None
+        raise InputError(f"{where}: cannot parse formula {quoted(text)}: {msg}") from None
     names = frozenset(s.name for s in expr.free_symbols)
     try:
         fn = _compile(expr, text, where)
     except RecursionError:
-        raise InputError(f"{where}: formula {_short(text)} is nested too deeply to "
+        raise InputError(f"{where}: formula {quoted(text)} is nested too deeply to "
                          "evaluate; simplify it") from None
     return Formula(text, names, fn)
 
 
-def _short(text: str, limit: int = 80) -> str:
-    """``text`` quoted for a message, cut to ``limit`` characters."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _compile(e, text: str, where: str) -> Fn:
     def bad(what):
-        return InputError(f"{where}: formula {_short(text)} uses {what}, which is not supported")
+        return InputError(f"{where}: formula {quoted(text)} uses {what}, which is not supported")
 
     if isinstance(e, sp.Symbol):
         name = e.name
@@ -100,7 +95,7 @@ def _compile(e, text: str, where: str) -> Fn:
             try:
                 return env[name]
             except KeyError:
-                raise InputError(f"{where}: formula {_short(text)} refers to {name!r}, which is "
+                raise InputError(f"{where}: formula {quoted(text)} refers to {name!r}, which is "
                                  "not a state, observable, parameter or placeholder") from None
         return symbol
     if e is sp.true or e is sp.S.true:

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import InputError, ModelError, SimulationError
+from ..errors import InputError, ModelError, SimulationError, quoted
 from ..model.model import Model
 from ..model.parameter import Parameter
 from .formula import Formula, parse_formula, time_symbols
@@ -161,8 +161,8 @@ class Problem:
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
             where = _source_name(sources, "observables")
-            raise InputError(f"{where}: observableId {twice[0]!r} is defined more than once; "
-                             "each observable needs its own id")
+            raise InputError(f"{where}: observableId {quoted(twice[0])} is defined more than "
+                             "once; each observable needs its own id")
         self.observables = {o.id: o for o in observables}
         self.measurements = pd.DataFrame(measurements).reset_index(drop=True)
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
@@ -378,8 +378,9 @@ class Problem:
             if bad.size:
                 r = int(g["rows"][bad[0]])
                 raise InputError(f"{self._source}, row {r + 2}: the noise sigma of observable "
-                                 f"{spec.id!r} is {sd[bad[0]]:g} ({spec.noise.text}); sigma "
-                                 "must be positive and finite")
+                                 f"{quoted(spec.id)} is {sd[bad[0]]:g} "
+                                 f"({quoted(spec.noise.text)}); sigma must be positive and "
+                                 "finite")
 
     def _read_layout(self) -> dict:
         """Flat indices of every state, model observable and simulation parameter that the

@@ -622,8 +622,9 @@ def profile(problem: Problem, x_opt=None, *, parameters: Sequence[str] | str | N
                     max_iter=int(max_iter))
     threshold = profile_threshold(alpha)
     run = None if out is None else open_run(
-        out, "profile", inputs=problem.fingerprint(), restart=restart, results=(RESULT_FILE,),
-        settings=dict(problem=problem.name, x_opt=[float(v) for v in x], **settings))
+        out, "profile", inputs=problem.fingerprint(), restart=restart,
+        results=(RESULT_FILE, "profiles.png", "fisher_intervals.tsv"),
+        settings=dict(x_opt=[float(v) for v in x], **settings))
     records = _load_previous(run) if run is not None else {}
 
     def save():

@@ -366,7 +366,8 @@ class PosteriorResult:
         _write_npz(run.file(SAMPLES_FILE), arrays)
         write_json(run.file(RESULT_FILE), run.stamp({
             "format": FORMAT, "format_version": FORMAT_VERSION, "status": "done",
-            "samples_sha256": _file_hash(run.file(SAMPLES_FILE)), **self.report()}))
+            "samples_sha256": _file_hash(run.file(SAMPLES_FILE)), **self.report()},
+            records_key="*"))
         return run.path
 
     @classmethod
@@ -849,8 +850,9 @@ def sample(problem: Problem, *, n_chains: int = 4, n_warmup: int = 1000,
                     jitter=float(jitter), init=[_num(v) for v in np.ravel(x0)])
     run = None if out is None else open_run(
         out, "sample", inputs=problem.fingerprint(), seed=seed, restart=restart,
-        results=(RESULT_FILE, STATE_FILES, SAMPLES_FILE),
-        settings=dict(problem=problem.name, **settings))
+        results=(RESULT_FILE, STATE_FILES, SAMPLES_FILE, "traces.png", "marginals.png",
+                 "predictive.png", "predictive_bands.tsv", "predictive_at_data.tsv"),
+        settings=settings)
     resume = _load_checkpoint(run) if run is not None else None
     if isinstance(resume, PosteriorResult):
         return resume
@@ -1016,8 +1018,8 @@ def _load_checkpoint(run):
     data = read_json(run.file(RESULT_FILE), FORMAT, "posterior run")
     if data is None:
         return None
-    run.check(data, RESULT_FILE)
     done = data.get("status") == "done"
+    run.check(data, RESULT_FILE, records_key="*" if done else None)
     name = SAMPLES_FILE if done else str(data.get("state_file"))
     if not done and not (name.startswith("state-") and name.endswith(".npz") and "/" not in name):
         name = "state-?.npz"

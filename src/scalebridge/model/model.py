@@ -273,28 +273,21 @@ class Model(eqx.Module):
 
     def fingerprint(self) -> str:
         """SHA-256 of what defines this model's results: its source (the SBML text, the
-        zoo entry) or, for a model written in Python, the source code of its functions;
-        its states, parameter specs, initial values, inputs and events. Run directories
-        compare it to refuse resuming with a changed model."""
-        from ..runtime.files import code_text, jsonable
-        from ..runtime.run import content_hash
-
-        def arrays(tree):
-            leaves = jax.tree_util.tree_leaves(tree)
-            return [content_hash(np.asarray(v).tobytes()) if eqx.is_array(v) else repr(v)
-                    for v in leaves], str(jax.tree_util.tree_structure(tree))
+        zoo entry), its functions (source code and the values they close over, so a
+        replaced right-hand side or a retrained network counts), states, parameter specs,
+        initial values, inputs and events. Run directories compare it to refuse resuming
+        with a changed model."""
+        from ..runtime.run import content_hash, fingerprint
 
         functions = {"rhs": self.rhs, "initial": self.initial_fn,
                      "breakpoints": self.breakpoints, **dict(self.observables)}
-        code = (list(self.source) if self.source is not None else
-                {k: code_text(f) for k, f in functions.items() if f is not None})
         return content_hash({
-            "name": self.name, "source": code, "states": list(self.state_names),
-            "parameters": [dataclasses.asdict(p) for p in self.parameters],
-            "initial": jsonable(None if self.initial_values is None
-                                else np.asarray(self.initial_values)),
-            "inputs": arrays(self.inputs), "events": arrays(self.events),
-            "stiff": self.stiff, "gates": list(self.gates)})
+            "name": self.name, "source": None if self.source is None else list(self.source),
+            "functions": fingerprint(functions), "states": list(self.state_names),
+            "parameters": fingerprint(list(self.parameters)),
+            "initial": fingerprint(self.initial_values), "inputs": fingerprint(self.inputs),
+            "events": fingerprint(self.events), "stiff": self.stiff,
+            "gates": list(self.gates)})
 
     def with_rhs(self, rhs: Callable) -> Model:
         """This model with ``rhs`` in place of its right-hand side (same signature and

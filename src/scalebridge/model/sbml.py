@@ -112,6 +112,12 @@ def _read_source(source) -> tuple[str, str, str]:
     return read_text(path, "SBML file"), str(path), path.stem
 
 
+def _clip(message: str, limit: int = 300) -> str:
+    """A libsbml message on one line, cut to ``limit`` characters."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _check_consistency(doc, where: str) -> None:
     """libsbml's consistency checks (identifiers, MathML, general and overdetermined-model
     rules; units, modelling practice and SBO terms are left out, as most published models
@@ -128,11 +134,11 @@ def _check_consistency(doc, where: str) -> None:
         e = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SBMLError(f"{where}: fails libsbml's consistency check (line {e.getLine()}, "
-                        f"rule {e.getErrorId()}): {' '.join(e.getMessage().split())}{more}")
+                        f"rule {e.getErrorId()}): {_clip(e.getMessage())}{more}")
     for e in found:
         if e.getSeverity() == libsbml.LIBSBML_SEV_WARNING:
             warnings.warn(f"{where}: libsbml consistency warning (line {e.getLine()}, rule "
-                          f"{e.getErrorId()}): {' '.join(e.getMessage().split())}",
+                          f"{e.getErrorId()}): {_clip(e.getMessage())}",
                           stacklevel=3)
 
 

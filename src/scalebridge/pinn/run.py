@@ -179,7 +179,7 @@ def _plot_losses(res: PINNResult, path, title):
     ax.set_ylabel("loss term")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
     plt.close(fig)
 
 
@@ -225,6 +225,6 @@ def _plot_fields(case: Case, pred, path):
                 ax.set_ylabel(case.coords[1])
             if case.data is not None:
                 row[0].plot(case.data[0][:, 0], case.data[0][:, 1], "k.", ms=1.5)
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
     plt.close(fig)
 

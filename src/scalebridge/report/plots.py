@@ -9,8 +9,9 @@ import numpy as np
 
 
 def save_plot(obj, path, *, dpi: int = 110) -> Path:
-    """Save a figure to ``path`` and close it. ``obj``: a result (its ``plot()`` is drawn on
-    a new figure), a matplotlib Figure, or Axes (one or an array of them)."""
+    """Save a figure to ``path`` (atomically) and close it. ``obj``: a result (its
+    ``plot()`` is drawn on a new figure), a matplotlib Figure, or Axes (one or an array of
+    them)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -20,8 +21,10 @@ def save_plot(obj, path, *, dpi: int = 110) -> Path:
         obj = obj.plot()
     fig = obj if hasattr(obj, "savefig") else np.ravel(obj)[0].figure
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    from ..runtime.files import write_atomic
+
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    write_atomic(path, lambda fh: fig.savefig(fh, dpi=dpi, format=fmt))
     plt.close(fig)
     return Path(path)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_atomic", "write_json", "read_json", "read_text", "read_csv", "read_yaml",
-           "jsonable",
+__all__ = ["write_atomic", "write_json", "write_text", "read_json", "read_text", "read_csv",
+           "read_yaml", "jsonable",
            "code_text", "MAX_YAML_NODES"]
 
 MAX_YAML_NODES = 100_000  # a YAML document larger than this once its aliases are expanded
@@ -39,6 +39,12 @@ def write_atomic(path, write: Callable) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically to ``path``."""
+    data = text.encode()
+    return write_atomic(path, lambda fh: fh.write(data))
 
 
 def jsonable(x):

@@ -35,7 +35,7 @@ from ..errors import InputError
 from .files import jsonable, write_json
 
 __all__ = ["RUN_FILE", "RunDirectory", "open_run", "content_hash", "fingerprint",
-           "records_checksum"]
+           "records_checksum", "MAX_DEPTH"]
 
 RUN_FILE = "run.json"
 COMMAND = contextvars.ContextVar("scalebridge_command", default=None)
@@ -55,76 +55,133 @@ def content_hash(data) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fingerprint(obj, _depth: int = 0) -> str:
-    """SHA-256 of what an input of a run computes with: an object's own ``fingerprint()``
-    (models, problems, model outputs); for a Python function, its source code with the
-    fingerprints of the values it closes over, its defaults and a ``functools.partial``'s
-    arguments (so a closure over a changed model changes); a callable object, the source of
-    its class; a result or surrogate, its ``to_dict()``; a dataclass, its fields; arrays
-    and tables by content; containers item by item. Anything else counts by its type name
-    only."""
-    import functools
+def fingerprint(obj) -> str:
+    """SHA-256 of what an input of a run computes with, the same in every process:
 
-    import numpy as np
+    - an object's own ``fingerprint()`` (models, problems, model outputs);
+    - a Python function: its source code, the fingerprints of the values it closes over,
+      of the module globals it names (a script's ``model`` or ``data``), of its defaults
+      and of a ``functools.partial``'s arguments;
+    - a NumPy ufunc or builtin: its name; a callable object: its class's source and its
+      fields, as a dataclass (equinox modules) or through ``to_dict()``;
+    - a result or surrogate: its ``to_dict()``; a dataclass: its fields; arrays and tables
+      by content; containers item by item (mappings by key, so order does not count).
 
-    if _depth > 6:
-        return content_hash(type(obj).__qualname__)
-    deeper = functools.partial(fingerprint, _depth=_depth + 1)
-    own = getattr(obj, "fingerprint", None)
-    if callable(own) and not isinstance(obj, type):
-        v = own()
-        return v if isinstance(v, str) else content_hash(v)
-    if obj is None or isinstance(obj, bool | int | float | str | bytes):
-        return content_hash(repr(obj))
-    to_dict = getattr(obj, "to_dict", None)
-    if callable(to_dict) and not isinstance(obj, type) and not hasattr(obj, "to_csv"):
-        try:  # results and surrogates of the result protocol: their data
-            return content_hash([type(obj).__qualname__, deeper(to_dict())])
-        except Exception:  # noqa: BLE001 - not data after all: fall through
-            pass
-    import dataclasses
+    Anything else counts by its type name only, and so does whatever lies more than
+    :data:`MAX_DEPTH` references deep."""
+    return _Fingerprinter().of(obj, 0)
 
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return content_hash([type(obj).__qualname__,
-                             deeper({f.name: getattr(obj, f.name)
-                                     for f in dataclasses.fields(obj)})])
-    if isinstance(obj, Mapping):
-        return content_hash({str(k): deeper(v) for k, v in obj.items()})
-    if isinstance(obj, list | tuple):
-        return content_hash([deeper(v) for v in obj])
-    if hasattr(obj, "to_csv"):  # pandas tables
-        return content_hash(obj.to_csv())
-    if hasattr(obj, "__array__") and not callable(obj):
-        a = np.asarray(obj)
-        return content_hash(f"{a.dtype}{a.shape}".encode() + a.tobytes())
-    if isinstance(obj, functools.partial):
-        return content_hash([deeper(obj.func), deeper(list(obj.args)),
-                             deeper(dict(obj.keywords))])
-    if callable(obj):
+
+MAX_DEPTH = 8
+
+
+class _Fingerprinter:
+    """One :func:`fingerprint` call: objects already seen (by id) are hashed once, so a
+    function that names other functions costs each once, and cycles end."""
+
+    def __init__(self):
+        self.memo: dict[int, str] = {}
+        self.keep: list = []  # ids stay valid while the call runs
+
+    def of(self, obj, depth: int) -> str:
+        if obj is None or isinstance(obj, bool | int | float | str | bytes):
+            return content_hash(repr(obj))
+        if depth > MAX_DEPTH:
+            return content_hash(type(obj).__qualname__)
+        key = id(obj)
+        if key in self.memo:
+            return self.memo[key]
+        self.keep.append(obj)
+        self.memo[key] = content_hash(["cycle", type(obj).__qualname__])
+        self.memo[key] = value = self._compute(obj, depth + 1)
+        return value
+
+    def _compute(self, obj, d: int) -> str:
+        import dataclasses
+        import functools
         import inspect
+        import types
+
+        import numpy as np
 
         from .files import code_text
 
+        own = getattr(obj, "fingerprint", None)
+        if callable(own) and not isinstance(obj, type):
+            v = own()
+            return v if isinstance(v, str) else content_hash(v)
+        if isinstance(obj, types.ModuleType):
+            return content_hash(["module", obj.__name__])
+        if isinstance(obj, np.ufunc | types.BuiltinFunctionType | type):
+            return content_hash([type(obj).__qualname__, getattr(obj, "__module__", ""),
+                                 getattr(obj, "__qualname__", getattr(obj, "__name__", ""))])
+        to_dict = getattr(obj, "to_dict", None)
+        if callable(to_dict) and not hasattr(obj, "to_csv"):
+            try:  # results and surrogates of the result protocol: their data
+                return content_hash([type(obj).__qualname__, self.of(to_dict(), d)])
+            except Exception:  # noqa: BLE001 - not data after all: fall through
+                pass
+        if isinstance(obj, functools.partial):
+            return content_hash([self.of(obj.func, d), self.of(list(obj.args), d),
+                                 self.of(dict(obj.keywords), d)])
         fn = obj
         for _ in range(8):  # jit / wraps wrappers
             inner = getattr(fn, "__wrapped__", None)
             if inner is None or inner is fn:
                 break
             fn = inner
-        if not (inspect.isfunction(fn) or inspect.ismethod(fn)):
-            return content_hash(code_text(type(fn)))  # a callable object: its class
+        if inspect.isfunction(fn) or inspect.ismethod(fn):
+            return self._function(fn, d)
+        if dataclasses.is_dataclass(obj):
+            fields = {f.name: getattr(obj, f.name, None) for f in dataclasses.fields(obj)}
+            return content_hash([type(obj).__qualname__, code_text(type(obj))
+                                 if callable(obj) else "", self.of(fields, d)])
+        if isinstance(obj, Mapping):
+            return content_hash({str(k): self.of(v, d) for k, v in obj.items()})
+        if isinstance(obj, list | tuple):
+            return content_hash([self.of(v, d) for v in obj])
+        if isinstance(obj, set | frozenset):
+            return content_hash(sorted(self.of(v, d) for v in obj))
+        if hasattr(obj, "to_csv"):  # pandas tables
+            return content_hash(obj.to_csv())
+        if hasattr(obj, "__array__") and not callable(obj):
+            a = np.asarray(obj)
+            if a.dtype == object:
+                return content_hash([str(a.shape), self.of(a.ravel().tolist(), d)])
+            return content_hash(f"{a.dtype}{a.shape}".encode() + a.tobytes())
+        if callable(obj):  # a callable object: its class
+            return content_hash(code_text(type(obj)))
+        return content_hash(type(obj).__qualname__)
+
+    def _function(self, fn, d: int) -> str:
+        import inspect
+
+        from .files import code_text
+
         parts = [code_text(fn)]
         if inspect.ismethod(fn):  # a bound method: its object counts
-            parts.append(deeper(fn.__self__))
+            parts.append(self.of(fn.__self__, d))
             fn = fn.__func__
         for cell in fn.__closure__ or ():
             try:
-                parts.append(deeper(cell.cell_contents))
+                parts.append(self.of(cell.cell_contents, d))
             except ValueError:  # an empty cell
                 parts.append("")
-        parts.append(deeper(list(fn.__defaults__ or ())))
+        parts.append(self.of(list(fn.__defaults__ or ()), d))
+        names = _global_names(fn.__code__)
+        glob = fn.__globals__
+        parts.append({n: self.of(glob[n], d) for n in sorted(names) if n in glob})
         return content_hash(parts)
-    return content_hash(type(obj).__qualname__)
+
+
+def _global_names(code) -> set[str]:
+    """The global names a code object (and the functions and comprehensions defined in it)
+    may read."""
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_names"):
+            names |= _global_names(c)
+    return names
 
 
 def records_checksum(records) -> str:
@@ -159,8 +216,9 @@ class RunDirectory:
         """``data`` (a result file's content) with the run's content hash and, where
         ``records_key`` names its records (a key or a tuple of keys), their checksum."""
         out = dict(data, run_sha256=self.content_sha256)
-        if records_key is not None:
-            out["records_sha256"] = _records_of(data, records_key)
+        if records_key is not None:  # over what a reader gets back from the JSON file
+            out["records_sha256"] = _records_of(json.loads(json.dumps(data, allow_nan=False)),
+                                                records_key)
         return out
 
     def check(self, data: dict, name: str, records_key: str | tuple | None = None) -> dict:
@@ -181,6 +239,8 @@ class RunDirectory:
 
 
 def _records_of(data: dict, key: str | tuple) -> str:
+    if key == "*":  # every entry of the file but the stamps
+        key = tuple(sorted(k for k in data if k not in ("run_sha256", "records_sha256")))
     keys = (key,) if isinstance(key, str) else tuple(key)
     return records_checksum([data.get(k) for k in keys])
 
@@ -197,6 +257,23 @@ def _read_run(path: Path) -> dict:
     return data
 
 
+def _brief(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _numbers_as_floats(x):
+    """Settings with every int as a float, so ``beta=2`` and ``beta=2.0`` are the same."""
+    if isinstance(x, dict):
+        return {k: _numbers_as_floats(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_numbers_as_floats(v) for v in x]
+    if isinstance(x, int) and not isinstance(x, bool):
+        return float(x)
+    return x
+
+
 def _changed(old: dict, inputs: dict, settings: dict) -> str | None:
     """A phrase naming what differs between a stored run record and this call, or None."""
     for name, new in inputs.items():
@@ -208,11 +285,12 @@ def _changed(old: dict, inputs: dict, settings: dict) -> str | None:
         if name not in inputs:
             return f"the {name} is no longer an input"
     diff = sorted(k for k in set(settings) | set(old["settings"])
-                  if content_hash(settings.get(k)) != content_hash(old["settings"].get(k)))
+                  if content_hash(_numbers_as_floats(settings.get(k)))
+                  != content_hash(_numbers_as_floats(old["settings"].get(k))))
     if diff:
         return ("the setting " if len(diff) == 1 else "the settings ") + ", ".join(
-            f"{k} ({old['settings'].get(k)!r} -> {settings.get(k)!r})" for k in diff) \
-            + " changed"
+            f"{k} ({_brief(old['settings'].get(k))} -> {_brief(settings.get(k))})"
+            for k in diff) + " changed"
     return None
 
 
@@ -223,9 +301,9 @@ def open_run(out, kind: str, *, inputs: Mapping[str, tuple[str | None, str]],
 
     ``inputs``: ``{name: (source, sha256)}`` (``source`` names the file an input came from,
     or None); ``settings``: JSON-able settings that change the results; ``results``: the
-    file names (or glob patterns) this kind of run writes (removed on ``restart``; without
-    a ``run.json``,
-    their presence means the directory holds someone else's work, which is refused).
+    file names (or glob patterns) this kind of run writes, by the API or by the command
+    beside it (plots, tables): all removed on ``restart``; without a ``run.json``, their
+    presence means the directory holds someone else's work, which is refused.
     ``call``: what started the run (default: the command line). Raises
     :class:`~scalebridge.errors.InputError` naming the input or setting that changed since
     the run in ``out`` started, or the kind of run that owns it."""
@@ -235,7 +313,8 @@ def open_run(out, kind: str, *, inputs: Mapping[str, tuple[str | None, str]],
     inputs = {str(k): {"source": None if v[0] is None else str(v[0]), "sha256": str(v[1])}
               for k, v in inputs.items()}
     settings = json.loads(json.dumps(jsonable(dict(settings)), allow_nan=False, default=str))
-    digest = content_hash({"kind": kind, "inputs": inputs, "settings": settings})
+    digest = content_hash({"kind": kind, "inputs": inputs,
+                           "settings": _numbers_as_floats(settings)})
     results = tuple(results)
     record = path / RUN_FILE
     resumed = False

@@ -113,7 +113,8 @@ def evaluations_file(out, kind: str, f, settings: dict, restart: bool):
     from ..runtime.run import fingerprint, open_run
 
     run = open_run(out, kind, inputs={"function": (None, fingerprint(f))}, settings=settings,
-                   restart=restart, results=(EVALUATIONS,))
+                   restart=restart,
+                   results=(EVALUATIONS, "indices.json", "indices.csv", "indices.png"))
     return run.file(EVALUATIONS)
 
 

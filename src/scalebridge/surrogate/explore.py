@@ -599,7 +599,7 @@ def explore(objective: Callable | Sequence[Callable], space, *, budget: float,
         out, "explore", inputs={"objective": (None, fingerprint(fns)),
                                 "test set": (None, fingerprint(test))},
         settings={k: v for k, v in key.items() if k != "budget"}, seed=seed, restart=restart,
-        results=(RESULT_FILE,))
+        results=(RESULT_FILE, "explore.png"))
     prev = _load_previous(rundir) if rundir is not None else None
     evals: list = list(prev["evaluations"]) if prev else []
     batches: list = list(prev["batches"]) if prev else []
