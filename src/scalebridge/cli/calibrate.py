@@ -75,15 +75,13 @@ def start_from(pb, fit_dir: Path | None):
         raise InputError(f"--fit {fit_dir}: the fit is of other parameters than this problem's")
     run = fit_dir / "run.json"
     if run.is_file():  # the fit must be of this problem as it is now, not of an older one
-        try:
-            made = json.loads(run.read_text())["inputs"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise InputError(f"--fit {fit_dir}: its run.json is damaged") from None
-        for name, (source, sha) in pb.fingerprint().items():
-            if not isinstance(made.get(name), dict) or made[name].get("sha256") != sha:
-                src = f" ({source})" if source else ""
-                raise InputError(f"--fit {fit_dir}: the {name}{src} changed since that fit "
-                                 "was made; fit again first")
+        from ..runtime.run import changed_input, read_run
+
+        inputs = {k: {"source": src, "sha256": sha} for k, (src, sha) in pb.fingerprint().items()}
+        what = changed_input(read_run(run), inputs)
+        if what is not None:
+            raise InputError(f"--fit {fit_dir}: {what} since that fit was made; fit again "
+                             "first")
     if res.best_x is None:
         raise InputError(f"--fit {fit_dir}: no finished start in {path.name}")
     return res.best_x

@@ -67,9 +67,9 @@ class Executor:
 
         A tuple task is unpacked into positional arguments; any other task (a NumPy start
         point, say) is passed as one argument. An exception escaping ``fn`` raises
-        :class:`TaskError`.
+        :class:`TaskError`. Each executor (in-process, threads, Dask) implements it.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not implement map")
 
     @property
     def workers(self) -> int:

@@ -174,17 +174,23 @@ def _expanded_size(doc) -> int:
     return size(doc)
 
 
+def unwrap(fn, partial: bool = False):
+    """The function inside ``jax.jit`` / ``functools.wraps`` wrappers (and, with
+    ``partial``, inside a ``functools.partial``)."""
+    for _ in range(8):
+        inner = getattr(fn, "__wrapped__", None) or (getattr(fn, "func", None) if partial
+                                                     else None)
+        if inner is None or inner is fn:
+            break
+        fn = inner
+    return fn
+
+
 def code_text(fn) -> str:
     """The source code of a Python function (of the function a ``jax.jit``,
     ``functools.partial`` or equinox wrapper holds), or its qualified name where the source
     is not available: what a run directory hashes for a function it cannot read as data."""
-    seen = 0
-    while seen < 8:
-        seen += 1
-        inner = getattr(fn, "__wrapped__", None) or getattr(fn, "func", None)
-        if inner is None or inner is fn:
-            break
-        fn = inner
+    fn = unwrap(fn, partial=True)
     try:
         return inspect.getsource(fn)
     except (OSError, TypeError):

@@ -34,8 +34,8 @@ from pathlib import Path
 from ..errors import InputError
 from .files import jsonable, write_json
 
-__all__ = ["RUN_FILE", "RunDirectory", "open_run", "content_hash", "fingerprint",
-           "records_checksum", "MAX_DEPTH"]
+__all__ = ["RUN_FILE", "RunDirectory", "open_run", "read_run", "changed_input",
+           "content_hash", "fingerprint", "records_checksum", "MAX_DEPTH"]
 
 RUN_FILE = "run.json"
 COMMAND = contextvars.ContextVar("scalebridge_command", default=None)
@@ -104,7 +104,7 @@ class _Fingerprinter:
 
         import numpy as np
 
-        from .files import code_text
+        from .files import code_text, unwrap
 
         own = getattr(obj, "fingerprint", None)
         if callable(own) and not isinstance(obj, type):
@@ -124,12 +124,7 @@ class _Fingerprinter:
         if isinstance(obj, functools.partial):
             return content_hash([self.of(obj.func, d), self.of(list(obj.args), d),
                                  self.of(dict(obj.keywords), d)])
-        fn = obj
-        for _ in range(8):  # jit / wraps wrappers
-            inner = getattr(fn, "__wrapped__", None)
-            if inner is None or inner is fn:
-                break
-            fn = inner
+        fn = unwrap(obj)
         if inspect.isfunction(fn) or inspect.ismethod(fn):
             return self._function(fn, d)
         if dataclasses.is_dataclass(obj):
@@ -245,7 +240,9 @@ def _records_of(data: dict, key: str | tuple) -> str:
     return records_checksum([data.get(k) for k in keys])
 
 
-def _read_run(path: Path) -> dict:
+def read_run(path) -> dict:
+    """The run record at ``path`` (a ``run.json``), checked to be one."""
+    path = Path(path)
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError):
@@ -274,13 +271,22 @@ def _numbers_as_floats(x):
     return x
 
 
-def _changed(old: dict, inputs: dict, settings: dict) -> str | None:
-    """A phrase naming what differs between a stored run record and this call, or None."""
+def changed_input(old: dict, inputs: dict) -> str | None:
+    """A phrase naming the first input of ``inputs`` (as ``{name: {"source", "sha256"}}``)
+    whose hash differs from the run record ``old``, or None."""
     for name, new in inputs.items():
         prev = old["inputs"].get(name)
         if not isinstance(prev, dict) or prev.get("sha256") != new["sha256"]:
             src = new.get("source")
             return f"the {name}{f' ({src})' if src else ''} changed"
+    return None
+
+
+def _changed(old: dict, inputs: dict, settings: dict) -> str | None:
+    """A phrase naming what differs between a stored run record and this call, or None."""
+    what = changed_input(old, inputs)
+    if what is not None:
+        return what
     for name in old["inputs"]:
         if name not in inputs:
             return f"the {name} is no longer an input"
@@ -319,7 +325,7 @@ def open_run(out, kind: str, *, inputs: Mapping[str, tuple[str | None, str]],
     record = path / RUN_FILE
     resumed = False
     if record.exists():
-        old = _read_run(record)
+        old = read_run(record)
         if old.get("kind") != kind:
             raise InputError(f"out {path} holds a {old.get('kind')} run; a {kind} run cannot "
                              "use it; give another out directory")
@@ -346,9 +352,8 @@ def open_run(out, kind: str, *, inputs: Mapping[str, tuple[str | None, str]],
             "seed": seed, "inputs": inputs, "settings": settings,
             "content_sha256": digest}
     if resumed:
-        old_data = _read_run(record)
-        data["created"] = old_data.get("created", now)
-        data["resumed"] = [*old_data.get("resumed", []), now]
+        data["created"] = old.get("created", now)
+        data["resumed"] = [*old.get("resumed", []), now]
     else:
         data["created"] = now
     write_json(record, data)
