@@ -155,6 +155,9 @@ def run_scalebridge(name: str, repeats: int, budget_s: float) -> dict:
     if problem.space.has_priors:  # with the priors too (negative log posterior), for the record
         out["nll_likelihood_only"] = nll
         out["nll"] = nll - problem.log_prior(x)
+    out["nll_compile_s"] = first_nll - out["nll_ms"] / 1e3
+    # what the row keeps if the gradient does not finish within the parent's time limit
+    print("PARTIAL " + json.dumps(out), flush=True)
     t = time.perf_counter()
     problem.nll_and_grad(x)
     first_grad = time.perf_counter() - t
@@ -234,9 +237,15 @@ def run_child(tool: str, name: str, args) -> dict:
     t = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"no result within {args.timeout:.0f} s (--timeout)",
-                "key": key}
+    except subprocess.TimeoutExpired as exc:
+        out = {"ok": False, "error": f"no result within {args.timeout:.0f} s (--timeout)",
+               "key": key}
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        partial = [ln for ln in stdout.splitlines() if ln.startswith("PARTIAL ")]
+        if partial:  # the NLL finished, the gradient did not
+            out = {**json.loads(partial[-1][8:]), **out,
+                   "error": f"gradient: no result within {args.timeout:.0f} s (--timeout)"}
+        return out
     wall = time.perf_counter() - t
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
@@ -262,7 +271,7 @@ def make_row(name: str, sb_out: dict | None, am_out: dict | None) -> dict:
     am_out = am_out or {}
     for k in ("states", "parameters", "conditions", "data_points"):
         row[k] = sb_out.get(k)
-    for k in ("load_s", "compile_s", "nll_ms", "gradient_ms"):
+    for k in ("load_s", "compile_s", "nll_compile_s", "nll_ms", "gradient_ms"):
         row[k] = _num(sb_out.get(k))
     # the child's "nll" includes the priors where the problem has any; the reference (and
     # AMICI's NLL) is of the likelihood alone

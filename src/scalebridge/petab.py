@@ -129,6 +129,19 @@ def _prior(row, kind: str, where: str):
     if ptype is None:
         return None
     pars = _cell(row.get(f"{kind}Parameters"))
+    if pars is None and ptype in ("uniform", "parameterScaleUniform"):
+        # PEtab v1: the parameters default to the bounds (on the parameter scale for
+        # parameterScaleUniform)
+        scale = _cell(row.get("parameterScale")) or "lin"
+        lo, hi = (_float(row.get(c), f"{where}, column {c!r}") for c in ("lowerBound",
+                                                                          "upperBound"))
+        if ptype == "parameterScaleUniform" and scale in ("log", "log10"):
+            if not (lo > 0 and hi > 0):
+                raise InputError(f"{where}: {kind}Type {ptype} without {kind}Parameters "
+                                 "needs positive lowerBound and upperBound on a log scale")
+            log = math.log if scale == "log" else math.log10
+            lo, hi = log(lo), log(hi)
+        pars = f"{lo};{hi}"
     try:
         args = tuple(float(s) for s in (pars or "").split(";"))
     except ValueError:

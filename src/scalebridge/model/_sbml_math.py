@@ -150,9 +150,11 @@ class MathCompiler:
     """
 
     def __init__(self, functions: Mapping[str, tuple[tuple[str, ...], object]],
-                 resolve: Callable[[str, str], Expr]):
+                 resolve: Callable[[str, str], Expr],
+                 rate_of: Callable[[str, str], Expr] | None = None):
         self.functions = dict(functions)
         self.resolve = resolve
+        self.rate_of = rate_of
 
     def compile(self, ast, where: str, local: Mapping[str, Expr] | None = None) -> Expr:
         """Compile ``ast``; ``where`` names the SBML element for messages; ``local`` binds
@@ -185,6 +187,13 @@ class MathCompiler:
                             "equations are not supported")
         if t == _A.AST_FUNCTION_PIECEWISE:
             return self._piecewise(kids, where, local, stack)
+        if t == _A.AST_FUNCTION_RATE_OF and self.rate_of is not None:
+            if len(kids) != 1 or kids[0].getType() != _A.AST_NAME:
+                raise SBMLError(f"{where}: rateOf takes one model symbol, got "
+                                f"{formula(ast)!r}")
+            if kids[0].getName() in local:  # a reaction-local parameter: constant
+                return lambda env: 0.0
+            return self.rate_of(kids[0].getName(), where)
         args = [self._node(k, where, local, stack) for k in kids]
         return self._operator(ast, t, args, where)
 

@@ -14,7 +14,10 @@ Mapping (matching what libroadrunner reports with ``[id]`` selections for concen
   ``sum(stoichiometry * rate) * conversionFactor / volume`` (kinetic laws are amount/time);
   boundary species are not changed by reactions; species with rate rules follow the rule.
   When a compartment grows by a rate rule, the dilution ``-c * dV/dt / V`` is included; an
-  event that changes a compartment's size keeps the amounts of its species.
+  event that changes a compartment's size keeps the amounts of its species. The rates are
+  computed in a few vectorised operations (kinetic laws of one shape evaluated together,
+  :mod:`._sbml_rates`) and summed into the species by one segment sum, so the compiled
+  program does not grow with the number of reactions.
 - **Parameters** of the Model, in this order: constant compartment sizes, constant global
   parameters, and reaction-local parameters named ``<reactionId>_<parameterId>`` (extra
   underscores are inserted in the rare case that name is taken). Values are the SBML values.
@@ -47,9 +50,12 @@ Mapping (matching what libroadrunner reports with ``[id]`` selections for concen
   difference without delays.
 
 Raised as :class:`~scalebridge.errors.SBMLError`, naming the element: unreadable files,
-algebraic rules, ``delay()``, ``rateOf()``, fast reactions, event triggers with ``==``,
-``!=`` or other non-relational forms (piecewise, numbers), event delays or priorities,
-variable stoichiometry, hierarchical models (comp) and other required packages.
+algebraic rules, ``delay()``, ``rateOf()`` of a symbol set by a rule or a reaction (of a
+state it is its derivative, of a constant zero), fast reactions, event triggers with
+``==``, ``!=`` or other non-relational forms (piecewise, numbers), event delays or
+priorities, and other required packages. Variable stoichiometries (species references set by rules,
+initial assignments or events, and Level 2 stoichiometryMath) are symbols of the model.
+Hierarchical models (``comp``) are flattened by libsbml's converter first.
 """
 
 from __future__ import annotations
@@ -66,13 +72,13 @@ import numpy as np
 
 from ..errors import InputError, SBMLError
 from ._sbml_math import Expr, MathCompiler, formula, names_in
+from ._sbml_rates import MIN_GROUP, RateTable
 from .events import Event
 from .model import Model
 from .parameter import Parameter
 
 __all__ = ["load_sbml"]
 
-_ZERO: Expr = lambda env: 0.0  # noqa: E731
 # packages that do not change the ODEs (l3v2extendedmath is libsbml's own marker)
 _HARMLESS_PACKAGES = {"layout", "render", "l3v2extendedmath"}
 
@@ -151,17 +157,39 @@ def _parse(text: str, where: str):
                             f"{err.getMessage().strip()}")
     if doc.getModel() is None:
         raise SBMLError(f"{where}: the document contains no <model>")
+    comp = doc.getLevel() >= 3 and doc.isPackageEnabled("comp")
+    if comp and doc.getPlugin("comp").getNumExternalModelDefinitions():
+        raise SBMLError(f"{where}: uses external model definitions (comp package), which "
+                        "refer to other files; flatten the model first, e.g. with libsbml's "
+                        "CompFlatteningConverter where those files are")
     _check_consistency(doc, where)
+    if comp:
+        doc = _flatten(doc, where)
     for i in range(doc.getNumPlugins() if doc.getLevel() >= 3 else 0):
         pkg = doc.getPlugin(i).getPackageName()
         if not doc.isPackageEnabled(pkg) or pkg in _HARMLESS_PACKAGES:
             continue
-        if pkg == "comp":
-            raise SBMLError(f"{where}: uses hierarchical model composition (comp package); "
-                            "flatten it first, e.g. with libsbml's CompFlatteningConverter")
         if doc.getPackageRequired(pkg):
             raise SBMLError(f"{where}: requires the SBML package {pkg!r}, which is not "
                             "supported; only SBML core models can be loaded")
+    return doc
+
+
+def _flatten(doc, where: str):
+    """A hierarchical model (the ``comp`` package) as one flat model, by libsbml's
+    CompFlatteningConverter. Only model definitions inside the document are used (external
+    model definitions, which name other files, are refused before libsbml would open
+    them)."""
+    props = libsbml.ConversionProperties()
+    props.addOption("flatten comp", True)
+    props.addOption("leave_ports", False)
+    props.addOption("performValidation", False)
+    if doc.convert(props) != libsbml.LIBSBML_OPERATION_SUCCESS:
+        errors = [doc.getError(i) for i in range(doc.getNumErrors())
+                  if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR]
+        why = _clip(errors[0].getMessage()) if errors else "no reason given"
+        raise SBMLError(f"{where}: the hierarchical model (comp package) could not be "
+                        f"flattened: {why}")
     return doc
 
 
@@ -187,6 +215,7 @@ class _Env:
         self._t = t
         self.read_params = False
         self._cache: dict[str, object] = {}
+        self._vectors: dict[str, object] = {}  # the rate and flow vectors, once computed
         self._active: list[str] = []
         self._at_start: _Env | None = None
         self._pieces: dict[str, list] = {}
@@ -223,6 +252,25 @@ class _Env:
         self._cache[name] = value
         return value
 
+    def vector(self, which: str):
+        """The reactions' ``rates`` or the species' amount ``flows`` (per state), computed
+        once per environment."""
+        if which not in self._vectors:
+            prog = self.prog
+            if which == "table":
+                y = self.y if not self.initial else _stack([self[s] for s in prog.states])
+                value = prog.table.rates(self, y, self.p)
+            elif which == "rates":  # the table's, then laws that read rates, one by one
+                rest = [self[rid] for rid in prog.rate_order[len(prog.table.order):]]
+                value = jnp.concatenate([self.vector("table"), _stack(rest)]) if rest \
+                    else self.vector("table")
+            else:
+                pos, rows, n = prog.flows
+                value = jax.ops.segment_sum(n * self.vector("rates")[pos], rows,
+                                            num_segments=len(prog.states))
+            self._vectors[which] = value
+        return self._vectors[which]
+
     def at_start(self) -> _Env:
         """The environment at t=0 with the same parameters (for constants set at t=0)."""
         if self.initial:
@@ -240,7 +288,12 @@ class _Program:
         self.exprs: dict[str, Expr] = {}  # rule, derived and reaction math
         self.init_exprs: dict[str, Expr] = {}  # initial value of each state
         self.states: list[str] = []
-        self.derivs: list[Expr] = []
+        self.table: RateTable | None = None  # rates of the reactions, vectorised
+        self.rate_order: list[str] = []  # the table's reactions, then the others
+        self.flows: tuple = ()  # (rate positions, state rows, stoichiometries)
+        self.state_flows: list[list[tuple[str, float]]] = []  # per state: (reaction, n)
+        self.scale: tuple = ([], None, None)  # (symbols, numerator, denominator) per state
+        self.derivs: dict[int, Expr] = {}  # states whose derivative is not flows * scale
 
     def evaluate(self, name: str, env: _Env):
         sym = self.syms[name]
@@ -256,11 +309,41 @@ class _Program:
             value = start[name] if start is not env else self.exprs[name](env)
             env.read_params |= start.read_params
             return value
+        if sym.kind == "reaction" and name in self.table.position:
+            return env.vector("table")[self.table.position[name]]
         return self.exprs[name](env)  # rule, reaction
 
+    def flow(self, env, i: int):
+        """The amount flow into state ``i``: ``sum(stoichiometry * rate)``."""
+        if self.table.order:
+            return env.vector("flows")[i] if self.flows else 0.0
+        return _flow_sum(env, self.state_flows[i])
+
+    def derivative(self, env, i: int):
+        """dy_i/dt alone (rateOf, and the scalar right-hand side)."""
+        if i in self.derivs:
+            return self.derivs[i](env)
+        symbols, numer, denom = self.scale
+        d = self.flow(env, i)
+        if numer[i]:
+            d = d * env[symbols[numer[i] - 1]]
+        return d / env[symbols[denom[i] - 1]] if denom[i] else d
+
     def rhs(self, t, y, p, u=None):
+        """dy/dt: flows times scales, as vectors where the rate table has vectorised laws,
+        else one scalar sum per state (which XLA fuses into one loop)."""
         env = _Env(self, t, y, p)
-        return _stack([d(env) for d in self.derivs])
+        symbols, numer, denom = self.scale
+        if not self.table.order:
+            return _stack([self.derivative(env, i) for i in range(len(self.states))])
+        out = env.vector("flows") if self.flows else jnp.zeros(len(self.states))
+        if symbols:
+            values = _stack([1.0] + [env[n] for n in symbols])
+            out = out * (values[numer] / values[denom])
+        if self.derivs:
+            rows = np.array(list(self.derivs), dtype=np.int32)
+            out = out.at[rows].set(_stack([d(env) for d in self.derivs.values()]))
+        return out
 
     def initial(self, p):
         env = _Env(self, 0.0, None, p, initial=True)
@@ -296,11 +379,15 @@ class _Builder:
         self.assigned_by_events = {ea.getVariable() for e in m.getListOfEvents()
                                    for ea in e.getListOfEventAssignments()}
         self._rates: list[tuple[object, dict[str, Expr]]] = []
+        # (reaction id, position among reactants and products) -> symbol of a variable
+        # stoichiometry; the stoichiometryMath expressions by symbol
+        self._stoichiometry: dict[tuple[str, int], str] = {}
+        self._stoichiometry_math: dict[str, tuple[object, str]] = {}
         self._triggers: list[Callable] = []
         every = m.getListOfAllElements()
         self._ids = {el.getId() for el in (every.get(i) for i in range(every.getSize()))
                      if el.isSetId()}
-        self.math = MathCompiler(self._functions(), self._resolve)
+        self.math = MathCompiler(self._functions(), self._resolve, self._rate_of)
 
     def build(self, text: str, stem: str) -> Model:
         self._rules()
@@ -339,8 +426,25 @@ class _Builder:
             raise SBMLError(f"{where}: refers to {name!r}, which the model does not define")
         return lambda env: env[name]
 
+    def _rate_of(self, name: str, where: str) -> Expr:
+        """``rateOf(name)``: a state's derivative, zero for a symbol that does not change
+        in time (a parameter, a constant, a value fixed at t=0)."""
+        if name not in self.prog.syms:
+            raise SBMLError(f"{where}: rateOf refers to {name!r}, which the model does not "
+                            "define")
+        kind = self.prog.syms[name].kind
+        if kind in ("param", "const", "derived"):
+            return lambda env: 0.0
+        if kind != "state":
+            raise SBMLError(f"{where}: rateOf({name}) of a symbol set by an assignment rule "
+                            "or a reaction is not supported; write its rate out instead")
+        i, prog = self.prog.syms[name].index, self.prog
+        return lambda env: prog.derivative(env, i)
+
     def _rules(self):
         for i, rule in enumerate(self.m.getListOfRules()):
+            if rule.getMath() is None:  # allowed from Level 3 Version 2: the rule says nothing
+                continue
             if rule.isAlgebraic():
                 raise SBMLError(f"algebraic rule #{i + 1} (0 = {formula(rule.getMath())}): "
                                 "algebraic rules (DAEs) are not supported; rewrite it as an "
@@ -371,6 +475,9 @@ class _Builder:
         elif value is None:
             raise SBMLError(f"{where}: has no value; set its value or give it an initial "
                             "assignment")
+        elif not np.isfinite(value):  # INF or NaN: a constant, reported, never estimated
+            self.prog.syms[sid] = _Sym("const", value=float(value))
+            self.observables.append(sid)
         else:
             self._add_param(sid, value)
 
@@ -404,7 +511,17 @@ class _Builder:
                 self.prog.syms[sid] = _Sym("rule")
                 self.observables.append(sid)
                 continue
-            if s.getConstant() and sid not in self.rate:
+            comp = s.getCompartment()
+            sized = self.prog.syms.get(comp)
+            varies = sized is not None and sized.kind in ("state", "rule")
+            if s.getConstant() and sid not in self.rate and varies and sid not in self.ia \
+                    and not s.getHasOnlySubstanceUnits():
+                # a constant amount in a compartment whose size changes: its concentration
+                # is the amount at t=0 over the size now
+                self.prog.syms[sid] = _Sym("rule")
+                self.prog.exprs[sid] = _constant_amount(self._species_init(s), comp)
+                self.observables.append(sid)
+            elif s.getConstant() and sid not in self.rate:
                 self.prog.syms[sid] = _Sym("derived")
                 if sid not in self.ia:  # else compiled with the initial assignments
                     self.prog.exprs[sid] = self._species_init(s)
@@ -436,17 +553,16 @@ class _Builder:
             kl = r.getKineticLaw()
             if kl is None or kl.getMath() is None:
                 raise SBMLError(f"{where}: has no kinetic law; give it a rate expression")
-            local = {}
+            names = {}
             locals_ = kl.getListOfLocalParameters() if self.m.getLevel() >= 3 \
                 else kl.getListOfParameters()
             for lp in locals_:
-                name = self._local_name(r.getId(), lp.getId())
-                self._add_param(name, lp.getValue())
-                local[lp.getId()] = (lambda n: lambda env: env[n])(name)
+                names[lp.getId()] = self._local_name(r.getId(), lp.getId())
+                self._add_param(names[lp.getId()], lp.getValue())
             self.prog.syms[r.getId()] = _Sym("reaction")
-            self._rates.append((r, local))
-            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]:
-                self._species_reference(sr, where)
+            self._rates.append((r, names))
+            for k, sr in enumerate([*r.getListOfReactants(), *r.getListOfProducts()]):
+                self._species_reference(r.getId(), k, sr, where)
 
     def _local_name(self, rid: str, pid: str) -> str:
         name = f"{rid}_{pid}"
@@ -454,13 +570,28 @@ class _Builder:
             name = name.replace("_", "__", 1) if "_" in name else f"{name}_"
         return name
 
-    def _species_reference(self, sr, where: str):
+    def _species_reference(self, rid: str, k: int, sr, where: str):
+        """A reactant's or product's stoichiometry: a number, or a symbol where it varies
+        (a species reference set by a rule, an initial assignment or events, or Level 2's
+        stoichiometryMath, an expression named ``_stoichiometry_<reaction>_<k>``)."""
         sid = sr.getId() if sr.isSetId() else ""
-        variable = sid and (sid in self.assign or sid in self.rate or sid in self.ia)
-        if sr.isSetStoichiometryMath() or variable:
-            raise SBMLError(f"{where}: the stoichiometry of {sr.getSpecies()!r} is variable; "
-                            "only constant stoichiometries are supported")
-        if sid:
+        if sr.isSetStoichiometryMath():
+            name = f"_stoichiometry_{rid}_{k}"
+            self.prog.syms[name] = _Sym("rule")
+            self._stoichiometry_math[name] = (sr.getStoichiometryMath().getMath(),
+                                              f"{where}: stoichiometryMath of "
+                                              f"{sr.getSpecies()!r}")
+            self._stoichiometry[(rid, k)] = name
+        elif sid and (sid in self.assign or sid in self.rate or sid in self.ia
+                      or (sid in self.assigned_by_events and not sr.getConstant())):
+            label = f"species reference {sid!r} in {where}"
+            if sid in self.rate or (sid in self.assigned_by_events and sid not in self.assign):
+                self._add_state(sid, self._start_value(sid, label, _stoichiometry(sr)))
+            else:
+                self.prog.syms[sid] = _Sym("rule" if sid in self.assign else "derived")
+                self.observables.append(sid)
+            self._stoichiometry[(rid, k)] = sid
+        elif sid:
             self.prog.syms[sid] = _Sym("const", value=_stoichiometry(sr))
 
     # ----- math ---------------------------------------------------------------------------
@@ -476,11 +607,36 @@ class _Builder:
                                 "assignment rule or is not a variable; remove one of them")
             key = sid if prog.syms[sid].kind == "derived" else f"initial:{sid}"
             prog.exprs[key] = math.compile(ast, f"initial assignment to {sid!r}")
+        for name, (ast, where) in self._stoichiometry_math.items():
+            prog.exprs[name] = math.compile(ast, where)
         for sid in self.rate:
             self._require(sid, f"rate rule for {sid!r}")
-        for r, local in self._rates:
+        laws = []
+        for r, names in self._rates:
             where = f"kinetic law of reaction {r.getId()!r}"
-            prog.exprs[r.getId()] = math.compile(r.getKineticLaw().getMath(), where, local)
+            ast = r.getKineticLaw().getMath()
+            prog.exprs[r.getId()] = math.compile(ast, where, _bound(names))
+            if not self._reads_rates(ast, names):
+                laws.append((r.getId(), ast, names))
+        kinds = {n: (sym.kind, sym.index) for n, sym in prog.syms.items()}
+        prog.table = RateTable(laws, math.compile, kinds,
+                               min_group=MIN_GROUP if not self._stoichiometry else len(laws) + 1)
+        prog.table.finish(len(prog.states), len(self.params))
+        prog.rate_order = prog.table.order + [r.getId() for r, _ in self._rates
+                                              if r.getId() not in prog.table.position]
+
+    def _reads_rates(self, ast, names, seen=()) -> bool:
+        """Whether a law reads a reaction's rate, directly or through assignment rules
+        (such a law is evaluated on its own, after the vectorised rates)."""
+        for n in names_in(ast):
+            n = names.get(n, n)
+            sym = self.prog.syms.get(n)
+            if sym is not None and sym.kind == "reaction":
+                return True
+            if n in self.assign and n not in seen and \
+                    self._reads_rates(self.assign[n], {}, (*seen, n)):
+                return True
+        return False
 
     def _breakpoints(self) -> Callable | None:
         """Times where the right-hand side jumps: each two-sided relation (``<``, ``>``,
@@ -510,8 +666,9 @@ class _Builder:
             for i in range(ast.getNumChildren()):
                 walk(ast.getChild(i), where, local)
 
-        for r, local in self._rates:
-            walk(r.getKineticLaw().getMath(), f"kinetic law of reaction {r.getId()!r}", local)
+        for r, names in self._rates:
+            walk(r.getKineticLaw().getMath(), f"kinetic law of reaction {r.getId()!r}",
+                 _bound(names))
         for kind, rules in (("assignment", self.assign), ("rate", self.rate)):
             for sid, ast in rules.items():
                 walk(ast, f"{kind} rule for {sid!r}", None)
@@ -539,52 +696,129 @@ class _Builder:
                             "model")
 
     def _derivatives(self):
-        flows = self._flows()
-        for name in self.prog.states:
-            if name in self.rate:
-                expr = self.math.compile(self.rate[name], f"rate rule for {name!r}")
-            elif self.m.getSpecies(name) is not None:
-                expr = self._species_derivative(self.m.getSpecies(name), flows.get(name, []))
-            else:
-                expr = _ZERO
-            self.prog.derivs.append(expr)
-
-    def _flows(self) -> dict[str, list[tuple[str, float]]]:
-        """Per species, the (reaction id, signed stoichiometry) pairs that change it."""
-        out: dict[str, list[tuple[str, float]]] = {}
+        """Each state's derivative: a species' amount flow (the reactions' rates summed
+        with their stoichiometries, in one segment sum) times its conversion factor and
+        divided by its compartment's size where it is a concentration; a rate rule's
+        expression; zero for anything else. Species in compartments that grow by a rate
+        rule also get the dilution term and are evaluated one by one."""
+        prog, syms = self.prog, self.prog.syms
+        position = {rid: i for i, rid in enumerate(prog.rate_order)}
+        prog.state_flows = [[] for _ in prog.states]
+        pos, rows, stoich = [], [], []
         for r in self.m.getListOfReactions():
-            for sign, refs in ((-1.0, r.getListOfReactants()), (1.0, r.getListOfProducts())):
-                for sr in refs:
-                    out.setdefault(sr.getSpecies(), []).append(
-                        (r.getId(), sign * _stoichiometry(sr)))
-        return out
+            rid, nr = r.getId(), r.getNumReactants()
+            refs = [*r.getListOfReactants(), *r.getListOfProducts()]
+            for k, sr in enumerate(refs):
+                sign = -1.0 if k < nr else 1.0
+                sym = syms.get(sr.getSpecies())
+                variable = self._stoichiometry.get((rid, k))
+                n = (sign, variable) if variable else sign * _stoichiometry(sr)
+                sp = self.m.getSpecies(sr.getSpecies())
+                if sym is None or sym.kind != "state" or n == 0.0 or sp is None \
+                        or sp.getBoundaryCondition() or sr.getSpecies() in self.rate:
+                    continue
+                pos.append(position[rid])
+                rows.append(sym.index)
+                stoich.append(n)
+                prog.state_flows[sym.index].append((rid, n))
+        flowing = set(rows)
+        if pos and prog.table.order:  # (vectorised laws: constant stoichiometries only)
+            prog.flows = (np.array(pos, np.int32), np.array(rows, np.int32),
+                          np.array(stoich, np.float64))
+        symbols: list[str] = []
+        numer = np.zeros(len(prog.states), np.int32)
+        denom = np.zeros(len(prog.states), np.int32)
 
-    def _species_derivative(self, s, flows) -> Expr:
-        if s.getBoundaryCondition() or not flows:
-            return _ZERO
-        sid, comp = s.getId(), s.getCompartment()
-        factor_id = s.getConversionFactor() or self.m.getConversionFactor()
-        factor = self._resolve(factor_id, _label("species", s)) if factor_id else None
+        def slot(name):
+            if name not in symbols:
+                symbols.append(name)
+            return symbols.index(name) + 1  # 0 is the number 1
 
-        def amount_rate(env):
-            total = _flow_sum(env, flows)
-            return total * factor(env) if factor else total
+        for i, name in enumerate(prog.states):
+            if name in self.rate:
+                prog.derivs[i] = self.math.compile(self.rate[name], f"rate rule for {name!r}")
+                continue
+            s = self.m.getSpecies(name)
+            if s is None:
+                continue  # a parameter or compartment changed by events only
+            comp = s.getCompartment()
+            grows = not s.getHasOnlySubstanceUnits() and (
+                comp in self.rate or syms[comp].kind == "rule")
+            if i not in flowing and not grows:
+                continue  # nothing changes it (a concentration in a growing compartment
+                # is diluted even where no reaction changes its amount)
+            factor_id = s.getConversionFactor() or self.m.getConversionFactor()
+            if factor_id:
+                self._resolve(factor_id, _label("species", s))
+                numer[i] = slot(factor_id)
+            if s.getHasOnlySubstanceUnits():
+                continue
+            if syms[comp].kind == "rule":
+                growth = self._rule_rate(comp, f"species {name!r}")
+                prog.derivs[i] = self._diluted(i, name, comp, factor_id, growth)
+            elif comp in self.rate:
+                growth = self.math.compile(self.rate[comp], f"rate rule for {comp!r}")
+                prog.derivs[i] = self._diluted(i, name, comp, factor_id, growth)
+            else:
+                denom[i] = slot(comp)
+        prog.scale = (symbols, numer, denom)
 
-        if s.getHasOnlySubstanceUnits():
-            return amount_rate
-        if self.prog.syms[comp].kind == "rule":
-            raise SBMLError(f"species {sid!r}: its compartment {comp!r} is set by an assignment "
-                            "rule; species concentrations in such compartments are not "
-                            "supported (use a rate rule for the compartment size)")
-        growth = self.math.compile(self.rate[comp], f"rate rule for {comp!r}") \
-            if comp in self.rate else None
+    def _rule_rate(self, name: str, where: str) -> Expr:
+        """d/dt of a symbol set by an assignment rule: the rule's derivative along time and
+        along the derivatives of the states it reads (``jax.jvp``). Those states' own
+        derivatives must not need this one: a rule that reads a concentration in a
+        compartment sized by a rule is refused."""
+        prog, deps, seen = self.prog, [], set()
 
-        def conc_rate(env):
-            v = env[comp]
-            d = amount_rate(env) / v
-            return d - env[sid] * growth(env) / v if growth else d
+        def walk(n):
+            if n in seen:
+                return
+            seen.add(n)
+            sym = prog.syms.get(n)
+            if sym is None:
+                return
+            if sym.kind == "state":
+                deps.append(sym.index)
+                sp = self.m.getSpecies(n)
+                if sp is not None and not sp.getHasOnlySubstanceUnits() and \
+                        prog.syms[sp.getCompartment()].kind == "rule":
+                    raise SBMLError(f"{where}: the size of its compartment depends on the "
+                                    f"concentration {n!r} in a compartment sized by a rule; "
+                                    "such models are not supported")
+            elif sym.kind == "rule" and n in self.assign:
+                for m in names_in(self.assign[n]):
+                    walk(m)
+            elif sym.kind == "reaction":
+                for m in names_in(self.m.getReaction(n).getKineticLaw().getMath()):
+                    walk(m)
 
-        return conc_rate
+        walk(name)
+        rows = np.array(sorted(deps), dtype=np.int32)
+
+        def rate(env):
+            def value(t, y):
+                return jnp.asarray(_Env(prog, t, y, env.p)[name], jnp.float64)
+
+            y = jnp.asarray(env.y, jnp.float64)
+            ydot = jnp.zeros_like(y)
+            if rows.size:
+                ydot = ydot.at[rows].set(_stack([prog.derivative(env, j) for j in rows]))
+            return jax.jvp(value, (env.t, y), (jnp.ones_like(env.t), ydot))[1]
+
+        return rate
+
+    def _diluted(self, i: int, sid: str, comp: str, factor_id: str | None,
+                 growth: Expr) -> Expr:
+        """d[S]/dt = (flow * factor - [S] dV/dt) / V for a species in a compartment of
+        volume V that changes (by a rate rule, or an assignment rule: ``growth`` is dV/dt)."""
+
+        def rate(env):
+            flow = self.prog.flow(env, i)
+            if factor_id:
+                flow = flow * env[factor_id]
+            return (flow - env[sid] * growth(env)) / env[comp]
+
+        return rate
 
     # ----- events -------------------------------------------------------------------------
     def _events(self) -> list[Event]:
@@ -720,14 +954,26 @@ def _if_triggered(trigger: Callable, affect: Callable) -> Callable:
     return fire
 
 
+def _bound(names: dict[str, str]) -> dict[str, Expr]:
+    """Reaction-local parameter ids bound to the model parameters that hold them."""
+    return {lid: (lambda n: lambda env: env[n])(name) for lid, name in names.items()}
+
+
+def _constant_amount(init: Expr, comp: str) -> Expr:
+    """The concentration of a constant amount in compartment ``comp``: its value at t=0
+    times the size at t=0, over the size now."""
+    return lambda env: init(env.at_start()) * env.at_start()[comp] / env[comp]
+
+
 def _flow_sum(env, flows):
     """``sum(n * rate)`` over a species' flows, without multiplications by 1 or -1 and
     without a leading zero (each is an operation in every copy of the right-hand side)."""
     total = None
     for rid, n in flows:
-        if n == 0.0:
-            continue
         r = env[rid]
+        if isinstance(n, tuple):  # (sign, symbol) of a variable stoichiometry
+            sign, name = n
+            r, n = env[name] * r, sign
         if total is None:
             total = r if n == 1.0 else -r if n == -1.0 else n * r
         else:
