@@ -443,3 +443,14 @@ def test_petab_collection_table():
                 assert cell == "-", (r["problem"], key)
             else:
                 check(cell, r[key], what=f"{r['problem']} {key}")
+
+
+def test_sbml_test_suite_counts():
+    d = load("sbml_test_suite.json")
+    m = sentence(r"scalebridge passes (\d+) \((\d+)%\), gives a wrong number\s+or a failed "
+                 r"simulation on (\d+), refuses (\d+) .*?crashes on none; libroadrunner "
+                 r"passes (\d+)")
+    assert [int(g) for g in m.groups()] == [
+        d["passed"], round(100 * d["passed"] / d["total"]), d["failed"], d["refused"],
+        d["libroadrunner"]["passed"]]
+    assert d["crashed"] == 0 and d["total"] == 895

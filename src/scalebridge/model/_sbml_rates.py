@@ -100,11 +100,12 @@ class RateTable:
     shape is shared by at least ``min_group`` laws, in one vector (:attr:`order`).
 
     ``compile(shape, where, local)`` compiles a shape with its slots bound by ``local``;
-    ``kinds`` gives each symbol's kind (``state`` / ``param`` / other) and index.
+    ``kinds`` gives each symbol's kind (``state`` / ``param`` / other) and index, and
+    ``n_states``, ``n_params`` the lengths of ``y`` and ``p``.
     """
 
-    def __init__(self, laws, compile, kinds: dict[str, tuple[str, int]],
-                 min_group: int = MIN_GROUP):
+    def __init__(self, laws, compile, kinds: dict[str, tuple[str, int]], n_states: int,
+                 n_params: int, min_group: int = MIN_GROUP):
         groups: dict[str, list] = {}
         for rid, ast, names in laws:
             key, leaves, shape = template(ast, names)
@@ -141,18 +142,15 @@ class RateTable:
             self._groups.append((fn, slots, len(members)))
         self.numbers = np.array(list(numbers), dtype=np.float64)
         self.position = {rid: i for i, rid in enumerate(self.order)}
-        self._kinds = kinds
-
-    def finish(self, n_states: int, n_params: int):
-        """Turn the slots' symbolic positions into indices of ``concat(y, p, extras,
-        numbers)`` once the numbers of states and parameters are known."""
+        # the slots' (kind, index) positions as indices of concat(y, p, extras, numbers),
+        # now that the extras are known
         offsets = {"state": 0, "param": n_states, "extra": n_states + n_params,
                    "num": n_states + n_params + len(self.extras)}
         for _, slots, _ in self._groups:
-            for i, s in enumerate(slots):
-                if s.index is not None and not isinstance(s.index, np.ndarray):
-                    idx = np.array([offsets[k] + j for k, j in s.index], dtype=np.int32)
-                    slots[i] = _Slot(index=idx)
+            for i, slot in enumerate(slots):
+                if slot.index is not None:
+                    slots[i] = _Slot(index=np.array([offsets[k] + j for k, j in slot.index],
+                                                    dtype=np.int32))
 
     def rates(self, env, y, p):
         """The rate vector at ``env`` (the model's environment), with states ``y`` and

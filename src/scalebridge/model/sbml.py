@@ -375,9 +375,11 @@ class _Builder:
         self.observables: list[str] = []
         self.assign: dict[str, object] = {}
         self.rate: dict[str, object] = {}
-        self.ia = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
+        # (Level 3 Version 2 allows assignments without math: they say nothing)
+        self.ia = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()
+                   if a.getMath() is not None}
         self.assigned_by_events = {ea.getVariable() for e in m.getListOfEvents()
-                                   for ea in e.getListOfEventAssignments()}
+                                   for ea in _assignments(e)}
         self._rates: list[tuple[object, dict[str, Expr]]] = []
         # (reaction id, position among reactants and products) -> symbol of a variable
         # stoichiometry; the stoichiometryMath expressions by symbol
@@ -619,24 +621,37 @@ class _Builder:
             if not self._reads_rates(ast, names):
                 laws.append((r.getId(), ast, names))
         kinds = {n: (sym.kind, sym.index) for n, sym in prog.syms.items()}
-        prog.table = RateTable(laws, math.compile, kinds,
+        prog.table = RateTable(laws, math.compile, kinds, len(prog.states), len(self.params),
                                min_group=MIN_GROUP if not self._stoichiometry else len(laws) + 1)
-        prog.table.finish(len(prog.states), len(self.params))
         prog.rate_order = prog.table.order + [r.getId() for r, _ in self._rates
                                               if r.getId() not in prog.table.position]
 
-    def _reads_rates(self, ast, names, seen=()) -> bool:
+    def _reached(self, names, through_reactions: bool = False) -> set[str]:
+        """The symbols ``names`` read, following assignment rules (and, with
+        ``through_reactions``, kinetic laws, their local ids mapped to the model's
+        parameters) to what those read in turn."""
+        local = {r.getId(): ids for r, ids in self._rates}
+        out, todo = set(), list(names)
+        while todo:
+            n = todo.pop()
+            if n in out:
+                continue
+            out.add(n)
+            sym = self.prog.syms.get(n)
+            if n in self.assign:
+                todo.extend(names_in(self.assign[n]))
+            elif through_reactions and sym is not None and sym.kind == "reaction":
+                ids = local[n]
+                todo.extend(ids.get(m, m) for m in
+                            names_in(self.m.getReaction(n).getKineticLaw().getMath()))
+        return out
+
+    def _reads_rates(self, ast, names) -> bool:
         """Whether a law reads a reaction's rate, directly or through assignment rules
         (such a law is evaluated on its own, after the vectorised rates)."""
-        for n in names_in(ast):
-            n = names.get(n, n)
-            sym = self.prog.syms.get(n)
-            if sym is not None and sym.kind == "reaction":
-                return True
-            if n in self.assign and n not in seen and \
-                    self._reads_rates(self.assign[n], {}, (*seen, n)):
-                return True
-        return False
+        syms = self.prog.syms
+        return any(n in syms and syms[n].kind == "reaction"
+                   for n in self._reached(names.get(m, m) for m in names_in(ast)))
 
     def _breakpoints(self) -> Callable | None:
         """Times where the right-hand side jumps: each two-sided relation (``<``, ``>``,
@@ -648,19 +663,19 @@ class _Builder:
                      A.AST_RELATIONAL_GEQ)
         found: list[tuple[Expr, Expr]] = []
 
-        def state_free(name, seen=()):
-            sym = prog.syms.get(name)
-            if sym is None or sym.kind in ("param", "const", "derived"):
-                return True  # (a reaction-local parameter is not in syms)
-            if sym.kind == "rule" and name in self.assign and name not in seen:
-                return all(state_free(n, (*seen, name)) for n in names_in(self.assign[name]))
-            return False
+        def state_free(names):
+            for n in self._reached(names):
+                sym = prog.syms.get(n)  # (a reaction-local parameter is not in syms)
+                if sym is not None and sym.kind not in ("param", "const", "derived") and \
+                        not (sym.kind == "rule" and n in self.assign):
+                    return False
+            return True
 
         def walk(ast, where, local):
             if ast is None:
                 return
             if ast.getType() in relations and ast.getNumChildren() == 2 and _has_time(ast) \
-                    and all(state_free(n) for n in names_in(ast)):
+                    and state_free(names_in(ast)):
                 found.append(tuple(self.math.compile(ast.getChild(i), where, local)
                                    for i in range(2)))
             for i in range(ast.getNumChildren()):
@@ -768,31 +783,18 @@ class _Builder:
         along the derivatives of the states it reads (``jax.jvp``). Those states' own
         derivatives must not need this one: a rule that reads a concentration in a
         compartment sized by a rule is refused."""
-        prog, deps, seen = self.prog, [], set()
-
-        def walk(n):
-            if n in seen:
-                return
-            seen.add(n)
+        prog, deps = self.prog, []
+        for n in self._reached([name], through_reactions=True):
             sym = prog.syms.get(n)
-            if sym is None:
-                return
-            if sym.kind == "state":
-                deps.append(sym.index)
-                sp = self.m.getSpecies(n)
-                if sp is not None and not sp.getHasOnlySubstanceUnits() and \
-                        prog.syms[sp.getCompartment()].kind == "rule":
-                    raise SBMLError(f"{where}: the size of its compartment depends on the "
-                                    f"concentration {n!r} in a compartment sized by a rule; "
-                                    "such models are not supported")
-            elif sym.kind == "rule" and n in self.assign:
-                for m in names_in(self.assign[n]):
-                    walk(m)
-            elif sym.kind == "reaction":
-                for m in names_in(self.m.getReaction(n).getKineticLaw().getMath()):
-                    walk(m)
-
-        walk(name)
+            if sym is None or sym.kind != "state":
+                continue
+            deps.append(sym.index)
+            sp = self.m.getSpecies(n)
+            if sp is not None and not sp.getHasOnlySubstanceUnits() and \
+                    prog.syms[sp.getCompartment()].kind == "rule":
+                raise SBMLError(f"{where}: the size of its compartment depends on the "
+                                f"concentration {n!r} in a compartment sized by a rule; "
+                                "such models are not supported")
         rows = np.array(sorted(deps), dtype=np.int32)
 
         def rate(env):
@@ -827,7 +829,7 @@ class _Builder:
             label = _label("event", e) if e.isSetId() else f"event #{i + 1}"
             name = e.getId() or f"event{i + 1}"
             ast, initial_value = self._trigger_math(e, label)
-            if e.getNumEventAssignments() == 0:
+            if not _assignments(e):
                 continue
             fixed, time = self._fixed_time(ast, initial_value, label)
             if fixed:
@@ -884,7 +886,7 @@ class _Builder:
 
     def _affect(self, e, label: str) -> Callable:
         prog, targets = self.prog, []
-        for ea in e.getListOfEventAssignments():
+        for ea in _assignments(e):
             var = ea.getVariable()
             if var not in prog.syms or prog.syms[var].kind != "state":
                 raise SBMLError(f"{label}: assigns to {var!r}, which is not a variable species, "
@@ -909,7 +911,7 @@ class _Builder:
     def _rescaled(self, e, assigned) -> list[tuple[int, int]]:
         out = []
         syms = self.prog.syms
-        for ea in e.getListOfEventAssignments():
+        for ea in _assignments(e):
             comp = self.m.getCompartment(ea.getVariable())
             if comp is None:
                 continue
@@ -957,6 +959,12 @@ def _if_triggered(trigger: Callable, affect: Callable) -> Callable:
 def _bound(names: dict[str, str]) -> dict[str, Expr]:
     """Reaction-local parameter ids bound to the model parameters that hold them."""
     return {lid: (lambda n: lambda env: env[n])(name) for lid, name in names.items()}
+
+
+def _assignments(event) -> list:
+    """An event's assignments that have math (Level 3 Version 2 allows ones without, which
+    say nothing)."""
+    return [ea for ea in event.getListOfEventAssignments() if ea.getMath() is not None]
 
 
 def _constant_amount(init: Expr, comp: str) -> Expr:
