@@ -106,12 +106,13 @@ def test_get_executor_specs(cluster, client):
         assert isinstance(ex, DaskExecutor) and ex.client is client
     assert client.status == "running"
     port = cluster.scheduler_address.rsplit(":", 1)[1]
-    with get_executor(f"dask://127.0.0.1:{port}") as ex:
+    # a generous timeout: on a loaded CI machine a first connection can take over 10 s
+    with get_executor(f"dask://127.0.0.1:{port}", timeout=120) as ex:
         assert isinstance(ex, DaskExecutor) and ex.client is not client
         assert dict(ex.map(_weighted, _tasks()[:2], shared=_shared())).keys() == {0, 1}
         own = ex.client
     assert own.status == "closed"  # the executor closes the client it created
-    with get_executor(f"tcp://127.0.0.1:{port}") as ex:
+    with get_executor(f"tcp://127.0.0.1:{port}", timeout=120) as ex:
         assert ex.workers == 2
 
 

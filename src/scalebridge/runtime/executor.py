@@ -155,7 +155,7 @@ class DaskExecutor(Executor):
     scheduler.
     """
 
-    def __init__(self, client_or_address, *, timeout: float = 10.0):
+    def __init__(self, client_or_address, *, timeout: float = 30.0):
         distributed = _distributed()
         if isinstance(client_or_address, distributed.Client):
             self.client = client_or_address
@@ -168,7 +168,9 @@ class DaskExecutor(Executor):
         try:
             self.client = distributed.Client(address, timeout=timeout, set_as_default=False)
         except Exception as exc:
-            raise InputError(f"cannot reach Dask scheduler at {address}: {_one_line(exc)}; "
+            why = _one_line(exc) or type(exc).__name__  # a timeout has no message
+            raise InputError(f"cannot reach Dask scheduler at {address} within {timeout:g} s: "
+                             f"{why}; "
                              "start one with `dask scheduler` or check the address") from None
         self._owns_client = True
 
@@ -253,7 +255,7 @@ def _address(spec) -> str | None:
     return f"tcp://{m.group(2)}:{m.group(3)}"
 
 
-def get_executor(spec=None, *, timeout: float = 10.0) -> Executor:
+def get_executor(spec=None, *, timeout: float = 30.0) -> Executor:
     """The executor named by ``spec``.
 
     ``None``, ``"local"``, ``"inprocess"``: :class:`InProcessExecutor`; ``"threads"`` or
