@@ -11,6 +11,7 @@ initial states are traced, so new values never recompile.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 import diffrax
 import equinox as eqx
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import InputError, SimulationError
+from .event_queue import Triggers, _outputs_and_end, segment
 from .model.events import schedule
 from .model.model import Model
 from .solution import EnsembleSolution, Solution
@@ -92,7 +94,7 @@ def rosenbrock_for(n_members: int):
 
 
 def _solve(model: Model, bounds, ts, jump_ts, p, y0, rtol, atol, solver, max_steps: int,
-           adjoint, max_events: int = 1000):
+           adjoint, max_events: int = 100_000):
     """Integrate from ``bounds[0]`` to ``bounds[1]``, restarting at every time event. Returns
     states and observables at ``ts`` and a success flag.
 
@@ -116,8 +118,9 @@ def _solve(model: Model, bounds, ts, jump_ts, p, y0, rtol, atol, solver, max_ste
     else:
         y, pc = events.fire_at(t0, y, pc)  # events at t0 act on the initial state
         edges = jnp.concatenate([t0[None], jnp.clip(events.times, t0, t1), t1[None]])
-    armed = jnp.stack([e.trigger(t0, y, pc) <= 0 for e in state_events]) \
-        if state_events else None
+    triggers = Triggers(state_events, y, pc) if state_events else None
+    if triggers is not None:
+        y, pc, pending = triggers.start(t0, y, pc)
     n_seg = edges.shape[0] - 1
     ys = jnp.zeros((ts.shape[0], y.shape[0]), y.dtype)
     ps = jnp.zeros((ts.shape[0], pc.shape[0]), pc.dtype)
@@ -129,9 +132,9 @@ def _solve(model: Model, bounds, ts, jump_ts, p, y0, rtol, atol, solver, max_ste
         if isinstance(solver, AbstractSegmentSolver):
             ys_k, y, ok_k = solver.integrate(model, a, b, ts_k, y, pc)
             ps_k = pc
-        elif state_events:
-            ys_k, ps_k, y, pc, armed, ok_k = _segment_with_triggers(
-                term, kw, state_events, a, b, ts_k, y, pc, armed, rtol, atol, max_events)
+        elif triggers is not None:
+            ys_k, ps_k, y, pc, pending, ok_k = segment(triggers, term, kw, a, b, ts_k, y, pc,
+                                                       pending, max_events)
         else:
             sol = diffrax.diffeqsolve(term, t0=a, t1=b, dt0=None, y0=y, args=(pc, None),
                                       saveat=_outputs_and_end(ts_k, b), **kw)
@@ -145,6 +148,9 @@ def _solve(model: Model, bounds, ts, jump_ts, p, y0, rtol, atol, solver, max_ste
         if not last:  # the k-th firing, if it falls in (t0, t1]
             ye, pe = events.fire(k, b, y, pc)
             on = (events.times[k] > t0) & (events.times[k] <= t1)
+            if triggers is not None:  # a time event may turn triggers true or false
+                ye, pe, moved = triggers.instant(b, ye, pe, pending)
+                pending = jax.tree.map(partial(jnp.where, on), moved, pending)
             y, pc = jnp.where(on, ye, y), jnp.where(on, pe, pc)
     ok = ok & jnp.all(jnp.isfinite(ys))
     obs = jax.vmap(model.observe)(ts, ys, ps)
@@ -159,66 +165,6 @@ def _with_breakpoints(model: Model, jump_ts, p, t0, t1):
         return jump_ts
     b = jnp.where((b > t0) & (b < t1), b, t1 + (t1 - t0) + 1.0)
     return b if jump_ts is None else jnp.concatenate([jump_ts, b])
-
-
-def _outputs_and_end(ts, t1):
-    """Save at the output times and, separately, the state where the solve stops. (With
-    no output times, a dummy save at ``t1`` keeps the layout; callers slice it away.)"""
-    ts = ts if ts.shape[0] else jnp.reshape(t1, (1,))
-    return diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)])
-
-
-def _segment_with_triggers(term, kw, events, a, b, ts, y, p, armed, rtol, atol, max_events):
-    """Integrate ``[a, b]`` with state-triggered events: stop at each zero crossing (root
-    found), apply the event, restart. An armed event watches its trigger ``g`` rising
-    through zero; after firing it watches ``-g`` instead, which re-arms it once ``g`` is
-    negative again (a crossing that only re-arms applies nothing)."""
-    import optimistix as optx
-
-    n = ts.shape[0]
-    # Newton stops when both the step in t and |g| are small; |g| is divided by the size of
-    # the state at the segment start, so that a threshold of 1e5 (nM) can be met to rounding
-    g_scale = 1.0 + jnp.max(jnp.abs(y))
-    cond = [lambda t, y, args, i=i, **_: jnp.where(args[1][i], 1.0, -1.0)
-            * events[i].trigger(t, y, args[0]) / g_scale for i in range(len(events))]
-    event = diffrax.Event(cond, root_finder=optx.Newton(rtol=1e-12, atol=1e-12),
-                          direction=True)
-
-    def body(carry):
-        t, y, p, armed, out_y, out_p, ok, _, count = carry
-        sol = diffrax.diffeqsolve(term, t0=t, t1=b, dt0=None, y0=y, args=(p, armed),
-                                  saveat=_outputs_and_end(jnp.clip(ts, t, b), b), event=event,
-                                  **kw)
-        stopped = sol.result == diffrax.RESULTS.event_occurred
-        ok = ok & ((sol.result == diffrax.RESULTS.successful) | stopped)
-        ys_out, t_stop, y_stop = sol.ys[0][:n], sol.ts[1][0], sol.ys[1][0]
-        mask = jnp.stack(sol.event_mask) & stopped
-        keep = (ts >= t) & jnp.where(stopped, ts < t_stop, ts <= b)
-        out_y = jnp.where(keep[:, None], ys_out, out_y)
-        out_p = jnp.where(keep[:, None], p, out_p)
-        fired = mask & armed
-        g_before = jnp.stack([e.trigger(t_stop, y_stop, p) for e in events])
-        for i, e in enumerate(events):
-            y_new, p_new = e.affect(t_stop, y_stop, p)
-            y_stop = jnp.where(fired[i], y_new, y_stop)
-            p = jnp.where(fired[i], p_new, p)
-        # a fired event stays armed only if its affect made the trigger clearly false (a
-        # root found a hair before the crossing must not fire twice); a crossing of a
-        # disarmed event re-arms it
-        g = jnp.stack([e.trigger(t_stop, y_stop, p) for e in events])
-        false_again = (g < 0) & (g < g_before - 1e-12 * (1.0 + jnp.abs(g_before)))
-        armed = jnp.where(fired, false_again, armed | mask)
-        at_stop = (stopped & (ts == t_stop))[:, None]
-        out_y = jnp.where(at_stop, y_stop, out_y)
-        out_p = jnp.where(at_stop, p, out_p)
-        return t_stop, y_stop, p, armed, out_y, out_p, ok, ~stopped, count + 1
-
-    init = (jnp.asarray(a, float), y, p, armed, jnp.full((n, y.size), jnp.nan),
-            jnp.full((n, p.size), jnp.nan), jnp.asarray(True), jnp.asarray(False), 0)
-    t, y, p, armed, out_y, out_p, ok, done, _ = eqx.internal.while_loop(
-        lambda c: ~c[7] & c[6] & (c[8] < max_events), body, init,
-        max_steps=max_events, kind="checkpointed")
-    return out_y, out_p, y, p, armed, ok & done
 
 
 def _solve_ensemble_rosenbrock(model, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver,

@@ -286,8 +286,9 @@ class MathCompiler:
         if t == _A.AST_LOGICAL_IMPLIES and n == 2:
             a, b = gs
             return lambda env: jnp.maximum(-a(env), b(env))
-        if t == _A.AST_LOGICAL_XOR and n >= 1:
-            return lambda env: _fold(_xor, [g(env) for g in gs])
+        if t == _A.AST_LOGICAL_XOR:  # xor() is false
+            return (lambda env: _fold(_xor, [g(env) for g in gs])) if gs else \
+                (lambda env: -1.0)
         raise SBMLError(f"{where}: the trigger form {formula(ast)!r} is not supported; "
                         "write the trigger with <, <=, >, >= combined by and, or, not, xor, "
                         "implies (== and != never cross a threshold)")

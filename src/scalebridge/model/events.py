@@ -20,12 +20,32 @@ class Event(eqx.Module):
     """A discrete change ``(y, p) -> affect(t, y, p)`` of states or parameters.
 
     Time-triggered: give ``times``; the event fires at each of them. State-triggered: give
-    ``trigger(t, y, p) -> float``; the event fires when the trigger crosses zero upwards
+    ``trigger(t, y, p) -> float``; the event triggers when the trigger crosses zero upwards
     (from negative to positive, as an SBML trigger turns from false to true), at the
     crossing time found by root finding, and re-arms only after the trigger has gone
     negative again. ``affect`` returns the new state and parameter vectors. Outputs at an
     event time report the state just after the event, as SBML simulators do. Events at the
     same time are applied in the order the model lists them.
+
+    A state-triggered event follows SBML's event semantics (SBML Level 3 Version 2,
+    section 4.11) where asked:
+
+    - ``delay(t, y, p)``: evaluated when the event triggers; the event executes that long
+      after (several executions of one event may be pending at once);
+    - ``priority(t, y, p)``: of events due at the same instant, the highest priority
+      executes first (evaluated just before each execution; equal priorities in random
+      order, from a fixed seed; no priority executes after every prioritised one, in the
+      order the events triggered); after each
+      execution the triggers are looked at again, so an event may trigger another;
+    - ``persistent=False``: a pending execution is dropped if the trigger turns false
+      before it is due;
+    - ``at_trigger``: with an :class:`Assignments` affect, its values are computed when
+      the event triggers (SBML's ``useValuesFromTriggerTime``), else when it executes;
+    - ``fires_at_start``: a trigger that holds at the start counts as having turned true
+      there (SBML's ``initialValue="false"``); otherwise it must turn false first;
+    - ``holds(t, y, p) -> bool``: whether the trigger holds, where that differs from
+      ``trigger > 0`` (``x >= 1`` holds at ``x = 1``); used at the start and after each
+      execution, while ``trigger`` locates crossings during integration.
 
     The times are an array leaf, like the amounts of :func:`bolus` and
     :func:`set_parameter`: a new dosing schedule with as many times is new data for the
@@ -37,6 +57,12 @@ class Event(eqx.Module):
     times: jax.Array = eqx.field(default=(), converter=_times)
     trigger: Callable | None = eqx.field(static=True, default=None)
     name: str = eqx.field(static=True, default="event")
+    delay: Callable | None = eqx.field(static=True, default=None)
+    priority: Callable | None = eqx.field(static=True, default=None)
+    persistent: bool = eqx.field(static=True, default=True)
+    at_trigger: bool = eqx.field(static=True, default=True)
+    fires_at_start: bool = eqx.field(static=True, default=False)
+    holds: Callable | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         fn = self.affect.fn if isinstance(self.affect, _Function) else self.affect
@@ -49,6 +75,31 @@ class Event(eqx.Module):
             raise ModelError(f"event {self.name!r}: give either times or a trigger function")
         if self.trigger is not None and not callable(self.trigger):
             raise ModelError(f"event {self.name!r}: trigger must be a function (t, y, p) -> float")
+        if self.trigger is None and (self.delay is not None or self.priority is not None
+                                     or not self.persistent or self.fires_at_start
+                                     or self.holds is not None):
+            raise ModelError(f"event {self.name!r}: delay, priority, persistent, holds and "
+                             "fires_at_start apply to state-triggered events; give a trigger "
+                             "(a time event at T is the trigger t - T)")
+        if self.delay is not None and self.at_trigger and isinstance(self.affect, _Function):
+            raise ModelError(f"event {self.name!r}: a delayed event whose values come from the "
+                             "trigger time needs an Assignments affect (values, then assign); "
+                             "or give at_trigger=False to evaluate the affect when it executes")
+
+
+class Assignments(eqx.Module):
+    """An affect in two parts, so that its values can be computed when an event triggers
+    and applied when it executes: ``values(t, y, p)`` gives a 1-D array,
+    ``assign(t, y, p, values)`` the new ``(y, p)``. Calling it does both at once."""
+
+    def values(self, t, y, p) -> jax.Array:
+        raise NotImplementedError
+
+    def assign(self, t, y, p, values):
+        raise NotImplementedError
+
+    def __call__(self, t, y, p):
+        return self.assign(t, y, p, self.values(t, y, p))
 
 
 class _Function(eqx.Module):

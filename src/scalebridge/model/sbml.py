@@ -27,33 +27,46 @@ Mapping (matching what libroadrunner reports with ``[id]`` selections for concen
 - **Initial state**: SBML time starts at 0; initial assignments and assignment rules are
   evaluated at ``t = 0``. The Model's ``initial`` is a function of the parameter vector when
   any initial value depends on a parameter, a tuple of numbers otherwise.
-- **Events**: a trigger ``time >= T`` (or ``time > T``, ``T <= time``, ``T < time``) with a
+- **Events**: when no event of the model has a delay, a priority or a non-persistent
+  trigger, a trigger ``time >= T`` (or ``time > T``, ``T <= time``, ``T < time``) with a
   number ``T`` fires exactly at ``T`` (:class:`~scalebridge.model.events.Event` with
-  ``times``). Any other trigger becomes a state-triggered Event whose trigger function ``g``
-  is positive where the trigger holds: ``a > b`` and ``a >= b`` give ``a - b``, ``a < b`` and
-  ``a <= b`` give ``b - a`` (chained relations: the minimum over adjacent pairs), ``and`` /
-  ``or`` the minimum / maximum of their arguments, ``not x`` gives ``-g_x``, ``xor`` and
-  ``implies`` are composed from these, ``true`` / ``false`` give +1 / -1, and function
-  definitions are inlined. The event fires where ``g`` crosses zero upwards, at the
-  root-found time, and fires again only after the trigger has been false (``time >= k``
-  with a parameter ``k`` is such an event, so ``k`` can be estimated). With
-  ``initialValue="false"`` an event whose trigger holds at t=0 fires at t=0 (an extra
-  Event ``<id>_at_t0`` at time 0 that applies the assignments only where ``g > 0``); with
-  ``initialValue="true"`` (and in SBML Level 2) the trigger must turn false first. Since
-  ``g = 0`` counts as false, ``>=`` behaves like ``>``: the two differ only at the instant
-  of equality, except that a trigger sitting exactly on its threshold at t=0 (e.g.
-  ``time >= k`` with ``k = 0``) is taken as false there and fires as soon as it is strictly
-  true (just after t=0) whatever its ``initialValue``. The root finder needs ``g`` to be
-  continuous in time: a relation whose operands jump while the model runs (``piecewise``,
-  ``floor`` of time or states) makes the simulation fail. All assignments of an event are
-  evaluated before any is applied; persistence and ``useValuesFromTriggerTime`` make no
-  difference without delays.
+  ``times``). Every other trigger becomes a state-triggered Event whose trigger function
+  ``g`` is positive where the trigger holds: ``a > b`` and ``a >= b`` give ``a - b``,
+  ``a < b`` and ``a <= b`` give ``b - a`` (chained relations: the minimum over adjacent
+  pairs), ``and`` / ``or`` the minimum / maximum of their arguments, ``not x`` gives
+  ``-g_x``, ``xor`` and ``implies`` are composed from these, ``true`` / ``false`` give +1 /
+  -1, and function definitions are inlined. The event triggers where ``g`` crosses zero
+  upwards, at the root-found time, and again only after the trigger has been false
+  (``time >= k`` with a parameter ``k`` is such an event, so ``k`` can be estimated).
+  Delays, priorities, persistence, ``useValuesFromTriggerTime`` and ``initialValue`` follow
+  SBML (:mod:`scalebridge.event_queue`): executions wait in a queue, those due at one
+  instant go in order of priority, and each may trigger others. Since ``g = 0`` counts as
+  false, ``>=`` behaves like ``>``: the two differ only at the instant of equality, except
+  that a trigger sitting exactly on its threshold at t=0 (e.g. ``time >= k`` with ``k = 0``)
+  is taken as false there and fires as soon as it is strictly true (just after t=0)
+  whatever its ``initialValue``. The root finder needs ``g`` to be continuous in time: a
+  relation whose operands jump while the model runs (``piecewise``, ``floor`` of time or
+  states) makes the simulation fail. Equal priorities execute in random order, from a
+  fixed seed (a run repeats exactly); events without priority in the order they triggered.
+
+- **Algebraic rules** (``0 = f``): each determines one variable that nothing else does
+  (a non-constant symbol without rules, a species no reaction changes; a matching of rules
+  to the symbols they read), an observable whose value solves all algebraic rules together
+  by Newton's method from the value in the file, at every evaluation (an index-1
+  differential-algebraic system reduced to an ODE).
+- **Fast reactions** (Level 2, Level 3 Version 1) are in equilibrium at every instant: the
+  species they change are solved, with the algebraic rules, from ``rate = 0`` for each
+  fast reaction and the amounts they conserve (a basis ``L`` of the left null space of
+  their stoichiometry matrix); those amounts are new states, ``fast_pool_1``, ...,
+  changed by the slow reactions only, and start from the file's initial values (which the
+  species then leave at t=0 for the equilibrium).
 
 Raised as :class:`~scalebridge.errors.SBMLError`, naming the element: unreadable files,
-algebraic rules, ``delay()``, ``rateOf()`` of a symbol set by a rule or a reaction (of a
-state it is its derivative, of a constant zero), fast reactions, event triggers with
-``==``, ``!=`` or other non-relational forms (piecewise, numbers), event delays or
-priorities, and other required packages. Variable stoichiometries (species references set by rules,
+overdetermined algebraic rules, ``delay()``, ``rateOf()`` of a symbol set by a rule or a
+reaction (of a state it is its derivative, of a constant zero), linearly dependent fast
+reactions or ones with a variable stoichiometry, event
+triggers with ``==``, ``!=`` or other non-relational forms (piecewise, numbers), and other
+required packages. Variable stoichiometries (species references set by rules,
 initial assignments or events, and Level 2 stoichiometryMath) are symbols of the model.
 Hierarchical models (``comp``) are flattened by libsbml's converter first.
 """
@@ -65,6 +78,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import libsbml
@@ -73,7 +87,7 @@ import numpy as np
 from ..errors import InputError, SBMLError
 from ._sbml_math import Expr, MathCompiler, formula, names_in
 from ._sbml_rates import MIN_GROUP, RateTable
-from .events import Event
+from .events import Assignments, Event
 from .model import Model
 from .parameter import Parameter
 
@@ -124,6 +138,10 @@ def _clip(message: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# an undefined unit identifier (rule 10313) says nothing about the numbers: a warning
+_UNIT_REFERENCES = {10313}
+
+
 def _check_consistency(doc, where: str) -> None:
     """libsbml's consistency checks (identifiers, MathML, general and overdetermined-model
     rules; units, modelling practice and SBO terms are left out, as most published models
@@ -135,14 +153,15 @@ def _check_consistency(doc, where: str) -> None:
         doc.setConsistencyChecks(cat, False)
     doc.checkConsistency()
     found = [doc.getError(i) for i in range(doc.getNumErrors())]
-    errors = [e for e in found if e.getSeverity() >= libsbml.LIBSBML_SEV_ERROR]
+    errors = [e for e in found if e.getSeverity() >= libsbml.LIBSBML_SEV_ERROR
+              and e.getErrorId() not in _UNIT_REFERENCES]
     if errors:
         e = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SBMLError(f"{where}: fails libsbml's consistency check (line {e.getLine()}, "
                         f"rule {e.getErrorId()}): {_clip(e.getMessage())}{more}")
     for e in found:
-        if e.getSeverity() == libsbml.LIBSBML_SEV_WARNING:
+        if e.getSeverity() == libsbml.LIBSBML_SEV_WARNING or e.getErrorId() in _UNIT_REFERENCES:
             warnings.warn(f"{where}: libsbml consistency warning (line {e.getLine()}, rule "
                           f"{e.getErrorId()}): {_clip(e.getMessage())}",
                           stacklevel=3)
@@ -271,6 +290,12 @@ class _Env:
             self._vectors[which] = value
         return self._vectors[which]
 
+    def with_values(self, values: dict) -> _Env:
+        """The same point with some symbols given (nothing else cached)."""
+        child = _Env(self.prog, self._t, self.y, self.p, self.initial)
+        child._cache.update(values)
+        return child
+
     def at_start(self) -> _Env:
         """The environment at t=0 with the same parameters (for constants set at t=0)."""
         if self.initial:
@@ -294,6 +319,7 @@ class _Program:
         self.state_flows: list[list[tuple[str, float]]] = []  # per state: (reaction, n)
         self.scale: tuple = ([], None, None)  # (symbols, numerator, denominator) per state
         self.derivs: dict[int, Expr] = {}  # states whose derivative is not flows * scale
+        self._last: tuple | None = None  # (t, y, p, env) of the last observable evaluated
 
     def evaluate(self, name: str, env: _Env):
         sym = self.syms[name]
@@ -350,7 +376,18 @@ class _Program:
         return _stack([env[s] for s in self.states])
 
     def observable(self, name: str) -> Callable:
-        return lambda t, y, p: _Env(self, t, y, p)[name]
+        return lambda t, y, p: self._env_at(t, y, p)[name]
+
+    def _env_at(self, t, y, p) -> _Env:
+        """One environment for the observables evaluated at the same ``(t, y, p)`` (the
+        same objects: one call of a model's ``observe``), so that what they share (the
+        rates, an algebraic solve) is computed once."""
+        last = self._last
+        if last is not None and last[0] is t and last[1] is y and last[2] is p:
+            return last[3]
+        env = _Env(self, t, y, p)
+        self._last = (t, y, p, env)
+        return env
 
 
 def _stack(values):
@@ -375,6 +412,9 @@ class _Builder:
         self.observables: list[str] = []
         self.assign: dict[str, object] = {}
         self.rate: dict[str, object] = {}
+        self.algebraic_rules: list[tuple[str, object]] = []  # (label, math)
+        self.algebraic: dict[str, int] = {}  # variable -> the algebraic rule setting it
+        self._guesses: dict[str, float] = {}  # algebraic variable -> Newton's first guess
         # (Level 3 Version 2 allows assignments without math: they say nothing)
         self.ia = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()
                    if a.getMath() is not None}
@@ -396,6 +436,7 @@ class _Builder:
         self._compartments()
         self._species()
         self._parameters()
+        self._pools()
         self._reactions()
         self._compile_rules()
         self._derivatives()
@@ -416,6 +457,8 @@ class _Builder:
         out = {}
         for fd in self.m.getListOfFunctionDefinitions():
             lam = fd.getMath()
+            if lam is None and self.m.getLevel() >= 3:
+                continue  # (Level 3 Version 2 allows it: a call to it is an error)
             if lam is None or not lam.isLambda() or fd.getBody() is None:
                 raise SBMLError(f"function definition {fd.getId()!r}: has no lambda; give "
                                 "it <lambda> math with arguments and a body")
@@ -448,16 +491,119 @@ class _Builder:
             if rule.getMath() is None:  # allowed from Level 3 Version 2: the rule says nothing
                 continue
             if rule.isAlgebraic():
-                raise SBMLError(f"algebraic rule #{i + 1} (0 = {formula(rule.getMath())}): "
-                                "algebraic rules (DAEs) are not supported; rewrite it as an "
-                                "assignment or rate rule")
+                self.algebraic_rules.append((f"algebraic rule #{i + 1} "
+                                             f"(0 = {formula(rule.getMath())})", rule.getMath()))
+                continue
             target = self.assign if rule.isAssignment() else self.rate
             target[rule.getVariable()] = rule.getMath()
+        self.algebraic = self._algebraic_variables()
+        self.fast = self._fast_reactions()
+
+    def _fast_reactions(self) -> _Fast | None:
+        """Fast reactions (SBML Level 2 and Level 3 Version 1) in instantaneous equilibrium:
+        the species they change are set by ``rate = 0`` for each, and by the amounts they
+        conserve (``L @ amounts``, ``L`` a basis of the left null space of their
+        stoichiometry matrix), which only the slow reactions change (pools, new states)."""
+        fast = [r for r in self.m.getListOfReactions() if r.isSetFast() and r.getFast()]
+        if not fast:
+            return None
+        species, refs = [], []
+        for r in fast:
+            where = _label("reaction", r)
+            for sign, sr in [(-1.0, x) for x in r.getListOfReactants()] + \
+                    [(1.0, x) for x in r.getListOfProducts()]:
+                sp = self.m.getSpecies(sr.getSpecies())
+                if sr.isSetStoichiometryMath() or (sr.isSetId() and (
+                        sr.getId() in self.assign or sr.getId() in self.rate
+                        or sr.getId() in self.ia or sr.getId() in self.assigned_by_events)):
+                    raise SBMLError(f"{where}: a fast reaction with a variable stoichiometry "
+                                    "is not supported; give it a number")
+                sid = sp.getId()
+                if sp.getConstant() or sp.getBoundaryCondition() or sid in self.assign \
+                        or sid in self.rate or sid in self.algebraic:
+                    continue
+                if sp.getConversionFactor() or self.m.getConversionFactor():
+                    raise SBMLError(f"{where}: a fast reaction changing a species with a "
+                                    f"conversion factor ({sid!r}) is not supported")
+                if sid not in species:
+                    species.append(sid)
+                refs.append((r.getId(), sid, sign * _stoichiometry(sr)))
+        ids = [r.getId() for r in fast]
+        n = np.zeros((len(species), len(fast)))
+        for rid, sid, v in refs:
+            n[species.index(sid), ids.index(rid)] += v
+        u, sv, _ = np.linalg.svd(n) if n.size else (np.eye(len(species)), np.zeros(0), None)
+        rank = int(np.sum(sv > 1e-10 * max(1.0, sv.max(initial=0.0))))
+        if rank < len(fast):
+            raise SBMLError(f"fast reactions {', '.join(map(repr, ids))}: their "
+                            "stoichiometries are linearly dependent, so their equilibrium "
+                            "does not determine the species; make one of them slow")
+        pools = []
+        for j in range(len(species) - rank):
+            name = f"fast_pool_{j + 1}"
+            while name in self._ids:
+                name = f"_{name}"
+            pools.append(name)
+        return _Fast(ids, species, u[:, rank:].T, pools)
+
+    def _algebraic_variables(self) -> dict[str, int]:
+        """The variable each algebraic rule determines (by its index in the rules): a
+        non-constant symbol that nothing else determines (no rule; a species no reaction
+        changes) and that the rule reads, one per rule (a bipartite matching, trying first
+        symbols the file gives no value and last those that events change)."""
+        if not self.algebraic_rules:
+            return {}
+        changed = {sr.getSpecies() for r in self.m.getListOfReactions()
+                   for sr in (*r.getListOfReactants(), *r.getListOfProducts())}
+        free = set()
+        for s in self.m.getListOfSpecies():
+            if not s.getConstant() and (s.getBoundaryCondition() or s.getId() not in changed):
+                free.add(s.getId())
+        for el in (*self.m.getListOfParameters(), *self.m.getListOfCompartments()):
+            if not el.getConstant():
+                free.add(el.getId())
+        free -= set(self.assign) | set(self.rate)
+
+        def preference(v):  # first a symbol without a value, last one that events change
+            el = self.m.getElementBySId(v)
+            valued = any(getattr(el, f"isSet{a}")() for a in
+                         ("Value", "Size", "InitialAmount", "InitialConcentration")
+                         if hasattr(el, f"isSet{a}"))
+            return v in self.assigned_by_events, valued or v in self.ia, v
+
+        reads = [sorted(set(names_in(ast)) & free, key=preference)
+                 for _, ast in self.algebraic_rules]
+        owner: dict[str, int] = {}
+
+        def place(i, seen):  # an augmenting path for rule i (Kuhn's algorithm)
+            for v in reads[i]:
+                if v not in seen:
+                    seen.add(v)
+                    if v not in owner or place(owner[v], seen):
+                        owner[v] = i
+                        return True
+            return False
+
+        for i, (label, _) in enumerate(self.algebraic_rules):
+            if not place(i, set()):
+                raise SBMLError(f"{label}: determines no variable (every non-constant symbol "
+                                "it reads is set by a rule, a reaction or another algebraic "
+                                "rule); the model is overdetermined")
+        return owner
 
     def _add_state(self, name: str, init: Expr):
         self.prog.syms[name] = _Sym("state", len(self.prog.states))
         self.prog.states.append(name)
         self.prog.init_exprs[name] = init
+
+    def _add_algebraic(self, sid: str, guess: float | None):
+        """A variable set by an algebraic rule: an observable, the solution of the
+        algebraic rules (``_ALGEBRAIC``) starting from its value in the file."""
+        k = len(self._guesses)
+        self._guesses[sid] = 0.0 if guess is None or not np.isfinite(guess) else float(guess)
+        self.prog.syms[sid] = _Sym("rule")
+        self.prog.exprs[sid] = lambda env: env[_ALGEBRAIC][k]
+        self.observables.append(sid)
 
     def _add_param(self, name: str, value: float):
         self.prog.syms[name] = _Sym("param", len(self.params))
@@ -466,7 +612,9 @@ class _Builder:
     def _variable(self, kind: str, el, value: float | None, constant: bool):
         """Register a compartment or parameter by its rules and constancy."""
         sid, where = el.getId(), _label(kind, el)
-        if sid in self.assign:
+        if sid in self.algebraic:
+            self._add_algebraic(sid, value)
+        elif sid in self.assign:
             self.prog.syms[sid] = _Sym("rule")
             self.observables.append(sid)
         elif sid in self.rate or (not constant and sid in self.assigned_by_events):
@@ -509,6 +657,9 @@ class _Builder:
     def _species(self):
         for s in self.m.getListOfSpecies():
             sid = s.getId()
+            if sid in self.algebraic or (self.fast and sid in self.fast.species):
+                self._add_algebraic(sid, _initial_number(s))
+                continue
             if sid in self.assign:
                 self.prog.syms[sid] = _Sym("rule")
                 self.observables.append(sid)
@@ -532,6 +683,30 @@ class _Builder:
                 init = self._later(sid, "initial") if sid in self.ia else self._species_init(s)
                 self._add_state(sid, init)
 
+    def _pools(self):
+        """The amounts fast reactions conserve, as states: from the species' initial values
+        in the file (an initial assignment's where given)."""
+        if not self.fast:
+            return
+        amounts = [self._amount(sid, initial=True) for sid in self.fast.species]
+        for j, name in enumerate(self.fast.pools):
+            row = self.fast.conserved[j]
+            self._add_state(name, lambda env, row=row: sum(
+                c * a(env) for c, a in zip(row, amounts, strict=True) if c != 0.0))
+
+    def _amount(self, sid: str, initial: bool = False) -> Expr:
+        """A species' amount (its symbol times its compartment's size where it is a
+        concentration); with ``initial``, from its initial value in the file."""
+        s = self.m.getSpecies(sid)
+        if initial:
+            value = self._later(sid, "initial") if sid in self.ia else self._species_init(s)
+        else:
+            value = lambda env: env[sid]  # noqa: E731
+        if s.getHasOnlySubstanceUnits():
+            return value
+        comp = s.getCompartment()
+        return lambda env: value(env) * env[comp]
+
     def _species_init(self, s) -> Expr:
         """Initial concentration (amount where hasOnlySubstanceUnits) from the attributes."""
         where, comp = _label("species", s), s.getCompartment()
@@ -549,9 +724,6 @@ class _Builder:
     def _reactions(self):
         for r in self.m.getListOfReactions():
             where = _label("reaction", r)
-            if r.isSetFast() and r.getFast():
-                raise SBMLError(f"{where}: is a fast reaction; fast reactions (quasi-steady "
-                                "state) are not supported; set fast='false'")
             kl = r.getKineticLaw()
             if kl is None or kl.getMath() is None:
                 raise SBMLError(f"{where}: has no kinetic law; give it a rate expression")
@@ -613,6 +785,13 @@ class _Builder:
             prog.exprs[name] = math.compile(ast, where)
         for sid in self.rate:
             self._require(sid, f"rate rule for {sid!r}")
+        if self.algebraic_rules or self.fast:
+            rules = [math.compile(ast, label) for label, ast in self.algebraic_rules]
+            if self.fast:
+                rules += self._fast_equations()
+            prog.syms[_ALGEBRAIC] = _Sym("rule")
+            prog.exprs[_ALGEBRAIC] = _algebraic_solution(list(self._guesses),
+                                                         list(self._guesses.values()), rules)
         laws = []
         for r, names in self._rates:
             where = f"kinetic law of reaction {r.getId()!r}"
@@ -625,6 +804,37 @@ class _Builder:
                                min_group=MIN_GROUP if not self._stoichiometry else len(laws) + 1)
         prog.rate_order = prog.table.order + [r.getId() for r, _ in self._rates
                                               if r.getId() not in prog.table.position]
+
+    def _fast_equations(self) -> list[Expr]:
+        """Zero where the fast reactions are in equilibrium: each pool's amount over its
+        state, and each fast reaction's rate."""
+        fast = self.fast
+        amounts = [self._amount(sid) for sid in fast.species]
+        out = [lambda env, row=row, pool=pool: sum(
+            c * a(env) for c, a in zip(row, amounts, strict=True) if c != 0.0) - env[pool]
+            for row, pool in zip(fast.conserved, fast.pools, strict=True)]
+        return out + [lambda env, rid=rid: env[rid] for rid in fast.reactions]
+
+    def _pool_derivatives(self):
+        """A pool's derivative: the slow reactions' flows into its species, combined."""
+        fast, prog = self.fast, self.prog
+        flows: dict[str, np.ndarray] = {}  # slow reaction -> its flow into each species
+        for r in self.m.getListOfReactions():
+            if r.getId() in fast.reactions:
+                continue
+            nr = r.getNumReactants()
+            for k, sr in enumerate([*r.getListOfReactants(), *r.getListOfProducts()]):
+                sign = -1.0 if k < nr else 1.0
+                if sr.getSpecies() in fast.species:
+                    if (r.getId(), k) in self._stoichiometry:
+                        raise SBMLError(f"{_label('reaction', r)}: a variable stoichiometry "
+                                        "on a species of a fast reaction is not supported")
+                    v = flows.setdefault(r.getId(), np.zeros(len(fast.species)))
+                    v[fast.species.index(sr.getSpecies())] += sign * _stoichiometry(sr)
+        for row, pool in zip(fast.conserved, fast.pools, strict=True):
+            terms = [(rid, float(row @ v)) for rid, v in flows.items() if row @ v != 0.0]
+            prog.derivs[prog.syms[pool].index] = lambda env, terms=terms: sum(
+                c * env[rid] for rid, c in terms) if terms else 0.0
 
     def _reached(self, names, through_reactions: bool = False) -> set[str]:
         """The symbols ``names`` read, following assignment rules (and, with
@@ -640,6 +850,10 @@ class _Builder:
             sym = self.prog.syms.get(n)
             if n in self.assign:
                 todo.extend(names_in(self.assign[n]))
+            elif n in self.algebraic or (self.fast and n in self.fast.species):
+                todo.extend(m for _, ast in self.algebraic_rules for m in names_in(ast))
+                if self.fast:
+                    todo.extend([*self.fast.reactions, *self.fast.pools])
             elif through_reactions and sym is not None and sym.kind == "reaction":
                 ids = local[n]
                 todo.extend(ids.get(m, m) for m in
@@ -777,6 +991,8 @@ class _Builder:
             else:
                 denom[i] = slot(comp)
         prog.scale = (symbols, numer, denom)
+        if self.fast:
+            self._pool_derivatives()
 
     def _rule_rate(self, name: str, where: str) -> Expr:
         """d/dt of a symbol set by an assignment rule: the rule's derivative along time and
@@ -824,37 +1040,58 @@ class _Builder:
 
     # ----- events -------------------------------------------------------------------------
     def _events(self) -> list[Event]:
+        # (Level 3 Version 2 allows events without trigger math: they never trigger)
+        listed = [(i, e) for i, e in enumerate(self.m.getListOfEvents()) if _assignments(e)
+                  and e.getTrigger() is not None and e.getTrigger().getMath() is not None]
+        # a delay, a priority or a non-persistent trigger anywhere puts every event in the
+        # queue of executions (their order at one instant matters); otherwise a trigger
+        # ``time >= T`` with a number T is a time event
+        queued = any(e.isSetDelay() or e.isSetPriority() or not self._persistent(e)
+                     for _, e in listed)
         out = []
-        for i, e in enumerate(self.m.getListOfEvents()):
+        for i, e in listed:
             label = _label("event", e) if e.isSetId() else f"event #{i + 1}"
             name = e.getId() or f"event{i + 1}"
-            ast, initial_value = self._trigger_math(e, label)
-            if not _assignments(e):
-                continue
-            fixed, time = self._fixed_time(ast, initial_value, label)
-            if fixed:
-                if time is not None:
-                    out.append(Event(self._affect(e, label), times=(time,), name=name))
-                continue
-            trigger = self._trigger(ast, label)
+            ast, initial_value = self._trigger_math(e)
             affect = self._affect(e, label)
-            if not initial_value:  # fires at t=0 if the trigger holds there
-                out.append(Event(_if_triggered(trigger, affect), times=(0.0,),
-                                 name=f"{name}_at_t0"))
-            out.append(Event(affect, trigger=trigger, name=name))
+            if not queued:
+                fixed, time = self._fixed_time(ast, initial_value, label)
+                if fixed:
+                    if time is not None:
+                        out.append(Event(affect, times=(time,), name=name))
+                    continue
+            trigger, holds = self._trigger(ast, label)
+            out.append(Event(
+                affect, trigger=trigger, holds=holds, name=name,
+                delay=self._event_math(e.getDelay() if e.isSetDelay() else None,
+                                       f"delay of {label}"),
+                priority=self._event_math(e.getPriority() if e.isSetPriority() else None,
+                                          f"priority of {label}"),
+                persistent=self._persistent(e), fires_at_start=not initial_value,
+                at_trigger=e.getUseValuesFromTriggerTime() if self.m.getLevel() >= 3
+                or e.isSetUseValuesFromTriggerTime() else True))
         return out
 
-    def _trigger_math(self, e, label: str):
-        """The trigger's AST and initialValue (Level 2: true); delays, priorities raise."""
-        if e.isSetDelay():
-            raise SBMLError(f"{label}: has a delay; delayed events are not supported")
-        if e.isSetPriority():
-            raise SBMLError(f"{label}: has a priority; event priorities are not supported")
+    def _persistent(self, e) -> bool:
         trig = e.getTrigger()
-        ast = trig.getMath() if trig is not None else None
-        if ast is None:
-            raise SBMLError(f"{label}: has no trigger math")
-        return ast, trig.getInitialValue() if self.m.getLevel() >= 3 else True
+        return trig is None or self.m.getLevel() < 3 or trig.getPersistent()
+
+    def _event_math(self, element, where: str) -> Callable | None:
+        """A delay's or priority's math as a function ``(t, y, p)`` (None if absent)."""
+        if element is None or element.getMath() is None:
+            return None
+        expr, prog = self.math.compile(element.getMath(), where), self.prog
+
+        def value(t, y, p):
+            return jnp.asarray(expr(_Env(prog, t, y, p)), jnp.float64)
+
+        self._triggers.append(value)
+        return value
+
+    def _trigger_math(self, e):
+        """The trigger's AST and initialValue (Level 2: true)."""
+        trig = e.getTrigger()
+        return trig.getMath(), trig.getInitialValue() if self.m.getLevel() >= 3 else True
 
     def _fixed_time(self, ast, initial_value: bool, label: str) -> tuple[bool, float | None]:
         """For a ``time >= T`` trigger with a number ``T``: (True, its firing time or None if
@@ -867,8 +1104,9 @@ class _Builder:
             return True, (None if initial_value else 0.0)
         return True, t
 
-    def _trigger(self, ast, label: str) -> Callable:
-        """The trigger function ``g(t, y, p)``, positive where the trigger holds."""
+    def _trigger(self, ast, label: str) -> tuple[Callable, Callable]:
+        """The trigger function ``g(t, y, p)``, positive where the trigger holds, and
+        ``holds(t, y, p)``, its truth (at equality, ``>=`` holds and ``>`` does not)."""
         where = f"trigger of {label}"
         try:
             g = self.math.trigger(ast, where)
@@ -876,15 +1114,18 @@ class _Builder:
             if label in str(err):
                 raise
             raise SBMLError(f"{where}: {err}") from None
-        prog = self.prog
+        prog, h = self.prog, self.math.compile(ast, where)
 
         def trigger(t, y, p):
             return jnp.asarray(g(_Env(prog, t, y, p)), dtype=jnp.float64)
 
-        self._triggers.append(trigger)
-        return trigger
+        def holds(t, y, p):
+            return jnp.asarray(h(_Env(prog, t, y, p))) != 0
 
-    def _affect(self, e, label: str) -> Callable:
+        self._triggers += [trigger, holds]
+        return trigger, holds
+
+    def _affect(self, e, label: str) -> _EventAssignments:
         prog, targets = self.prog, []
         for ea in _assignments(e):
             var = ea.getVariable()
@@ -893,22 +1134,14 @@ class _Builder:
                                 "parameter or compartment (constant=false, no assignment rule)")
             expr = self.math.compile(ea.getMath(), f"{label}, assignment to {var!r}")
             targets.append((prog.syms[var].index, expr))
-        assigned = {i for i, _ in targets}
-        rescale = self._rescaled(e, assigned)
+        rescale = self._rescaled(e)
+        return _EventAssignments(prog, tuple(targets), tuple(rescale))
 
-        def affect(t, y, p):
-            env = _Env(prog, t, y, p)
-            values = [(i, f(env)) for i, f in targets]
-            new = y
-            for i, v in values:
-                new = new.at[i].set(v)
-            for ci, si in rescale:  # keep species amounts when the volume changes
-                new = new.at[si].set(new[si] * y[ci] / new[ci])
-            return new, p
-
-        return affect
-
-    def _rescaled(self, e, assigned) -> list[tuple[int, int]]:
+    def _rescaled(self, e) -> list[tuple[int, int]]:
+        """(compartment, species) for each concentration in a compartment the event
+        resizes: its amount is kept, or, if the event assigns the concentration too, set
+        from the size before the event (SBML: all assignments read the state before any
+        is made; case 01779)."""
         out = []
         syms = self.prog.syms
         for ea in _assignments(e):
@@ -918,7 +1151,7 @@ class _Builder:
             for s in self.m.getListOfSpecies():
                 sym = syms.get(s.getId())
                 if (s.getCompartment() == comp.getId() and sym and sym.kind == "state"
-                        and not s.getHasOnlySubstanceUnits() and sym.index not in assigned):
+                        and not s.getHasOnlySubstanceUnits()):
                     out.append((syms[comp.getId()].index, sym.index))
         return out
 
@@ -945,20 +1178,84 @@ class _Builder:
             jax.eval_shape(trigger, t, y, p)
 
 
-def _if_triggered(trigger: Callable, affect: Callable) -> Callable:
-    """``affect`` applied only where ``trigger > 0`` (for an event that may fire at t=0)."""
-
-    def fire(t, y, p):
-        on = trigger(t, y, p) > 0
-        y_new, p_new = affect(t, y, p)
-        return jnp.where(on, y_new, y), jnp.where(on, p_new, p)
-
-    return fire
-
-
 def _bound(names: dict[str, str]) -> dict[str, Expr]:
     """Reaction-local parameter ids bound to the model parameters that hold them."""
     return {lid: (lambda n: lambda env: env[n])(name) for lid, name in names.items()}
+
+
+class _EventAssignments(Assignments):
+    """An SBML event's assignments: all values computed first (at the trigger or at the
+    execution), then set; the concentrations in a compartment whose size is assigned are
+    rescaled (an amount is kept, or set by the assigned concentration and the old size)."""
+
+    prog: object = eqx.field(static=True)
+    targets: tuple = eqx.field(static=True)  # (state index, math) per assignment
+    rescale: tuple = eqx.field(static=True)  # (compartment index, species index)
+
+    def values(self, t, y, p):
+        env = _Env(self.prog, t, y, p)
+        return _stack([f(env) for _, f in self.targets])
+
+    def assign(self, t, y, p, values):
+        new = y
+        for k, (i, _) in enumerate(self.targets):
+            new = new.at[i].set(values[k])
+        for ci, si in self.rescale:
+            new = new.at[si].set(new[si] * y[ci] / new[ci])
+        return new, p
+
+
+@dataclass(frozen=True)
+class _Fast:
+    """Fast reactions: their ids, the species they change, the rows of ``L`` (amounts
+    conserved by them) and the names of the pool states holding those amounts."""
+
+    reactions: list
+    species: list
+    conserved: np.ndarray
+    pools: list
+
+
+_ALGEBRAIC = "algebraic:"  # the symbol of the algebraic rules' solution (no SBML id has ':')
+NEWTON_STEPS = 12
+
+
+def _algebraic_solution(names: list[str], guesses: list[float], rules: list[Expr]) -> Expr:
+    """The values of the algebraic variables ``names`` that make every rule zero, by
+    Newton's method with the Jacobian from automatic differentiation (a fixed number of
+    steps, so the solve differentiates; a rule linear in its variables is solved by the
+    first). Each step evaluates the rules where the variables take the step's values."""
+
+    def solve(env):
+        children = []
+
+        def residual(v):
+            child = env.with_values(dict(zip(names, v, strict=True)))
+            children.append(child)
+            return _stack([f(child) for f in rules])
+
+        def step(_, v):
+            jac, r = jax.jacfwd(residual)(v), residual(v)
+            d = jnp.linalg.solve(jac, r)
+            # a singular Jacobian (a fast rate k * S at k = 0): a regularised least-squares
+            # step instead (Levenberg 1944), which moves the equations it can
+            normal = jac.T @ jac
+            mu = 1e-12 * (jnp.trace(normal) + 1e-300)
+            reg = jnp.linalg.solve(normal + mu * jnp.eye(v.shape[0]), jac.T @ r)
+            return v - jnp.where(jnp.all(jnp.isfinite(d)), d, reg)
+
+        v = jax.lax.fori_loop(0, NEWTON_STEPS, step, jnp.asarray(guesses, jnp.float64))
+        env.read_params |= any(c.read_params for c in children)
+        return v
+
+    return solve
+
+
+def _initial_number(s) -> float | None:
+    """A species' initial concentration or amount as written (a first guess only)."""
+    if s.isSetInitialConcentration():
+        return s.getInitialConcentration()
+    return s.getInitialAmount() if s.isSetInitialAmount() else None
 
 
 def _assignments(event) -> list:
