@@ -23,6 +23,7 @@ flag) rather than dropping events.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import ClassVar
 
 import diffrax
@@ -81,16 +82,17 @@ class Triggers:
     def g(self, t, y, p) -> jax.Array:
         return jnp.stack([jnp.asarray(e.trigger(t, y, p), jnp.float64) for e in self.events])
 
-    def _values_now(self, i, t, y, p):
-        def one(j):
-            def f():
-                v = jnp.asarray(_values(self.events[j])(t, y, p), jnp.float64)
-                return jnp.pad(v, (0, self.width - self.widths[j]))
-            return f
+    def _values(self, j, t, y, p):
+        """Event ``j``'s assignment values, padded to the queue's width."""
+        v = jnp.asarray(_values(self.events[j])(t, y, p), jnp.float64)
+        return jnp.pad(v, (0, self.width - self.widths[j]))
 
+    def _values_now(self, i, t, y, p):
+        """The values of event ``i`` (traced) at ``(t, y, p)``."""
         if len(self.events) == 1:
-            return one(0)()
-        return jax.lax.switch(i, [one(j) for j in range(len(self.events))])
+            return self._values(0, t, y, p)
+        return jax.lax.switch(i, [partial(self._values, j, t, y, p)
+                                  for j in range(len(self.events))])
 
     def holds(self, t, y, p) -> jax.Array:
         """Whether each trigger holds (its ``holds``, else ``trigger > 0``)."""
@@ -122,9 +124,7 @@ class Triggers:
         for i, e in enumerate(self.events):
             delay = jnp.asarray(0.0) if e.delay is None else \
                 jnp.asarray(e.delay(t, y, p), jnp.float64)
-            v = jnp.pad(jnp.asarray(_values(e)(t, y, p), jnp.float64),
-                        (0, self.width - self.widths[i])) if e.at_trigger else \
-                jnp.zeros(self.width)
+            v = self._values(i, t, y, p) if e.at_trigger else jnp.zeros(self.width)
             free = jnp.argmin(used)
             put = rising[i] & ~used[free]
             ok = ok & ~(rising[i] & used[free]) & ~(rising[i] & ~(delay >= 0))

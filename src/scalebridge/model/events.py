@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 
 import equinox as eqx
@@ -92,11 +93,13 @@ class Assignments(eqx.Module):
     and applied when it executes: ``values(t, y, p)`` gives a 1-D array,
     ``assign(t, y, p, values)`` the new ``(y, p)``. Calling it does both at once."""
 
+    @abc.abstractmethod
     def values(self, t, y, p) -> jax.Array:
-        raise NotImplementedError
+        """The values to assign, computed at ``(t, y, p)``."""
 
+    @abc.abstractmethod
     def assign(self, t, y, p, values):
-        raise NotImplementedError
+        """The new ``(y, p)`` with ``values`` assigned."""
 
     def __call__(self, t, y, p):
         return self.assign(t, y, p, self.values(t, y, p))

@@ -425,7 +425,7 @@ class _Builder:
         # stoichiometry; the stoichiometryMath expressions by symbol
         self._stoichiometry: dict[tuple[str, int], str] = {}
         self._stoichiometry_math: dict[str, tuple[object, str]] = {}
-        self._triggers: list[Callable] = []
+        self._traced: list[Callable] = []  # event functions (t, y, p), traced once at load
         every = m.getListOfAllElements()
         self._ids = {el.getId() for el in (every.get(i) for i in range(every.getSize()))
                      if el.isSetId()}
@@ -510,12 +510,9 @@ class _Builder:
         species, refs = [], []
         for r in fast:
             where = _label("reaction", r)
-            for sign, sr in [(-1.0, x) for x in r.getListOfReactants()] + \
-                    [(1.0, x) for x in r.getListOfProducts()]:
+            for _, sign, sr in _references(r):
                 sp = self.m.getSpecies(sr.getSpecies())
-                if sr.isSetStoichiometryMath() or (sr.isSetId() and (
-                        sr.getId() in self.assign or sr.getId() in self.rate
-                        or sr.getId() in self.ia or sr.getId() in self.assigned_by_events)):
+                if sr.isSetStoichiometryMath() or self._varies(sr):
                     raise SBMLError(f"{where}: a fast reaction with a variable stoichiometry "
                                     "is not supported; give it a number")
                 sid = sp.getId()
@@ -566,9 +563,9 @@ class _Builder:
 
         def preference(v):  # first a symbol without a value, last one that events change
             el = self.m.getElementBySId(v)
-            valued = any(getattr(el, f"isSet{a}")() for a in
-                         ("Value", "Size", "InitialAmount", "InitialConcentration")
-                         if hasattr(el, f"isSet{a}"))
+            valued = el.isSetInitialAmount() or el.isSetInitialConcentration() \
+                if isinstance(el, libsbml.Species) else \
+                el.isSetSize() if isinstance(el, libsbml.Compartment) else el.isSetValue()
             return v in self.assigned_by_events, valued or v in self.ia, v
 
         reads = [sorted(set(names_in(ast)) & free, key=preference)
@@ -735,7 +732,7 @@ class _Builder:
                 self._add_param(names[lp.getId()], lp.getValue())
             self.prog.syms[r.getId()] = _Sym("reaction")
             self._rates.append((r, names))
-            for k, sr in enumerate([*r.getListOfReactants(), *r.getListOfProducts()]):
+            for k, _, sr in _references(r):
                 self._species_reference(r.getId(), k, sr, where)
 
     def _local_name(self, rid: str, pid: str) -> str:
@@ -743,6 +740,13 @@ class _Builder:
         while name in self._ids or name in self.prog.syms:
             name = name.replace("_", "__", 1) if "_" in name else f"{name}_"
         return name
+
+    def _varies(self, sr) -> bool:
+        """Whether a species reference is a symbol that a rule, an initial assignment or
+        events set (its stoichiometry varies or is fixed only at t=0)."""
+        sid = sr.getId() if sr.isSetId() else ""
+        return bool(sid) and (sid in self.assign or sid in self.rate or sid in self.ia or (
+            sid in self.assigned_by_events and not sr.getConstant()))
 
     def _species_reference(self, rid: str, k: int, sr, where: str):
         """A reactant's or product's stoichiometry: a number, or a symbol where it varies
@@ -756,8 +760,7 @@ class _Builder:
                                               f"{where}: stoichiometryMath of "
                                               f"{sr.getSpecies()!r}")
             self._stoichiometry[(rid, k)] = name
-        elif sid and (sid in self.assign or sid in self.rate or sid in self.ia
-                      or (sid in self.assigned_by_events and not sr.getConstant())):
+        elif self._varies(sr):
             label = f"species reference {sid!r} in {where}"
             if sid in self.rate or (sid in self.assigned_by_events and sid not in self.assign):
                 self._add_state(sid, self._start_value(sid, label, _stoichiometry(sr)))
@@ -822,9 +825,7 @@ class _Builder:
         for r in self.m.getListOfReactions():
             if r.getId() in fast.reactions:
                 continue
-            nr = r.getNumReactants()
-            for k, sr in enumerate([*r.getListOfReactants(), *r.getListOfProducts()]):
-                sign = -1.0 if k < nr else 1.0
+            for k, sign, sr in _references(r):
                 if sr.getSpecies() in fast.species:
                     if (r.getId(), k) in self._stoichiometry:
                         raise SBMLError(f"{_label('reaction', r)}: a variable stoichiometry "
@@ -935,10 +936,8 @@ class _Builder:
         prog.state_flows = [[] for _ in prog.states]
         pos, rows, stoich = [], [], []
         for r in self.m.getListOfReactions():
-            rid, nr = r.getId(), r.getNumReactants()
-            refs = [*r.getListOfReactants(), *r.getListOfProducts()]
-            for k, sr in enumerate(refs):
-                sign = -1.0 if k < nr else 1.0
+            rid = r.getId()
+            for k, sign, sr in _references(r):
                 sym = syms.get(sr.getSpecies())
                 variable = self._stoichiometry.get((rid, k))
                 n = (sign, variable) if variable else sign * _stoichiometry(sr)
@@ -1085,7 +1084,7 @@ class _Builder:
         def value(t, y, p):
             return jnp.asarray(expr(_Env(prog, t, y, p)), jnp.float64)
 
-        self._triggers.append(value)
+        self._traced.append(value)
         return value
 
     def _trigger_math(self, e):
@@ -1122,7 +1121,7 @@ class _Builder:
         def holds(t, y, p):
             return jnp.asarray(h(_Env(prog, t, y, p))) != 0
 
-        self._triggers += [trigger, holds]
+        self._traced += [trigger, holds]
         return trigger, holds
 
     def _affect(self, e, label: str) -> _EventAssignments:
@@ -1174,7 +1173,7 @@ class _Builder:
         jax.eval_shape(prog.rhs, t, y, p)
         for name in self.observables:
             jax.eval_shape(prog.observable(name), t, y, p)
-        for trigger in self._triggers:
+        for trigger in self._traced:
             jax.eval_shape(trigger, t, y, p)
 
 
@@ -1284,6 +1283,13 @@ def _flow_sum(env, flows):
         else:
             total = total + r if n == 1.0 else total - r if n == -1.0 else total + n * r
     return 0.0 if total is None else total
+
+
+def _references(r) -> list[tuple[int, float, object]]:
+    """A reaction's reactants, then products: (position, sign, species reference)."""
+    nr = r.getNumReactants()
+    return [(k, -1.0 if k < nr else 1.0, sr)
+            for k, sr in enumerate([*r.getListOfReactants(), *r.getListOfProducts()])]
 
 
 def _stoichiometry(sr) -> float:
