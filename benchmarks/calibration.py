@@ -1,10 +1,16 @@
-"""Multi-start calibration of PEtab benchmark problems: scalebridge vs pyPESTO (RoadRunner).
+"""Multi-start calibration of PEtab benchmark problems: scalebridge vs pyPESTO with AMICI and
+with RoadRunner.
 
-In one run and from the same start points, for each problem (default: Boehm_JProteomeRes2014,
-Crauste_CellSystems2017, Bertozzi_PNAS2020; PEtab files in tests/data/petab/<name>/):
+In one run and from the same start points, for each problem (default: the ten problems of the
+PEtab benchmark collection with the cheapest gradients, ``PROBLEMS``; PEtab files in
+tests/data/petab/<name>/):
 
 - scalebridge: ``scalebridge.fit(problem, n_starts=N, seed=S)`` with the fit default
   optimiser, or each of ``--optimizer NAME[,NAME...]``;
+- ``pypesto-amici-fides``: pyPESTO 0.7 with its AMICI objective (``PetabImporter(...,
+  simulator_type="amici")``, AMICI 1.0: forward sensitivities, CVODES) and Fides, whose
+  Hessian is the objective's Fisher information (pyPESTO's default), as pyPESTO users run it;
+  the compiled models are kept in benchmarks/.amici_models/ by problem content hash;
 - pyPESTO 0.7 with its RoadRunner objective (``PetabImporter(..., simulator_type=
   "roadrunner")``). That objective has no gradients, so the optimisers get central finite
   differences from ``pypesto.objective.FD`` (pyPESTO's default step 1e-6): ``pypesto-fides``
@@ -23,11 +29,14 @@ limit of the scalebridge problem.
 Reported per tool and problem: the NLL at the nominal parameters (a peer whose value differs
 from scalebridge's by more than ``NOMINAL_ATOL`` computes another objective: its fits are
 skipped unless ``--fit-mismatched``; one that cannot load the problem is recorded with the
-error), the best NLL, the starts within 1.92 of the reference optimum (converged), their
-fraction, the wall time of the multi-start run (for scalebridge also the JIT compile time and
-the time to the first finished start), the time per converged start, ratios to scalebridge
-(the first scalebridge optimiser), and each tool's NLL at the other's best point. The JSON is
-rewritten (atomically) after each tool and problem.
+error), the best NLL and its difference to the reference, the starts within 1.92 of the best
+value any tool found (or of the reference where lower: converged), their fraction, the wall
+time of the multi-start run (for scalebridge also the JIT compile time and the time to the
+first finished start), the time per converged start, ratios to scalebridge (the first
+scalebridge optimiser), each tool's NLL at the others' best points, and per problem the
+issue's targets (time per converged start at or below pyPESTO + AMICI, best NLL at or below
+the reference within ``BEST_ATOL``, no problem where a peer converges and scalebridge does
+not) as met or missed. The JSON is rewritten (atomically) after each tool and problem.
 
     python benchmarks/calibration.py                      # 100 starts, all problems and tools
     python benchmarks/calibration.py --starts 3 --problems Boehm_JProteomeRes2014
@@ -37,7 +46,9 @@ rewritten (atomically) after each tool and problem.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
+import json
 import logging
 import math
 import os
@@ -56,14 +67,45 @@ from scalebridge.runtime.files import write_json
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 PETAB_DIR = ROOT / "tests" / "data" / "petab"
-PROBLEMS = ("Boehm_JProteomeRes2014", "Crauste_CellSystems2017", "Bertozzi_PNAS2020")
-# reference optima (NLL) of the benchmark collection; a lower one known for Crauste
-REFERENCE = {"Boehm_JProteomeRes2014": 138.2220, "Crauste_CellSystems2017": 190.9652,
-             "Bertozzi_PNAS2020": 158.8643}
+AMICI_MODELS = HERE / ".amici_models"  # compiled AMICI models, by problem content hash
+# the ten problems of the collection with the cheapest gradients (benchmarks/results/
+# petab_collection.md); the others take seconds per gradient, hours for 100 starts here
+PROBLEMS = ("Bertozzi_PNAS2020", "Armistead_CellDeathDis2024", "Blasi_CellSystems2016",
+            "Boehm_JProteomeRes2014", "Crauste_CellSystems2017", "Fiedler_BMCSystBiol2016",
+            "Weber_BMC2015", "Borghans_BiophysChem1997", "Brannmark_JBC2010",
+            "Schwen_PONE2014")
+# reference NLL at the nominal parameters (tests/data/README.md; ../shared/data/README.md):
+# AMICI's benchmark table, except Bertozzi (converged scipy Radau) and Blasi (petab's
+# calculate_llh of the collection's simulatedData table). Every one is the likelihood alone:
+# Isensee's, said to include its priors, is our likelihood's to 4e-10 (3949.375967 against
+# 3953.83 with the priors), and Schwen's too (943.999 against 956.5).
+REFERENCE = {
+    "Bachmann_MSB2011": -418.405733,
+    "Beer_MolBioSystems2014": -58622.914563,
+    "Bertozzi_PNAS2020": 158.8643,
+    "Blasi_CellSystems2016": -642.826894,
+    "Boehm_JProteomeRes2014": 138.221997,
+    "Borghans_BiophysChem1997": -83.323719,
+    "Brannmark_JBC2010": 141.889114,
+    "Chen_MSB2009": 115700.119263,
+    "Crauste_CellSystems2017": 190.965219,
+    "Fiedler_BMCSystBiol2016": -58.583902,
+    "Isensee_JCB2018": 3949.375967,
+    "Lucarelli_CellSystems2018": 1681.605988,
+    "Schwen_PONE2014": 943.999299,
+    "Weber_BMC2015": 296.201792,
+}
+NO_REFERENCE = {
+    "Alkan_SciSignal2018": "the collection has no trusted reference NLL",
+    "Armistead_CellDeathDis2024": "the collection has no reference NLL (SBML comp model)",
+}
+# a lower optimum than the reference, known for Crauste
 KNOWN_BEST = {"Crauste_CellSystems2017": 190.4571}
 CONVERGED_DELTA = 1.92  # chi2(1) 0.95 quantile / 2
 NOMINAL_ATOL = 0.01  # |NLL_peer - NLL_scalebridge| at the nominal parameters, NLL units
-TOOLS = ("scalebridge", "scalebridge-threads", "pypesto-fides", "pypesto-lbfgsb")
+BEST_ATOL = 1e-3  # a best NLL this far above the reference counts as at the reference
+TOOLS = ("scalebridge", "scalebridge-threads", "pypesto-amici-fides", "pypesto-fides",
+         "pypesto-lbfgsb")
 # scalebridge-threads: the same starts on one thread per CPU core (the CLI default)
 # per-start limits of the pyPESTO optimisers (iterations; scipy also counts objective calls,
 # each FD gradient being one call of the FD objective)
@@ -103,6 +145,19 @@ def _versions(packages=("scalebridge", "jax", "diffrax", "pypesto", "fides", "li
     return out
 
 
+def _hash_files(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.name).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def problem_hash(name: str) -> str:
+    """Content hash of a problem's files (a changed table or model is never reused)."""
+    return _hash_files([p for p in (PETAB_DIR / name).rglob("*") if p.is_file()])
+
+
 def petab_yaml(name: str) -> Path:
     d = PETAB_DIR / name
     p = d / f"{name}.yaml"
@@ -114,12 +169,14 @@ def petab_yaml(name: str) -> Path:
     return found[0]
 
 
-def summarize(nlls, times, wall_s, reference, known_best=None) -> dict:
-    """Best NLL, starts within CONVERGED_DELTA of ``reference``, fraction, time per converged
-    start, median time of one start (``times``)."""
+def summarize(nlls, times, wall_s, best_found, known_best=None) -> dict:
+    """Best NLL, starts within CONVERGED_DELTA of ``best_found`` (the best value any tool
+    found, or the reference where lower), fraction, time per converged start, median time of
+    one start (``times``)."""
     v = np.asarray([np.nan if x is None else x for x in nlls], dtype=float)
     ok = np.isfinite(v)
-    n_conv = int(np.sum(ok & (v <= reference + CONVERGED_DELTA)))
+    n_conv = int(np.sum(ok & (v <= best_found + CONVERGED_DELTA))) \
+        if best_found is not None else 0
     t = np.asarray([np.nan if x is None else x for x in times], dtype=float)
     out = dict(best_nll=_num(np.min(v[ok])) if ok.any() else None, n_starts=int(v.size),
                n_finite=int(ok.sum()), n_converged=n_conv,
@@ -138,7 +195,8 @@ def run_scalebridge(problem, n, seed, optimizer, x0s, executor=None) -> dict:
         kwargs["optimizer"] = optimizer
     first = []
     if "progress" in inspect.signature(sb.fit).parameters:
-        kwargs["progress"] = lambda rec: first.append(time.perf_counter()) if not first else None
+        kwargs["progress"] = lambda *_, **__: first.append(time.perf_counter()) \
+            if not first else None
     t0 = time.perf_counter()
     res = sb.fit(problem, **kwargs)
     wall = time.perf_counter() - t0
@@ -151,7 +209,10 @@ def run_scalebridge(problem, n, seed, optimizer, x0s, executor=None) -> dict:
         first_s = (compile_s or 0.0) + float(recs[0]["time_s"])
     else:
         first_s = None
-    starts = [dict(index=int(r["index"]), nll=_num(r["nll"]), success=bool(r["success"]),
+    # what each start minimised: the negative log posterior where the problem has priors
+    # (as pyPESTO's objective), else the NLL
+    starts = [dict(index=int(r["index"]), nll=_num(r.get("objective", r["nll"])),
+                   success=bool(r["success"]),
                    status=r.get("status"), message=str(r.get("message", ""))[:200],
                    iterations=r.get("iterations"), n_evaluations=r.get("n_evaluations"),
                    time_s=_num(r.get("time_s"))) for r in recs]
@@ -167,25 +228,59 @@ def run_scalebridge(problem, n, seed, optimizer, x0s, executor=None) -> dict:
 
 # ----- pyPESTO --------------------------------------------------------------------------------
 class PypestoPeer:
-    """pyPESTO problem with the RoadRunner objective, FD gradients over the free parameters."""
+    """A pyPESTO problem of a PEtab problem on ``simulator``: ``"roadrunner"`` (objective
+    without gradients: central finite differences over the free parameters) or ``"amici"``
+    (AMICI's objective: forward sensitivities, the Fisher information as Fides' Hessian)."""
 
-    def __init__(self, yaml_path: Path, sb_problem):
+    def __init__(self, yaml_path: Path, sb_problem, simulator: str):
         import petab.v1 as petab
         import pypesto
         import pypesto.petab
         from pypesto.objective import FD
 
-        self.pypesto = pypesto
+        self.pypesto, self.simulator, self.flattened = pypesto, simulator, False
         pp = petab.Problem.from_yaml(str(yaml_path))
-        importer = pypesto.petab.PetabImporter(pp, simulator_type="roadrunner")
+        if petab.lint.measurement_table_has_timepoint_specific_mappings(pp.measurement_df):
+            # neither simulator imports observable or noise parameters that differ between
+            # time points: one observable per mapping instead (the same likelihood)
+            petab.flatten_timepoint_specific_output_overrides(pp)
+            self.flattened = True
+        rtol = float(getattr(sb_problem, "rtol", 1e-8))
+        atol = float(getattr(sb_problem, "atol", 1e-10))
+        max_steps = int(getattr(sb_problem, "max_steps", 100_000))
+        if simulator == "amici":
+            import amici
+
+            name = yaml_path.parent.name
+            model = f"pypesto_{name}_{problem_hash(name)}_amici{amici.__version__}" + \
+                ("_flat" if self.flattened else "")
+            model = model.replace(".", "_")  # a valid C++ identifier
+            importer = pypesto.petab.PetabImporter(pp, output_folder=str(AMICI_MODELS / model),
+                                                   model_name=model, simulator_type="amici")
+        else:
+            importer = pypesto.petab.PetabImporter(pp, simulator_type="roadrunner")
         inner = importer.create_problem()
-        rro = inner.objective
-        opts = rro.solver_options
-        opts.relative_tolerance = float(getattr(sb_problem, "rtol", 1e-8))
-        opts.absolute_tolerance = float(getattr(sb_problem, "atol", 1e-10))
-        opts.maximum_num_steps = int(getattr(sb_problem, "max_steps", 100_000))
-        self.solver_options = dict(opts)
+        if simulator == "amici":
+            from amici.sim.sundials import SensitivityMethod
+
+            # (the AMICI objective, aggregated with the priors' where a problem has priors)
+            amici_obj = next(o for o in getattr(inner.objective, "_objectives",
+                                                [inner.objective]) if hasattr(o, "amici_solver"))
+            solver = amici_obj.amici_solver
+            solver.set_relative_tolerance(rtol)
+            solver.set_absolute_tolerance(atol)
+            solver.set_max_steps(max_steps)
+            solver.set_sensitivity_method(SensitivityMethod.forward)
+            self.solver_options = dict(relative_tolerance=rtol, absolute_tolerance=atol,
+                                       max_steps=max_steps, sensitivities="forward")
+        else:
+            opts = next(o for o in getattr(inner.objective, "_objectives", [inner.objective])
+                        if hasattr(o, "solver_options")).solver_options
+            opts.relative_tolerance, opts.absolute_tolerance = rtol, atol
+            opts.maximum_num_steps = max_steps
+            self.solver_options = dict(opts)
         free = list(inner.x_free_indices)
+        self.free = free
         self.x_names = [inner.x_names[i] for i in free]
         self.x_scales = [inner.x_scales[i] for i in free]
         if self.x_names != list(sb_problem.parameter_ids):
@@ -205,10 +300,13 @@ class PypestoPeer:
             return float(inner.objective(np.asarray(x, float)))
 
         self.fun = fun
-        obj = FD(pypesto.Objective(fun=fun), grad=True, hess=False, sres=False,
-                 delta_fun=FD_DELTA, method=FD.CENTRAL)
-        self.problem = pypesto.Problem(objective=obj, lb=lb, ub=ub, x_names=self.x_names,
-                                       x_scales=self.x_scales)
+        if simulator == "amici":
+            self.problem = inner  # its objective takes the free parameters
+        else:
+            obj = FD(pypesto.Objective(fun=fun), grad=True, hess=False, sres=False,
+                     delta_fun=FD_DELTA, method=FD.CENTRAL)
+            self.problem = pypesto.Problem(objective=obj, lb=lb, ub=ub, x_names=self.x_names,
+                                           x_scales=self.x_scales)
 
     def nll(self, x) -> float:
         return self.fun(np.asarray(x, float))
@@ -232,7 +330,9 @@ class PypestoPeer:
     def optimizer(self, tool: str):
         import pypesto.optimize as po
 
-        if tool == "pypesto-fides":
+        if tool in ("pypesto-fides", "pypesto-amici-fides"):
+            # the Hessian: the objective's where it has one (AMICI's Fisher information),
+            # else BFGS
             return po.FidesOptimizer(verbose=logging.ERROR,
                                      options={"maxiter": PYPESTO_MAXITER})
         if tool == "pypesto-lbfgsb":
@@ -256,10 +356,15 @@ class PypestoPeer:
                                  history_options=self.pypesto.HistoryOptions(),
                                  optimize_options=po.OptimizeOptions(allow_failed_starts=True))
                 flag = r.exitflag
+                x = None if r.x is None else np.asarray(r.x, float)
+                if x is not None and x.size != len(self.free):  # pyPESTO reports all
+                    x = x[self.free]
                 rec.update(nll=_num(r.fval), status=str(flag), message=str(r.message)[:200],
-                           n_gradients=r.n_grad, x=None if r.x is None
-                           else [float(v) for v in r.x])
-                if tool == "pypesto-fides":
+                           n_gradients=r.n_grad,
+                           x=None if x is None else [float(v) for v in x])
+                if self.simulator == "amici":  # its objective is not counted by self.fun
+                    rec["n_evaluations"] = int(r.n_fval)
+                if tool in ("pypesto-fides", "pypesto-amici-fides"):
                     import fides
                     rec["success"] = flag in (fides.ExitFlag.FTOL, fides.ExitFlag.XTOL,
                                               fides.ExitFlag.GTOL)
@@ -267,7 +372,8 @@ class PypestoPeer:
                     rec["success"] = flag == 0
             except Exception as exc:  # one failed start must not stop the others
                 rec["message"] = f"failed: {_first_line(exc)}"
-            rec["n_evaluations"] = self.n_sim - n0  # objective (simulation) calls, FD included
+            if self.simulator != "amici":  # objective (simulation) calls, FD included
+                rec["n_evaluations"] = self.n_sim - n0
             rec["time_s"] = time.perf_counter() - ts
             starts.append(rec)
             if first_s is None:
@@ -288,11 +394,56 @@ def tool_label(tool: str, optimizer: str | None) -> str:
     return f"{tool}[{optimizer}]" if optimizer else tool
 
 
+def _simulator(tool: str) -> str:
+    return "amici" if tool == "pypesto-amici-fides" else "roadrunner"
+
+
+def score(entry) -> None:
+    """Each tool's summary against the best value any tool found (or the reference where
+    lower), its ratios to the baseline scalebridge row, and the issue's targets."""
+    rows = [r for r in entry["tools"].values() if r.get("starts") is not None]
+    bests = [s["nll"] for r in rows for s in r["starts"] if s["nll"] is not None]
+    ref = entry["reference_nll"]
+    found = min(bests + ([ref] if ref is not None else [])) if bests or ref is not None \
+        else None
+    entry["best_found_nll"] = _num(found)
+    entry["converged_threshold"] = _num(found + CONVERGED_DELTA) if found is not None else None
+    for r in rows:
+        r.update(summarize([s["nll"] for s in r["starts"]], [s["time_s"] for s in r["starts"]],
+                           r["wall_s"], found, entry["known_best_nll"]))
+    base = next((r for r in rows if r["tool"] == "scalebridge"), None)
+    if base is None:
+        return
+    for r in rows:
+        if r is base:
+            continue
+        r["vs_scalebridge"] = dict(
+            wall_s=_ratio(r["wall_s"], base["wall_s"]),
+            time_per_converged_s=_ratio(r["time_per_converged_s"],
+                                        base["time_per_converged_s"]),
+            fraction_converged=_ratio(r["fraction_converged"], base["fraction_converged"]),
+            best_nll_minus=_num(r["best_nll"] - base["best_nll"])
+            if r["best_nll"] is not None and base["best_nll"] is not None else None)
+    amici = entry["tools"].get("pypesto-amici-fides")
+    peers_converge = any(r["n_converged"] for r in rows if not r["tool"].startswith("scale"))
+    entry["targets"] = dict(
+        time_per_converged_at_or_below_amici=None if amici is None
+        or amici.get("starts") is None else bool(
+            base["time_per_converged_s"] is not None and (
+                amici["time_per_converged_s"] is None
+                or base["time_per_converged_s"] <= amici["time_per_converged_s"])),
+        best_at_or_below_reference=None if ref is None or base["best_nll"] is None
+        else bool(base["best_nll"] <= ref + BEST_ATOL),
+        fails_where_a_peer_succeeds=bool(base["n_converged"] == 0 and peers_converge))
+
+
 def run_problem(name, args, record, save) -> None:
     yaml_path = petab_yaml(name)
     ref, known = REFERENCE.get(name), KNOWN_BEST.get(name)
     entry = dict(petab_yaml=str(yaml_path.relative_to(ROOT)), reference_nll=ref,
-                 known_best_nll=known, converged_threshold=ref + CONVERGED_DELTA, tools={})
+                 reference_note=NO_REFERENCE.get(name), known_best_nll=known,
+                 starts=args.starts, seed=args.seed, command=record["command"],
+                 date=time.strftime("%Y-%m-%d"), tools={})
     record["problems"][name] = entry
     t0 = time.perf_counter()
     problem = sb.load_petab(yaml_path)
@@ -305,14 +456,25 @@ def run_problem(name, args, record, save) -> None:
                  n_parameters=len(problem.parameter_ids),
                  start_points=[[float(v) for v in x] for x in x0s])
     sb_nominal = []  # computed once, after the first scalebridge fit (or before a peer)
+    priors = problem.space.has_priors
+
+    def objective(x):
+        """What the tools minimise: the NLL, less the log prior where there are priors."""
+        return float(problem.nll(x) - (problem.log_prior(x) if priors else 0.0))
+
+    if priors and ref is not None:  # the reference is the NLL at the nominal parameters
+        entry["reference_nll"] = ref - float(problem.log_prior(problem.x_nominal))
+        entry["reference_note"] = (f"with priors: the objective is the negative log "
+                                   f"posterior; the reference, {ref} without the priors, "
+                                   "is taken at the nominal parameters with them")
 
     def nominal_sb():
         if not sb_nominal:
-            sb_nominal.append(float(problem.nll(problem.x_nominal)))
+            sb_nominal.append(objective(problem.x_nominal))
         return sb_nominal[0]
 
-    peer, peer_error, peer_load = None, None, None
-    sb_base, sb_base_label, best_x = None, None, {}
+    peers = {}  # simulator -> (peer or None, error or None, load seconds, nominal NLL)
+    best_x = {}
     for tool in args.tools:
         for optimizer in (args.optimizer if tool.startswith("scalebridge") else [None]):
             label = tool_label(tool, optimizer)
@@ -332,26 +494,31 @@ def run_problem(name, args, record, save) -> None:
                     continue
                 row["nll_nominal"] = nominal_sb()
             else:
-                if peer is None and peer_error is None:
+                simulator = _simulator(tool)
+                if simulator not in peers:
                     t1 = time.perf_counter()
                     try:
-                        peer = PypestoPeer(yaml_path, problem)
-                        peer_nominal = peer.nll(np.asarray(problem.x_nominal, float))
+                        peer = PypestoPeer(yaml_path, problem, simulator)
+                        peers[simulator] = (peer, None, time.perf_counter() - t1,
+                                            peer.nll(np.asarray(problem.x_nominal, float)))
                     except Exception as exc:
-                        peer_error = _first_line(exc)
-                    peer_load = time.perf_counter() - t1
-                if peer_error is not None:
-                    row.update(status="load_failed", error=peer_error, load_s=peer_load)
-                    print(f"  pyPESTO cannot load {name}: {peer_error}", flush=True)
+                        peers[simulator] = (None, _first_line(exc), time.perf_counter() - t1,
+                                            None)
+                peer, error, load_s, peer_nominal = peers[simulator]
+                if error is not None:
+                    row.update(status="load_failed", error=error, load_s=load_s)
+                    print(f"  pyPESTO ({simulator}) cannot load {name}: {error}", flush=True)
                     save()
                     continue
                 sbn = nominal_sb()
                 agrees = bool(math.isfinite(peer_nominal) and abs(peer_nominal - sbn)
                               <= NOMINAL_ATOL)
-                row.update(load_s=peer_load, nll_nominal=_num(peer_nominal),
+                row.update(load_s=load_s, simulator=simulator, flattened=peer.flattened,
+                           nll_nominal=_num(peer_nominal),
                            nll_nominal_scalebridge=sbn, nominal_agrees=agrees,
-                           solver_options=peer.solver_options,
-                           fd=dict(method="central", delta=FD_DELTA, over="free parameters"))
+                           solver_options=peer.solver_options)
+                if simulator == "roadrunner":
+                    row["fd"] = dict(method="central", delta=FD_DELTA, over="free parameters")
                 if not agrees:
                     try:
                         row["initial_assignment_parameters"] = \
@@ -368,39 +535,26 @@ def run_problem(name, args, record, save) -> None:
                 row["status"] = "ok" if agrees else "ok_nll_mismatch"
                 out = peer.run(tool, x0s)
                 out["start_points_match"] = True  # x0s passed as they are
-            row.update(summarize(out.pop("nlls"), [s["time_s"] for s in out["starts"]],
-                                 out["wall_s"], ref, known))
+            out.pop("nlls")
             row.update(out)
             best_x[label] = row.pop("best_x")
-            if tool == "scalebridge" and sb_base is None:
-                sb_base, sb_base_label = row, label
+            score(entry)
             save()
-            print(f"  best {row['best_nll']}, converged {row['n_converged']}/{args.starts}, "
-                  f"wall {row['wall_s']:.1f} s", flush=True)
-    # each tool's best point under the other objective (pyPESTO's, scalebridge's)
+            print(f"  best {row['best_nll']}, converged {row['n_converged']}/{args.starts} "
+                  f"(so far), wall {row['wall_s']:.1f} s", flush=True)
+    # each tool's best point under the other objectives (pyPESTO's, scalebridge's)
     for label, x in best_x.items():
         row = entry["tools"][label]
         if x is None:
             continue
-        if row["tool"].startswith("scalebridge"):
-            if peer is not None:
-                row["pypesto_nll_at_best"] = _num(peer.nll(x))
-        else:
-            row["scalebridge_nll_at_best"] = _num(problem.nll(np.asarray(x, float)))
-    if sb_base is not None:
-        for row in entry["tools"].values():
-            if row is sb_base or row.get("wall_s") is None:
-                continue
-            row["vs_scalebridge"] = dict(
-                baseline=sb_base_label,
-                wall_s=_ratio(row["wall_s"], sb_base["wall_s"]),
-                time_per_converged_s=_ratio(row["time_per_converged_s"],
-                                            sb_base["time_per_converged_s"]),
-                fraction_converged=_ratio(row["fraction_converged"],
-                                          sb_base["fraction_converged"]),
-                best_nll_minus=_num(row["best_nll"] - sb_base["best_nll"])
-                if row["best_nll"] is not None and sb_base["best_nll"] is not None else None)
+        if not row["tool"].startswith("scalebridge"):
+            row["scalebridge_nll_at_best"] = _num(objective(np.asarray(x, float)))
+        own = None if row["tool"].startswith("scalebridge") else _simulator(row["tool"])
+        for simulator, (peer, *_rest) in peers.items():
+            if peer is not None and simulator != own:
+                row[f"pypesto_{simulator}_nll_at_best"] = _num(peer.nll(x))
     entry["nll_nominal_scalebridge"] = sb_nominal[0] if sb_nominal else None
+    score(entry)
     save()
 
 
@@ -409,24 +563,42 @@ def _fmt(v, spec=".4f"):
 
 
 def markdown(record) -> str:
-    lines = ["| problem | tool | NLL nominal | best NLL | converged | fraction | wall s | "
-             "compile s | first start s | s / converged | wall ratio | s/conv ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| problem | tool | NLL nominal | best NLL | best - reference | converged | "
+             "fraction | wall s | compile s | s / converged | s/conv ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    targets = []
     for name, entry in record["problems"].items():
+        ref = entry.get("reference_nll")
         for label, r in entry["tools"].items():
             vs = r.get("vs_scalebridge", {})
-            if r.get("status", "").startswith("ok"):
+            if r.get("status", "").startswith("ok") and "n_converged" in r:
+                below = None if ref is None or r.get("best_nll") is None \
+                    else r["best_nll"] - ref
                 lines.append(
                     f"| {name} | {label} | {_fmt(r.get('nll_nominal'))} | "
-                    f"{_fmt(r.get('best_nll'))} | {r['n_converged']}/{r['n_starts']} | "
+                    f"{_fmt(r.get('best_nll'))} | {_fmt(below, '.2g')} | "
+                    f"{r['n_converged']}/{r['n_starts']} | "
                     f"{_fmt(r['fraction_converged'], '.2f')} | {_fmt(r['wall_s'], '.1f')} | "
-                    f"{_fmt(r.get('compile_s'), '.1f')} | {_fmt(r.get('first_start_s'), '.1f')} | "
-                    f"{_fmt(r['time_per_converged_s'], '.2f')} | {_fmt(vs.get('wall_s'), '.2f')} | "
+                    f"{_fmt(r.get('compile_s'), '.1f')} | "
+                    f"{_fmt(r['time_per_converged_s'], '.2f')} | "
                     f"{_fmt(vs.get('time_per_converged_s'), '.2f')} |")
             else:
                 lines.append(f"| {name} | {label} | {_fmt(r.get('nll_nominal'), '.4g')} | "
-                             f"{r.get('status')}: {r.get('error', '')} | | | | | | | | |")
+                             f"{r.get('status')}: {r.get('error', '')} | | | | | | | |")
+        t = entry.get("targets")
+        if t:
+            targets.append(f"| {name} | {_yes(t['time_per_converged_at_or_below_amici'])} | "
+                           f"{_yes(t['best_at_or_below_reference'])} | "
+                           f"{_yes(not t['fails_where_a_peer_succeeds'])} |")
+    if targets:
+        lines += ["", "| problem | s / converged start at or below pyPESTO + AMICI | "
+                  "best NLL at or below the reference | no failure where a peer succeeds |",
+                  "|---|---|---|---|", *targets]
     return "\n".join(lines)
+
+
+def _yes(flag) -> str:
+    return "–" if flag is None else ("met" if flag else "missed")
 
 
 def main(argv=None):
@@ -479,6 +651,11 @@ def main(argv=None):
                          fd_delta=FD_DELTA,
                          fides=dict(maxiter=PYPESTO_MAXITER, hessian_update="BFGS"),
                          lbfgsb=dict(maxiter=PYPESTO_MAXITER, maxfun=PYPESTO_MAXFUN)),
+            pypesto_amici=dict(objective="AmiciObjective via PetabImporter("
+                                         "simulator_type='amici')",
+                               gradient="forward sensitivities (CVODES)",
+                               fides=dict(maxiter=PYPESTO_MAXITER,
+                                          hessian="the objective's Fisher information")),
             wall_time=("multi-start run only (problem loading in load_s); scalebridge's "
                        "includes JIT compilation (compile_s, as fit reports it; "
                        "first_start_s includes any compilation done in the first start). "
@@ -487,6 +664,11 @@ def main(argv=None):
             ratios="tool / baseline scalebridge (time: > 1 means scalebridge is faster)"),
         problems={})
     out = Path(args.out)
+    # a run over some problems keeps the other problems' entries of an earlier run (each
+    # entry says its starts, seed and command)
+    if out.is_file():
+        kept = json.loads(out.read_text()).get("problems", {})
+        record["problems"] = {k: v for k, v in kept.items() if k not in args.problems}
 
     def save():
         record["table_markdown"] = markdown(record)

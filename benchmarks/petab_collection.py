@@ -35,7 +35,6 @@ files).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -48,39 +47,24 @@ from importlib.metadata import version
 from pathlib import Path
 
 # the PEtab helpers of the calibration benchmark (this folder is on sys.path when run)
-from calibration import PETAB_DIR, _first_line, _num, _ratio, petab_yaml
+from calibration import (
+    AMICI_MODELS,
+    NO_REFERENCE,
+    PETAB_DIR,
+    REFERENCE,
+    _first_line,
+    _hash_files,
+    _num,
+    _ratio,
+    petab_yaml,
+    problem_hash,
+)
 from calibration import _versions as versions
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-AMICI_MODELS = HERE / ".amici_models"
 RTOL, ATOL = 1e-8, 1e-10
-# reference NLL at the nominal parameters (tests/data/README.md; ../shared/data/README.md):
-# AMICI's benchmark table, except Bertozzi (converged scipy Radau) and Blasi (petab's
-# calculate_llh of the collection's simulatedData table). Every one is the likelihood alone:
-# Isensee's, said to include its priors, is our likelihood's to 4e-10 (3949.375967 against
-# 3953.83 with the priors), and Schwen's too (943.999 against 956.5).
-REFERENCE = {
-    "Bachmann_MSB2011": -418.405733,
-    "Beer_MolBioSystems2014": -58622.914563,
-    "Bertozzi_PNAS2020": 158.8643,
-    "Blasi_CellSystems2016": -642.826894,
-    "Boehm_JProteomeRes2014": 138.221997,
-    "Borghans_BiophysChem1997": -83.323719,
-    "Brannmark_JBC2010": 141.889114,
-    "Chen_MSB2009": 115700.119263,
-    "Crauste_CellSystems2017": 190.965219,
-    "Fiedler_BMCSystBiol2016": -58.583902,
-    "Isensee_JCB2018": 3949.375967,
-    "Lucarelli_CellSystems2018": 1681.605988,
-    "Schwen_PONE2014": 943.999299,
-    "Weber_BMC2015": 296.201792,
-}
-NO_REFERENCE = {
-    "Alkan_SciSignal2018": "the collection has no trusted reference NLL",
-    "Armistead_CellDeathDis2024": "the collection has no reference NLL (SBML comp model)",
-}
 NLL_RTOL = 1e-4  # the issue's target: within 1e-4 relative of the reference
 COMPILE_TARGET_S = 30.0
 
@@ -88,19 +72,6 @@ COMPILE_TARGET_S = 30.0
 # ----- helpers ----------------------------------------------------------------------------------
 def _versions() -> dict:
     return versions(("scalebridge", "jax", "jaxlib", "diffrax", "amici", "petab", "numpy"))
-
-
-def _hash_files(paths) -> str:
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(str(p.name).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def problem_hash(name: str) -> str:
-    """Content hash of a problem's files (a changed table or model is never reused)."""
-    return _hash_files([p for p in (PETAB_DIR / name).rglob("*") if p.is_file()])
 
 
 def source_hash() -> str:

@@ -169,7 +169,7 @@ def _scalebridge_values(sb, model, case) -> dict:
 
 
 class _Unreported(Exception):
-    """A requested variable the model does not report (a reaction's rate, for one)."""
+    """A requested variable the model does not report."""
 
 
 def run_roadrunner(case) -> tuple[str, str | None]:

@@ -148,3 +148,20 @@ def test_event_options_are_checked():
         sb.Event(lambda t, y, p: (y, p), trigger=_below_half, delay=lambda t, y, p: 1.0)
     sb.Event(lambda t, y, p: (y, p), trigger=_below_half, delay=lambda t, y, p: 1.0,
              at_trigger=False)
+
+
+def test_a_window_open_inside_one_step_is_not_missed():
+    # y = exp(-K t) is in the window 0.5 < y < 0.505 for 0.02 time units, less than the
+    # solver's step on this smooth solution (without ``relations`` the event is missed);
+    # the event (x := t) fires where y falls through 0.505. Watching the window's two
+    # relations finds it.
+    def window(t, y, p):
+        return jnp.minimum(y[0] - 0.5, 0.505 - y[0])
+
+    def relations(t, y, p):
+        return jnp.stack([y[0] - 0.5, 0.505 - y[0]])
+
+    mark = sb.Event(Set(1, lambda t, y, p: t), trigger=window, relations=relations)
+    sol = sb.simulate(_model(mark), np.array([0.5, 5.0]), **TOL)
+    assert float(sol["x"][0]) == 0.0
+    np.testing.assert_allclose(float(sol["x"][1]), np.log(1 / 0.505) / K, rtol=1e-9)

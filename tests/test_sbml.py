@@ -168,7 +168,8 @@ def test_feature_model_structure():
     model = load_sbml(FEATURES)
     assert model.state_names == ("A", "B", "X")  # Y is set by a rule, Z is constant
     assert model.parameter_names == ("C", "k1", "k", "kx", "scale", "R2_k")
-    assert set(model.observable_names) == {"Y", "Z", "tot2", "total"}
+    # and each reaction's rate
+    assert set(model.observable_names) == {"Y", "Z", "tot2", "total", "R1", "R2"}
     assert callable(model.initial)
     p = model.param_array({"scale": 4.0})
     assert np.allclose(np.asarray(model.initial_state(p)), [2.0, 1.0, 1.0])  # A = scale / 2
@@ -176,13 +177,14 @@ def test_feature_model_structure():
 
 def test_feature_model_matches_roadrunner():
     """Concentrations and amounts in a 2.5-volume compartment, a rate rule, chained rules,
-    an initial assignment, a function definition, piecewise, a local parameter, an event."""
+    an initial assignment, a function definition, piecewise, a local parameter, an event;
+    the reactions' rates."""
     model = load_sbml(FEATURES)
     times = np.linspace(0.0, 6.0, 61)
     sol = sb.simulate(model, times, rtol=RTOL, atol=ATOL)
     # B has only substance units: the state is its amount ("B" in roadrunner, not "[B]")
     names = {"A": "[A]", "B": "B", "X": "[X]", "Y": "[Y]", "Z": "[Z]", "total": "total",
-             "tot2": "tot2"}
+             "tot2": "tot2", "R1": "R1", "R2": "R2"}
     ref = roadrunner_run(FEATURES, list(names.values()), 6.0, 61)
     ours = np.stack([np.asarray(sol[n]) for n in names], axis=1)
     # libroadrunner 2.10 at the same rtol 1e-12: measured 1.6e-11
@@ -781,9 +783,13 @@ import sbml_test_suite as suite  # noqa: E402
 # variable stoichiometry (Level 2 stoichiometryMath), compartments sized by assignment rules,
 # amounts kept while a compartment grows (species without reactions, constant species),
 # INF and NaN values, hierarchical models (comp, flattened) and rateOf.
-# the last four: a delayed event, priorities, competing non-persistent events, a trigger
-# window with kinks (docs/decisions/0022)
-SUBSET = [1, 25, 41, 69, 139, 311, 927, 951, 1117, 1125, 1131, 1459, 71, 931, 963, 1525]
+# then: a delayed event, priorities, competing non-persistent events, a trigger window with
+# kinks (docs/decisions/0022); trigger windows that open and close inside one solver step
+# (libroadrunner misses 01511); fast reactions whose rate k * S * Sb is zero where either
+# species is, so that only the reactions' own flow tells which (docs/decisions/0023); a
+# reaction's rate as an output.
+SUBSET = [1, 25, 41, 69, 139, 311, 927, 951, 1117, 1125, 1131, 1459, 71, 931, 963, 1525,
+          1511, 1575, 1399, 1569, 1345]
 
 
 @pytest.mark.parametrize("number", SUBSET)
@@ -793,22 +799,12 @@ def test_sbml_test_suite_subset(number):
     assert status == "passed", reason
 
 
-# Wrong numbers found and not yet fixed (bugs, listed so that a new one fails the test and a
-# fixed one is noticed):
-# - 01511, 01575: an event whose trigger window (0.18 < S1 < 0.19; 3.5 < k2 < 4) opens and
-#   closes inside one solver step, so no sign change is seen at the step's ends
-#   (libroadrunner misses 01511 too);
-# - 01399, 01565, 01569: fast reactions whose equilibrium has several roots (a rate
-#   k * S * Sb is zero where either species is): Newton from the file's values reaches one
-#   the reactions would not flow to (docs/decisions/0023).
-KNOWN_WRONG = {"01399", "01511", "01565", "01569", "01575"}
 
 
 @pytest.mark.slow
 def test_sbml_test_suite_has_no_wrong_numbers_or_crashes():
     """Every time-course case of the shipped half passes or is refused with an SBMLError
-    that names the missing feature; a wrong number or a crash is a bug (the known ones
-    are listed above)."""
+    that names the missing feature; a wrong number or a crash is a bug."""
     bad = {}
     for number in suite.case_numbers():
         case = suite.read_case(number)
@@ -818,4 +814,4 @@ def test_sbml_test_suite_has_no_wrong_numbers_or_crashes():
         suite._release()
         if status in ("failed", "crashed"):
             bad[case["case"]] = f"{status}: {reason}"
-    assert set(bad) == KNOWN_WRONG, bad
+    assert not bad, bad

@@ -5,7 +5,9 @@ The semantics are SBML's (SBML Level 3 Version 2 Core, section 4.11 "Events"; Hu
 2019, J Integr Bioinform 16:20190021):
 
 - an event *triggers* when its trigger turns from false to true (``g`` crosses zero
-  upwards; root-found during integration, or seen after another event's assignments);
+  upwards; root-found during integration, or seen after another event's assignments; a
+  trigger that combines relations also stops integration where one of them changes sign,
+  so that a window ``a < x < b`` crossed within one step is seen);
 - it then *executes* after its delay (none: at once), with values computed when it
   triggered (``at_trigger``) or when it executes; executions of one event may overlap;
 - at one instant, the due execution with the highest priority goes first (equal
@@ -93,6 +95,12 @@ class Triggers:
             return self._values(0, t, y, p)
         return jax.lax.switch(i, [partial(self._values, j, t, y, p)
                                   for j in range(len(self.events))])
+
+    def relations(self, t, y, p) -> jax.Array:
+        """The relations of the triggers that combine several (see :class:`Event`)."""
+        parts = [jnp.asarray(e.relations(t, y, p), jnp.float64) for e in self.events
+                 if e.relations is not None]
+        return jnp.concatenate(parts) if parts else jnp.zeros(0)
 
     def holds(self, t, y, p) -> jax.Array:
         """Whether each trigger holds (its ``holds``, else ``trigger > 0``)."""
@@ -191,8 +199,9 @@ class Triggers:
 
 
 def segment(triggers: Triggers, term, kw, a, b, ts, y, p, st: Pending, max_events: int):
-    """Integrate ``[a, b]`` with state-triggered events: stop where a trigger crosses zero
-    (root found) or where a pending execution is due, handle that instant, restart. An
+    """Integrate ``[a, b]`` with state-triggered events: stop where a trigger or one of
+    the relations it combines crosses zero (root found) or where a pending execution is
+    due, handle that instant, restart. An
     armed event watches its trigger ``g`` rising through zero; a triggered one watches
     ``-g``, which re-arms it once ``g`` is negative again. Returns the states and
     parameters at ``ts`` in ``[a, b]`` (NaN elsewhere), the state at ``b`` and success."""
@@ -203,24 +212,44 @@ def segment(triggers: Triggers, term, kw, a, b, ts, y, p, st: Pending, max_event
     # it has kinks: the maximum here, min/max of and/or); |g| is divided by the size of the
     # state at the segment start, so that a threshold of 1e5 (nM) is met to rounding.
     g_scale = 1.0 + jnp.max(jnp.abs(y))
+    near = 1e-9 * g_scale  # a trigger this close to zero at a root crosses there
 
-    def signed(t, y, p, armed):
-        return jnp.max(jnp.where(armed, 1.0, -1.0) * triggers.g(t, y, p))
+    def signed(t, y, p, armed, watch):
+        """The largest of the armed triggers, the negated triggered ones and the watched
+        relations (each signed to be negative at the segment's start: a window
+        ``a < x < b`` crossed within one step changes the sign of its relations, not of
+        its trigger)."""
+        out = jnp.max(jnp.where(armed, 1.0, -1.0) * triggers.g(t, y, p))
+        sign, watched = watch
+        if sign.shape[0]:
+            out = jnp.maximum(out, jnp.max(jnp.where(watched, -sign * triggers.relations(
+                t, y, p), -jnp.inf)))
+        return out
+
+    def watch(t, y, p):
+        """Each relation's sign at a segment's start (near zero: the sign it moves to),
+        and whether to watch it (not one sitting at zero)."""
+        r, dr = jax.jvp(lambda t, y: triggers.relations(t, y, p), (t, y),
+                        (jnp.ones_like(t), term.vf(t, y, (p,))))
+        close = jnp.abs(r) <= near
+        sign = jnp.where(close, jnp.sign(dr), jnp.sign(r))
+        return sign, sign != 0
 
     def cond(t, y, args, **_):  # args: p, armed, the start's hair above zero (see below)
-        return (signed(t, y, args[0], args[1]) - args[2]) / g_scale
+        p, armed, hair, signs = args
+        return (signed(t, y, p, armed, signs) - hair) / g_scale
 
     event = diffrax.Event(cond, direction=True, root_finder=BracketedNewton(1e-12, 1e-12))
-    near = 1e-9 * g_scale  # a trigger this close to zero at a root crosses there
 
     def body(carry):
         t, y, p, st, out_y, out_p, ok, _, count = carry
         t_end = jnp.minimum(b, triggers.next_due(st))
         # after a root found a hair before its crossing, the condition starts a hair above
         # zero; it must start at or below zero, or a crossing in the first step goes unseen
-        hair = jnp.clip(signed(t, y, p, st.armed), 0.0, near)
+        signs = watch(t, y, p)
+        hair = jnp.clip(signed(t, y, p, st.armed, signs), 0.0, near)
         sol = diffrax.diffeqsolve(term, t0=t, t1=t_end, dt0=None, y0=y,
-                                  args=(p, st.armed, hair),
+                                  args=(p, st.armed, hair, signs),
                                   saveat=_outputs_and_end(jnp.clip(ts, t, t_end), t_end),
                                   event=event, **kw)
         stopped = sol.result == diffrax.RESULTS.event_occurred
@@ -234,7 +263,7 @@ def segment(triggers: Triggers, term, kw, a, b, ts, y, p, st: Pending, max_event
         # the root finder's tolerance of zero and moving across it has crossed (all that
         # cross together do; one that sits at zero has not)
         g_stop, dg = jax.jvp(lambda t, y: triggers.g(t, y, p), (t_stop, y_stop),
-                             (jnp.ones_like(t_stop), term.vf(t_stop, y_stop, (p, st.armed, hair))))
+                             (jnp.ones_like(t_stop), term.vf(t_stop, y_stop, (p,))))
         close = stopped & (jnp.abs(g_stop) <= near)
         rose = st.armed & ((g_stop > 0) | (close & (dg > 0)))
         fell = ~st.armed & ((g_stop < 0) | (close & (dg < 0)))

@@ -164,6 +164,12 @@ class Problem:
             raise InputError(f"{where}: observableId {quoted(twice[0])} is defined more than "
                              "once; each observable needs its own id")
         self.observables = {o.id: o for o in observables}
+        # the likelihood evaluates only the model observables the formulas read (an SBML
+        # model reports every reaction's rate)
+        read = {s for o in observables for f in (o.formula, o.noise) for s in f.symbols}
+        kept = {n: f for n, f in model.observables if n in read}
+        self._sim_model = model if len(kept) == len(model.observables) else \
+            model.replace(observables=kept)
         self.measurements = pd.DataFrame(measurements).reset_index(drop=True)
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
         self.sources = {"measurements": "measurement table", **dict(sources or {})}
@@ -487,7 +493,7 @@ class Problem:
         return out
 
     def _source_of(self, s: str, rows, holders, oid: str):
-        m = self.model
+        m = self._sim_model
         if s in holders:
             return ("rows", holders[s])
         if s in m.state_names:
@@ -597,14 +603,15 @@ class Problem:
             return None
         return p_cols, y_cols
 
-    def _simulate_all(self, q):
+    def _simulate_all(self, q, model: Model | None = None):
         """(parameters per simulation, states and observables at all simulation times): all
         simulations are members of one batched solve (:meth:`Simulator.solve_batch`), the
         pre-equilibrations of one batched steady-state solve, so the compiled program does
-        not grow with the number of conditions."""
+        not grow with the number of conditions. The observables are those the formulas
+        read, or ``model``'s (the problem's model with other observables)."""
         from ..simulate import Simulator, per_member_derivatives, steady_states
 
-        m, lay = self.model, self._layout
+        m, lay = model or self._sim_model, self._layout
         def steady(ps, ys):
             return steady_states(m, ps, ys, self.rtol, self.atol, self.max_steps)
 
@@ -804,7 +811,7 @@ class Problem:
         from ..solution import Solution
 
         q = self._q(self._x(params))
-        ps, ys, obs = self._simulate_all(q)
+        ps, ys, obs = self._simulate_all(q, self.model)
         out, start = {}, 0
         for pair, sim in zip(self._pairs, self._sims, strict=True):
             n = sim["times"].size

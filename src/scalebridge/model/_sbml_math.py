@@ -253,11 +253,17 @@ class MathCompiler:
         these; ``true`` / ``false`` give +1 / -1; function definitions are inlined. Other
         forms (``==``, ``!=``, piecewise, numbers, names) raise :class:`SBMLError`.
         """
+        return self.trigger_parts(ast, where)[0]
+
+    def trigger_parts(self, ast, where: str) -> tuple[Expr, list[Expr]]:
+        """:meth:`trigger`'s ``g`` and the relations it combines (each ``sign * (a - b)``),
+        whose zeros are the only places the trigger's truth can change."""
         if ast is None:
             raise SBMLError(f"{where}: has no math; give it a MathML expression")
-        return self._rising(ast, where, {}, ())
+        found: list[Expr] = []
+        return self._rising(ast, where, {}, (), found), found
 
-    def _rising(self, ast, where, local, stack) -> Expr:
+    def _rising(self, ast, where, local, stack, found) -> Expr:
         t = ast.getType()
         kids = [ast.getChild(i) for i in range(ast.getNumChildren())]
         n = len(kids)
@@ -269,12 +275,15 @@ class MathCompiler:
             sign = _RISING[t]
             pairs = [(lambda env, a=a, b=b: sign * (_float(a(env)) - _float(b(env))))
                      for a, b in zip(args, args[1:], strict=False)]
+            found += pairs
             return _nary(jnp.minimum, pairs)
         if t == _A.AST_FUNCTION:
-            return self._call(ast, kids, where, local, stack, self._rising)
+            return self._call(ast, kids, where, local, stack,
+                              lambda *a: self._rising(*a, found))
         logical = (_A.AST_LOGICAL_AND, _A.AST_LOGICAL_OR, _A.AST_LOGICAL_NOT,
                    _A.AST_LOGICAL_IMPLIES, _A.AST_LOGICAL_XOR)
-        gs = [self._rising(k, where, local, stack) for k in kids] if t in logical else []
+        gs = [self._rising(k, where, local, stack, found) for k in kids] \
+            if t in logical else []
         if t in (_A.AST_LOGICAL_AND, _A.AST_LOGICAL_OR):
             if not gs:  # and() is true, or() false
                 value = 1.0 if t == _A.AST_LOGICAL_AND else -1.0

@@ -46,7 +46,11 @@ class Event(eqx.Module):
       there (SBML's ``initialValue="false"``); otherwise it must turn false first;
     - ``holds(t, y, p) -> bool``: whether the trigger holds, where that differs from
       ``trigger > 0`` (``x >= 1`` holds at ``x = 1``); used at the start and after each
-      execution, while ``trigger`` locates crossings during integration.
+      execution, while ``trigger`` locates crossings during integration;
+    - ``relations(t, y, p) -> array``: where ``trigger`` combines several relations
+      (``a < x < b``, ``x > a or y > b``), each one's value, positive where it holds:
+      integration also stops where one of them changes sign, so that a trigger true only
+      inside one solver step is not missed.
 
     The times are an array leaf, like the amounts of :func:`bolus` and
     :func:`set_parameter`: a new dosing schedule with as many times is new data for the
@@ -64,6 +68,7 @@ class Event(eqx.Module):
     at_trigger: bool = eqx.field(static=True, default=True)
     fires_at_start: bool = eqx.field(static=True, default=False)
     holds: Callable | None = eqx.field(static=True, default=None)
+    relations: Callable | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         fn = self.affect.fn if isinstance(self.affect, _Function) else self.affect
@@ -78,9 +83,11 @@ class Event(eqx.Module):
             raise ModelError(f"event {self.name!r}: trigger must be a function (t, y, p) -> float")
         if self.trigger is None and (self.delay is not None or self.priority is not None
                                      or not self.persistent or self.fires_at_start
-                                     or self.holds is not None):
-            raise ModelError(f"event {self.name!r}: delay, priority, persistent, holds and "
-                             "fires_at_start apply to state-triggered events; give a trigger "
+                                     or self.holds is not None
+                                     or self.relations is not None):
+            raise ModelError(f"event {self.name!r}: delay, priority, persistent, holds, "
+                             "relations and fires_at_start apply to state-triggered events; "
+                             "give a trigger "
                              "(a time event at T is the trigger t - T)")
         if self.delay is not None and self.at_trigger and isinstance(self.affect, _Function):
             raise ModelError(f"event {self.name!r}: a delayed event whose values come from the "

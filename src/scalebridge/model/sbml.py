@@ -438,6 +438,9 @@ class _Builder:
         self._parameters()
         self._pools()
         self._reactions()
+        # each reaction's rate is reported (not a fast one's: its law is 0 at equilibrium)
+        self.observables += [r.getId() for r, _ in self._rates
+                             if not (self.fast and r.getId() in self.fast.reactions)]
         self._compile_rules()
         self._derivatives()
         events = self._events()
@@ -541,7 +544,7 @@ class _Builder:
             while name in self._ids:
                 name = f"_{name}"
             pools.append(name)
-        return _Fast(ids, species, u[:, rank:].T, pools)
+        return _Fast(ids, species, u[:, rank:].T, np.linalg.pinv(n), pools)
 
     def _algebraic_variables(self) -> dict[str, int]:
         """The variable each algebraic rule determines (by its index in the rules): a
@@ -793,8 +796,9 @@ class _Builder:
             if self.fast:
                 rules += self._fast_equations()
             prog.syms[_ALGEBRAIC] = _Sym("rule")
-            prog.exprs[_ALGEBRAIC] = _algebraic_solution(list(self._guesses),
-                                                         list(self._guesses.values()), rules)
+            prog.exprs[_ALGEBRAIC] = _algebraic_solution(
+                list(self._guesses), list(self._guesses.values()), rules,
+                self._fast_extents() if self.fast else None)
         laws = []
         for r, names in self._rates:
             where = f"kinetic law of reaction {r.getId()!r}"
@@ -817,6 +821,13 @@ class _Builder:
             c * a(env) for c, a in zip(row, amounts, strict=True) if c != 0.0) - env[pool]
             for row, pool in zip(fast.conserved, fast.pools, strict=True)]
         return out + [lambda env, rid=rid: env[rid] for rid in fast.reactions]
+
+    def _fast_extents(self) -> Expr:
+        """The fast reactions' extents (their stoichiometry's pseudo-inverse times the
+        amounts of their species): the direction of their flow, for the solve."""
+        amounts = [self._amount(sid) for sid in self.fast.species]
+        extent = self.fast.extent
+        return lambda env: jnp.asarray(extent) @ _stack([a(env) for a in amounts])
 
     def _pool_derivatives(self):
         """A pool's derivative: the slow reactions' flows into its species, combined."""
@@ -1059,9 +1070,9 @@ class _Builder:
                     if time is not None:
                         out.append(Event(affect, times=(time,), name=name))
                     continue
-            trigger, holds = self._trigger(ast, label)
+            trigger, holds, relations = self._trigger(ast, label)
             out.append(Event(
-                affect, trigger=trigger, holds=holds, name=name,
+                affect, trigger=trigger, holds=holds, relations=relations, name=name,
                 delay=self._event_math(e.getDelay() if e.isSetDelay() else None,
                                        f"delay of {label}"),
                 priority=self._event_math(e.getPriority() if e.isSetPriority() else None,
@@ -1103,12 +1114,13 @@ class _Builder:
             return True, (None if initial_value else 0.0)
         return True, t
 
-    def _trigger(self, ast, label: str) -> tuple[Callable, Callable]:
-        """The trigger function ``g(t, y, p)``, positive where the trigger holds, and
-        ``holds(t, y, p)``, its truth (at equality, ``>=`` holds and ``>`` does not)."""
+    def _trigger(self, ast, label: str) -> tuple[Callable, Callable, Callable | None]:
+        """The trigger function ``g(t, y, p)``, positive where the trigger holds,
+        ``holds(t, y, p)``, its truth (at equality, ``>=`` holds and ``>`` does not), and
+        where it combines several relations, their values (None otherwise)."""
         where = f"trigger of {label}"
         try:
-            g = self.math.trigger(ast, where)
+            g, parts = self.math.trigger_parts(ast, where)
         except SBMLError as err:  # an error inside a function definition: name the event
             if label in str(err):
                 raise
@@ -1121,8 +1133,15 @@ class _Builder:
         def holds(t, y, p):
             return jnp.asarray(h(_Env(prog, t, y, p))) != 0
 
+        def relations(t, y, p):
+            env = _Env(prog, t, y, p)
+            return _stack([f(env) for f in parts])
+
         self._traced += [trigger, holds]
-        return trigger, holds
+        if len(parts) < 2:
+            return trigger, holds, None
+        self._traced.append(relations)
+        return trigger, holds, relations
 
     def _affect(self, e, label: str) -> _EventAssignments:
         prog, targets = self.prog, []
@@ -1171,8 +1190,9 @@ class _Builder:
         y = jax.ShapeDtypeStruct((len(prog.states),), jnp.float64)
         t = jax.ShapeDtypeStruct((), jnp.float64)
         jax.eval_shape(prog.rhs, t, y, p)
-        for name in self.observables:
-            jax.eval_shape(prog.observable(name), t, y, p)
+        # together: at one (t, y, p) they share one environment (one algebraic solve)
+        observables = [prog.observable(name) for name in self.observables]
+        jax.eval_shape(lambda t, y, p: [f(t, y, p) for f in observables], t, y, p)
         for trigger in self._traced:
             jax.eval_shape(trigger, t, y, p)
 
@@ -1207,23 +1227,35 @@ class _EventAssignments(Assignments):
 @dataclass(frozen=True)
 class _Fast:
     """Fast reactions: their ids, the species they change, the rows of ``L`` (amounts
-    conserved by them) and the names of the pool states holding those amounts."""
+    conserved by them), the pseudo-inverse of their stoichiometry matrix (amounts to
+    extents of reaction) and the names of the pool states holding the conserved amounts."""
 
     reactions: list
     species: list
     conserved: np.ndarray
+    extent: np.ndarray
     pools: list
 
 
 _ALGEBRAIC = "algebraic:"  # the symbol of the algebraic rules' solution (no SBML id has ':')
 NEWTON_STEPS = 12
+FAST_STEPS = 40  # pseudo-time steps where fast reactions equilibrate
 
 
-def _algebraic_solution(names: list[str], guesses: list[float], rules: list[Expr]) -> Expr:
+def _algebraic_solution(names: list[str], guesses: list[float], rules: list[Expr],
+                        extents: Expr | None = None) -> Expr:
     """The values of the algebraic variables ``names`` that make every rule zero, by
     Newton's method with the Jacobian from automatic differentiation (a fixed number of
     steps, so the solve differentiates; a rule linear in its variables is solved by the
-    first). Each step evaluates the rules where the variables take the step's values."""
+    first). Each step evaluates the rules where the variables take the step's values.
+
+    With fast reactions (their rates the last rules, ``extents`` their extents of
+    reaction), the rates' rows follow the reactions' own flow from the first guess,
+    ``d extent / d tau = rate``, by linearly implicit Euler steps in a pseudo-time whose
+    step grows as the rates fall (pseudo-transient continuation with switched evolution
+    relaxation; Kelley & Keyes 1998, SIAM J Numer Anal 35:508). So the equilibrium found
+    is the one the reactions run to (``k S1 S2`` with ``k < 0`` empties ``S2``, where
+    Newton alone may find ``S1 = 0``), and the last steps are Newton's."""
 
     def solve(env):
         children = []
@@ -1231,10 +1263,10 @@ def _algebraic_solution(names: list[str], guesses: list[float], rules: list[Expr
         def residual(v):
             child = env.with_values(dict(zip(names, v, strict=True)))
             children.append(child)
-            return _stack([f(child) for f in rules])
+            x = extents(child) if extents is not None else jnp.zeros(0)
+            return _stack([f(child) for f in rules]), x
 
-        def step(_, v):
-            jac, r = jax.jacfwd(residual)(v), residual(v)
+        def newton(jac, r, v):
             d = jnp.linalg.solve(jac, r)
             # a singular Jacobian (a fast rate k * S at k = 0): a regularised least-squares
             # step instead (Levenberg 1944), which moves the equations it can
@@ -1243,7 +1275,35 @@ def _algebraic_solution(names: list[str], guesses: list[float], rules: list[Expr
             reg = jnp.linalg.solve(normal + mu * jnp.eye(v.shape[0]), jac.T @ r)
             return v - jnp.where(jnp.all(jnp.isfinite(d)), d, reg)
 
-        v = jax.lax.fori_loop(0, NEWTON_STEPS, step, jnp.asarray(guesses, jnp.float64))
+        v0 = jnp.asarray(guesses, jnp.float64)
+        if extents is None:
+            def step(_, v):
+                (jac, _), (r, _) = jax.jacfwd(residual)(v), residual(v)
+                return newton(jac, r, v)
+
+            v = jax.lax.fori_loop(0, NEWTON_STEPS, step, v0)
+        else:
+            # (the pseudo-time steps are a means, not differentiated: at the solution, the
+            # last steps are Newton's, whose derivative is the implicit one)
+            (_, jx0), (r0, _) = jax.lax.stop_gradient((jax.jacfwd(residual)(v0),
+                                                       residual(v0)))
+            k = jx0.shape[0]
+            # the first pseudo-time step moves the extents by a twentieth of their size
+            size = jnp.max(jnp.abs(jx0 @ v0)) + jnp.max(jnp.abs(jx0)) * jnp.max(jnp.abs(v0))
+            speed = jnp.max(jnp.abs(r0[-k:]))
+            tau0 = jnp.clip(0.05 * size / (speed + 1e-300), 1e-12, 1e20)
+
+            def step(_, carry):
+                v, tau, last = carry
+                (jac, jx), (r, _) = jax.jacfwd(residual)(v), residual(v)
+                now = jnp.sqrt(jnp.sum(jax.lax.stop_gradient(r) ** 2))
+                tau = jnp.clip(tau * jnp.clip(2.0 * (last + 1e-300) / (now + 1e-300),
+                                              0.2, 100.0), 1e-12, 1e20)
+                jac = jac.at[-k:].add(-jx / tau)
+                return newton(jac, r, v), tau, now
+
+            first = jnp.sqrt(jnp.sum(r0 ** 2))
+            v, _, _ = jax.lax.fori_loop(0, FAST_STEPS, step, (v0, tau0 / 2.0, first))
         env.read_params |= any(c.read_params for c in children)
         return v
 
