@@ -47,3 +47,12 @@ def test_a_small_run_writes_its_table(tmp_path):
     assert row["status"] == "ok" and row["n_starts"] == 2 and row["start_points_match"]
     # Bertozzi's optimum (the reference, a converged scipy Radau fit) is found
     assert abs(row["best_nll"] - entry["reference_nll"]) < 1e-3
+
+
+def test_no_time_target_where_neither_converges():
+    entry = dict(reference_nll=-80.0, known_best_nll=None, tools={
+        "scalebridge": _row("scalebridge", [-50.0], 1.0),
+        "pypesto-amici-fides": _row("pypesto-amici-fides", [-52.0], 1.0)})
+    calibration.score(entry)
+    assert entry["targets"]["time_per_converged_at_or_below_amici"] is None
+    assert entry["targets"]["best_at_or_below_reference"] is False

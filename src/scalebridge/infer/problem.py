@@ -183,6 +183,9 @@ class Problem:
         # one compiled function gives NLL, chi2 and the simulations (one compilation)
         self._eval_jit = jax.jit(self._terms)
         self._vgf_jit = jax.jit(self._nll_grad_fim)
+        log_prior = self.space.log_prior  # with its gradient and Hessian, compiled once
+        self._prior_jit = jax.jit(lambda x: (log_prior(x), jax.grad(log_prior)(x),
+                                             jax.hessian(log_prior)(x)))
 
         @jax.custom_vjp
         def nll_jax(x):
@@ -197,7 +200,7 @@ class Problem:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        for k in ("_eval_jit", "_vgf_jit", "nll_jax"):
+        for k in ("_eval_jit", "_vgf_jit", "_prior_jit", "nll_jax"):
             state.pop(k, None)
         return state
 
@@ -790,14 +793,12 @@ class Problem:
         v, g, f = self.nll_grad_fim(params)
         if not self.space.has_priors:
             return v, g, f
-        x = self._x(params)
-        lp = float(self.space.log_prior(x))
+        lp, gp, hp = self._prior_jit(self._x(params))
+        lp = float(lp)
         if not math.isfinite(lp):
             raise SimulationError(f"problem {self.name!r}: the prior density is zero at "
                                   "these parameters")
-        gp = np.asarray(jax.grad(self.space.log_prior)(x))
-        hp = np.asarray(jax.hessian(self.space.log_prior)(x))
-        return v - lp, g - gp, f - hp
+        return v - lp, g - np.asarray(gp), f - np.asarray(hp)
 
     def _checked(self, params):
         out = self._eval_jit(self._x(params))
