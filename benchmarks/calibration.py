@@ -227,6 +227,13 @@ def run_scalebridge(problem, n, seed, optimizer, x0s, executor=None) -> dict:
 
 
 # ----- pyPESTO --------------------------------------------------------------------------------
+def _part(objective, attribute: str):
+    """``attribute`` of a pyPESTO objective, or of the simulator's objective inside an
+    aggregated one (a problem with priors aggregates it with theirs)."""
+    parts = getattr(objective, "_objectives", [objective])
+    return getattr(next(o for o in parts if hasattr(o, attribute)), attribute)
+
+
 class PypestoPeer:
     """A pyPESTO problem of a PEtab problem on ``simulator``: ``"roadrunner"`` (objective
     without gradients: central finite differences over the free parameters) or ``"amici"``
@@ -263,10 +270,7 @@ class PypestoPeer:
         if simulator == "amici":
             from amici.sim.sundials import SensitivityMethod
 
-            # (the AMICI objective, aggregated with the priors' where a problem has priors)
-            amici_obj = next(o for o in getattr(inner.objective, "_objectives",
-                                                [inner.objective]) if hasattr(o, "amici_solver"))
-            solver = amici_obj.amici_solver
+            solver = _part(inner.objective, "amici_solver")
             solver.set_relative_tolerance(rtol)
             solver.set_absolute_tolerance(atol)
             solver.set_max_steps(max_steps)
@@ -274,13 +278,11 @@ class PypestoPeer:
             self.solver_options = dict(relative_tolerance=rtol, absolute_tolerance=atol,
                                        max_steps=max_steps, sensitivities="forward")
         else:
-            opts = next(o for o in getattr(inner.objective, "_objectives", [inner.objective])
-                        if hasattr(o, "solver_options")).solver_options
+            opts = _part(inner.objective, "solver_options")
             opts.relative_tolerance, opts.absolute_tolerance = rtol, atol
             opts.maximum_num_steps = max_steps
             self.solver_options = dict(opts)
-        free = list(inner.x_free_indices)
-        self.free = free
+        self.free = free = list(inner.x_free_indices)
         self.x_names = [inner.x_names[i] for i in free]
         self.x_scales = [inner.x_scales[i] for i in free]
         if self.x_names != list(sb_problem.parameter_ids):

@@ -227,6 +227,17 @@ def _add_reaction(m, rid, rate, reactant=None, product=None):
     return r
 
 
+def _add_species(m, sid, compartment, concentration):
+    """A variable species given as a concentration, changed by reactions only."""
+    s = m.createSpecies()
+    for setter, value in (("setId", sid), ("setCompartment", compartment),
+                          ("setInitialConcentration", concentration),
+                          ("setHasOnlySubstanceUnits", False),
+                          ("setBoundaryCondition", False), ("setConstant", False)):
+        getattr(s, setter)(value)
+    return s
+
+
 def _add_parameter(m, pid, value=None, constant=True):
     p = m.createParameter()
     p.setId(pid)
@@ -531,12 +542,7 @@ def test_fast_reaction_is_in_equilibrium_while_a_slow_one_drains_it():
     including t = 0 (the file's P = 0 is not in equilibrium: the amount S + P is kept), and
     the amount w = V (S + P) decays as exp(-k K/(1 + K) t)."""
     def edit(m):
-        p = m.createSpecies()
-        for setter, value in (("setId", "P"), ("setCompartment", "V"),
-                              ("setInitialConcentration", 0.0),
-                              ("setHasOnlySubstanceUnits", False),
-                              ("setBoundaryCondition", False), ("setConstant", False)):
-            getattr(p, setter)(value)
+        _add_species(m, "P", "V", 0.0)
         _add_parameter(m, "kf", 0.6)
         _add_parameter(m, "kr", 0.2)
         fast = _add_reaction(m, "F", "(kf * S - kr * P) * V", reactant="S", product="P")
@@ -733,12 +739,7 @@ def _comp_model(external: bool = False) -> str:
         c.setId("cell")
         c.setSize(1.0)
         c.setConstant(True)
-        s = sub.createSpecies()
-        for setter, value in (("setId", "S"), ("setCompartment", "cell"),
-                              ("setInitialConcentration", 2.0),
-                              ("setHasOnlySubstanceUnits", False),
-                              ("setBoundaryCondition", False), ("setConstant", False)):
-            getattr(s, setter)(value)
+        _add_species(sub, "S", "cell", 2.0)
         _add_parameter(sub, "k", 1.0)
         _add_reaction(sub, "deg", "k * S", reactant="S").setFast(False)
     m = doc.createModel()
