@@ -242,6 +242,24 @@ def test_benchmark_gradient_and_fim(name, boehm_tight):
                            **FD_SETTINGS.get(name, {}))
 
 
+# Chen et al. 2009 (500 states, 827 reactions, 4 conditions) runs on the sparse Rosenbrock
+# steps. Its NLL in the collection's table, 115700.119263, is matched by no tool on these
+# files: AMICI 1.0.1 gives 130591.753119 (benchmarks/results/petab_collection.json) and
+# the collection's own simulatedData table 130669.49; the NLL is held to AMICI's. That table
+# is up to 2.8e-3 (relative) from AMICI's and ours at the fast AKT_PP rise (ours and
+# AMICI's NLL agree to 1e-9): held to 5e-3.
+CHEN_AMICI_NLL = 130591.753119
+
+
+@pytest.mark.slow
+def test_chen_large_model_nll_matches_amici():
+    problem = load_petab(DATA / "Chen_MSB2009" / "Chen_MSB2009.yaml")
+    assert problem.nll() == pytest.approx(CHEN_AMICI_NLL, rel=1e-7)
+    m = _with_reference(problem.simulations(), _simulation_table(DATA / "Chen_MSB2009"))
+    err = np.abs(m["simulation"].to_numpy() - m["ref"].to_numpy())
+    assert np.all(err <= 5e-3 * np.abs(m["ref"].to_numpy()) + 1e-6)
+
+
 def test_boehm_parameters_and_bounds(boehm):
     assert boehm.parameter_ids[0] == "Epo_degradation_BaF3"
     assert len(boehm.parameter_ids) == 9

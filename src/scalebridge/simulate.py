@@ -63,24 +63,92 @@ def _check_dense_jacobian(model: Model):
             "steps are stable")
 
 
-# Rodas5 forms and inverts a dense n x n matrix at every step
+# Rodas5 forms and inverts a dense n x n matrix at every step up to this many states;
+# above, it runs on models whose Jacobian is sparse (sparse_jacobian)
 _ROSENBROCK_STATE_LIMIT = 64
 
+#: from this many states a Rosenbrock step uses the model's sparse Jacobian pattern
+SPARSE_FROM = 32
+_PATTERNS: dict = {}
+# probe times: piecewise laws in time are seen on both sides of switches over many scales
+_PROBE_TIMES = (0.0, 0.5, 7.0, 60.0, 900.0, 3.0e4)
 
-def default_solver(model: Model, *, batched: bool = False):
+
+def sparse_jacobian(model: Model):
+    """The Rosenbrock steps' linear algebra for ``model``: a
+    :class:`~scalebridge.solvers.sparse.SparseJacobian` for a model of at least
+    :data:`SPARSE_FROM` states whose Jacobian compresses to at most half as many
+    directional derivatives as it has states, else ``None`` (dense). The pattern is the
+    union of the nonzeros of the dense Jacobian at the nominal point and at random points
+    around it (:func:`scalebridge.solvers.sparse.probe`), found once per model; a model
+    whose numbers are traced values (one passed through ``jax.jit``) stays dense."""
+    n = len(model.state_names)
+    if not SPARSE_FROM <= n <= _DENSE_JACOBIAN_LIMIT or \
+            not all(_is_concrete(v) for v in jax.tree.leaves(model)):
+        return None  # (the probes form dense Jacobians: at most 5,000 states)
+    key = (model.rhs, model.state_names, model.parameter_names)
+    if key not in _PATTERNS:
+        _PATTERNS[key] = _probe_pattern(model)
+        if len(_PATTERNS) > 32:
+            _PATTERNS.pop(next(iter(_PATTERNS)))
+    return _PATTERNS[key]
+
+
+def _probe_pattern(model: Model):
+    """:func:`sparse_jacobian`'s pattern of ``model``, or ``None`` where dense pays."""
+    from .solvers.sparse import SparseJacobian, probe
+
+    n = len(model.state_names)
+    rng = np.random.default_rng(0)
+    p0 = np.asarray(model.nominal, dtype=float)
+    with jax.ensure_compile_time_eval():  # (also when called while tracing)
+        y0 = np.asarray(model.initial_state(jnp.asarray(p0)), dtype=float)
+    ys, ps = [y0], [p0]
+    for _ in _PROBE_TIMES[1:]:
+        ys.append(np.abs(y0) * rng.uniform(0.5, 2.0, n)
+                  + rng.uniform(0.1, 1.0, n) * max(float(np.mean(np.abs(y0))), 1e-3))
+        ps.append(np.where(p0 != 0, p0 * rng.uniform(0.5, 2.0, p0.shape),
+                           rng.uniform(0.1, 1.0, p0.shape)))
+
+    def f(t, y, p):
+        return model.vector_field(t, y, p)
+
+    # compiled ahead of time: the executable runs on concrete arrays also while a caller
+    # is being traced
+    jac = jax.jit(jax.jacfwd(f, argnums=1)).lower(0.0, y0, p0).compile()
+    try:  # reverse mode for dense rows, where f has it (a while loop in f has not)
+        jax.eval_shape(lambda y: jax.vjp(partial(f, 0.0, p=p0), y)[1](y), y0)
+        reverse = True
+    except (TypeError, ValueError, NotImplementedError):
+        reverse = False
+    sj = SparseJacobian.of(probe(jac, n, ys, ps, _PROBE_TIMES), reverse=reverse)
+    return sj if sj.n_colours + sj.reverse.size <= n // 2 else None
+
+
+def rosenbrock_fits(model: Model) -> bool:
+    """Whether the Rosenbrock ensemble solvers suit ``model``: no state-triggered events,
+    and at most 64 states or a sparse Jacobian (:func:`sparse_jacobian`)."""
+    if any(e.trigger is not None for e in model.events):
+        return False
+    return len(model.state_names) <= _ROSENBROCK_STATE_LIMIT or \
+        sparse_jacobian(model) is not None
+
+
+def default_solver(model: Model, *, batched: bool = False, adjoint: bool = False):
     """The one rule for the default solver: Tsit5 for non-stiff models; for stiff ones
-    Kvaerno5 (it differentiates in reverse mode too), or, for a batch without
-    state-triggered events and with at most 64 states, :class:`scalebridge.solvers.Rodas5`
-    (each member with its own adaptive steps; much faster on small stiff models,
-    forward-mode derivatives only)."""
+    Kvaerno5 (it differentiates in reverse mode too), or :class:`scalebridge.solvers.Rodas5`
+    (each member with its own adaptive steps; much faster on small stiff models and on
+    large sparse ones, forward-mode derivatives only) for a batch that
+    :func:`rosenbrock_fits` and for one run of a model of more than 64 states that fits,
+    unless reverse-mode derivatives (``adjoint``) are asked for."""
     if not model.stiff:
         return diffrax.Tsit5()
-    _check_dense_jacobian(model)
-    if batched and not any(e.trigger is not None for e in model.events) \
-            and len(model.state_names) <= _ROSENBROCK_STATE_LIMIT:
+    large = len(model.state_names) > _ROSENBROCK_STATE_LIMIT and not adjoint
+    if (batched or large) and rosenbrock_fits(model):
         from .solvers import Rodas5
 
         return Rodas5()
+    _check_dense_jacobian(model)
     return diffrax.Kvaerno5()
 
 
@@ -176,7 +244,8 @@ def _solve_ensemble_rosenbrock(model, bounds, ts, jump_ts, ps, y0s, rtol, atol, 
         f=lambda t, y, p: model.vector_field(t, y, p), tab=solver.tableau, bounds=bounds, ts=ts,
         stops=jnp.zeros(0) if jump_ts is None else jump_ts,
         breakpoints=None if model.breakpoints is None else model.breakpoint_times,
-        events=schedule(model.events), rtol=rtol, atol=atol, max_steps=max_steps)
+        events=schedule(model.events), rtol=rtol, atol=atol, max_steps=max_steps,
+        linear=sparse_jacobian(model))
     if solver.driver == "lockstep":
         ys, ps_out, ok, _, _ = solve_lockstep(pb, ps, y0s)
     else:
@@ -289,7 +358,8 @@ class Simulator(eqx.Module):
     as the sensitivities allow.
 
     ``solver``: ``None`` picks by :func:`default_solver` (per call: Kvaerno5 or Tsit5 for
-    one run, :class:`scalebridge.solvers.Rodas5` for a stiff batch); a diffrax solver;
+    one run, :class:`scalebridge.solvers.Rodas5` for a stiff batch and for one run of a
+    large model with a sparse Jacobian); a diffrax solver;
     a :mod:`scalebridge.solvers` Rosenbrock method (forward-mode derivatives only, no
     state-triggered events); or a fixed-step segment solver such as operator splitting.
 
@@ -360,7 +430,8 @@ class Simulator(eqx.Module):
         initial state ``y0`` (pure; no checks)."""
         from .solvers import AbstractRosenbrock
 
-        solver = default_solver(self.model) if self.solver is None else self.solver
+        solver = (default_solver(self.model, adjoint=self.sensitivities == "adjoint")
+                  if self.solver is None else self.solver)
         if isinstance(solver, AbstractRosenbrock):  # one member of the batched loop
             ys, obs, ok = self.solve_batch(p[None], y0[None])
             return ys[0], obs[0], ok[0]
@@ -576,13 +647,15 @@ def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
     state, and anything computed from it, is a smooth function of ``p``); NaN where none
     is reached. The integration is one batched Rodas5 loop (each member stops at its own
     steady state: lockstep under 8 members, the refill queue from 8 on) for models of up
-    to 64 states, else vmapped diffrax (Kvaerno5 or Tsit5). It carries no derivatives: the
-    polish gives those of the steady state (those of the implicit function theorem, with
-    the conserved totals' from ``y0s``), so a derivative costs no tangents in the loop.
+    to 64 states or with a sparse Jacobian, else vmapped diffrax (Kvaerno5 or Tsit5). It
+    carries no derivatives: the polish gives those of the steady state (those of the
+    implicit function theorem, with the conserved totals' from ``y0s``), so a derivative
+    costs no tangents in the loop.
     Events do not act: a steady state is one of the vector field."""
     ps_in, y0s_in = ps, y0s
     ps, y0s = jax.lax.stop_gradient(ps), jax.lax.stop_gradient(y0s)
-    if len(model.state_names) <= _ROSENBROCK_STATE_LIMIT:
+    linear = sparse_jacobian(model)
+    if len(model.state_names) <= _ROSENBROCK_STATE_LIMIT or linear is not None:
         from .solvers import RODAS5
         from .solvers.ensemble import Problem, solve_lockstep, solve_refill
 
@@ -591,7 +664,7 @@ def steady_states(model: Model, ps, y0s, rtol, atol, max_steps: int):
             bounds=jnp.asarray([0.0, jnp.inf]), ts=jnp.asarray([jnp.inf]), stops=jnp.zeros(0),
             breakpoints=None if model.breakpoints is None else model.breakpoint_times,
             events=None, rtol=rtol, atol=atol, max_steps=max_steps,
-            steady=True)
+            steady=True, linear=linear)
         solver = rosenbrock_for(ps.shape[0])
         if solver.driver == "lockstep":
             ys, _, ok, _, ts = solve_lockstep(pb, ps, y0s)

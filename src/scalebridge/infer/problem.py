@@ -658,18 +658,14 @@ class Problem:
         return P, y_rows, o_rows
 
     def _solver(self):
-        """Rodas5 for every model without state-triggered events and with at most 64 states,
-        stiff or not (with forward sensitivities it is the fastest here: Boehm 4.4 ms per
+        """Rodas5 for every model that :func:`scalebridge.simulate.rosenbrock_fits`, stiff
+        or not (with forward sensitivities it is the fastest here: Boehm 4.4 ms per
         gradient against 7.0 with Kvaerno5; a non-stiff line model 0.7 ms against 1.4 with
         Tsit5), with its driver by :func:`scalebridge.simulate.rosenbrock_for`. Otherwise
         the engine's default (:func:`scalebridge.simulate.default_solver`)."""
-        from ..simulate import _ROSENBROCK_STATE_LIMIT, rosenbrock_for
+        from ..simulate import rosenbrock_fits, rosenbrock_for
 
-        m = self.model
-        if any(e.trigger is not None for e in m.events) or \
-                len(m.state_names) > _ROSENBROCK_STATE_LIMIT:
-            return None
-        return rosenbrock_for(len(self._sims))
+        return rosenbrock_for(len(self._sims)) if rosenbrock_fits(self.model) else None
 
     def _predictions(self, x):
         """Per observable group: (simulation y, noise sigma) over its rows."""

@@ -56,6 +56,7 @@ class Problem(NamedTuple):
     atol: jax.Array
     max_steps: int
     steady: bool = False  # stop a member at a steady state (see attempt)
+    linear: object = None  # the step's linear algebra (rosenbrock_step's ``linear``)
 
 
 def _rms(x):
@@ -132,7 +133,7 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     # a step ending at a jump (of an input or the right-hand side) sees what holds before it
     jump = land & jnp.any(stops == target)
     t_cap = jnp.where(jump, jnp.nextafter(jax.lax.stop_gradient(target), -jnp.inf), jnp.inf)
-    y_new, err_vec, f0 = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap)
+    y_new, err_vec, f0 = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap, pb.linear)
     sc = pb.atol + pb.rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
     err = _rms(err_vec / sc)
     finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(y_new))

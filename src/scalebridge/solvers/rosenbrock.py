@@ -6,10 +6,11 @@ Ordinary Differential Equations II*, Sect. IV.7, eq. (7.25): with ``W = I/(h*gam
     W u_i = f(t + c_i h, y + sum_j a_ij u_j) + sum_j (C_ij / h) u_j + h d_i f_t,
 
 and, the methods being stiffly accurate, ``y_new = y + sum_j a_sj u_j + u_s`` with the
-embedded error estimate ``u_s``. ``J`` and ``f_t`` are exact (``jax.jacfwd``); ``W`` is
-inverted once per step (:func:`inverse`: unrolled Gauss-Jordan elimination up to 16 states,
-LAPACK above). Forward derivatives go through the step's own rule (:func:`_step_jvp`),
-which reuses that inverse.
+embedded error estimate ``u_s``. ``J`` and ``f_t`` are exact and ``W`` is factorised once
+per step, by :class:`Dense` (``jax.jacfwd`` and :func:`inverse`: unrolled Gauss-Jordan
+elimination up to 16 states, LAPACK above) or, for large sparse models, by
+:class:`scalebridge.solvers.sparse.SparseJacobian` (decision 0024). Forward derivatives go
+through the step's own rule (:func:`_step_jvp`), which reuses that factorisation.
 """
 
 from __future__ import annotations
@@ -137,33 +138,64 @@ def _matvec(M, v):
     return jnp.sum(M * v[None, :], axis=1)
 
 
+class Dense:
+    """Dense linear algebra for a Rosenbrock step: ``J`` by ``jax.jacfwd`` and ``W^-1`` by
+    :func:`inverse`. :class:`scalebridge.solvers.sparse.SparseJacobian` has the same four
+    methods for large sparse models."""
+
+    @staticmethod
+    def jacobian(fz, z):
+        """``(J, df/dt, f)`` of ``fz`` at ``z = (y, t)``."""
+        def both(z):
+            out = fz(z)
+            return out, out
+
+        jz, f0 = jax.jacfwd(both, has_aux=True)(z)
+        return jz[:, :-1], jz[:, -1], f0
+
+    @staticmethod
+    def factor(J, shift):
+        """``(W^-1, ok)`` for ``W = shift * I - J``."""
+        return inverse(jnp.eye(J.shape[0], dtype=J.dtype) * shift - J), True
+
+    @staticmethod
+    def solve(Winv, b):
+        return _matvec(Winv, b)
+
+    @staticmethod
+    def matvec(J, x):
+        return J @ x
+
+
+DENSE = Dense()
+
+
 def _tableau_arrays(tab: Tableau, dtype):
     return tuple(jnp.asarray(v, dtype) for v in (tab.A, tab.C, tab.c, tab.d))
 
 
-def _stages(tab: Tableau, f, t, y, p, h, t_cap, consts, looped: bool):
+def _stages(tab: Tableau, f, linear, t, y, p, h, t_cap, consts, looped: bool):
     """The step: ``(y_new, error, f(t, y), (U, Winv, J, f_t))`` with the stage vectors ``U``
     (one row per stage). ``looped``: the stages run in a ``lax.fori_loop`` with one copy of
     ``f`` in the program (compiles fast for large right-hand sides) instead of unrolled."""
     n, s = y.shape[0], tab.stages
 
     def fz(z):
-        out = f(z[n], z[:n], p, *consts)
-        return out, out
+        return f(z[n], z[:n], p, *consts)
 
-    jz, f0 = jax.jacfwd(fz, has_aux=True)(jnp.concatenate([y, jnp.reshape(t, (1,))]))
-    J, ft = jz[:, :n], jz[:, n]
-    Winv = inverse(jnp.eye(n, dtype=y.dtype) / (h * tab.gamma) - J)
+    J, ft, f0 = linear.jacobian(fz, jnp.concatenate([y, jnp.reshape(t, (1,))]))
+    Winv, ok = linear.factor(J, 1.0 / (h * tab.gamma))
     if looped:
         A, C, c, d = _tableau_arrays(tab, y.dtype)
 
         def stage(i, U):
             yi = y + _matvec(U.T, A[i])
             fi = f(jnp.minimum(t + c[i] * h, t_cap), yi, p, *consts)
-            return U.at[i].set(_matvec(Winv, fi + _matvec(U.T, C[i]) / h + d[i] * h * ft))
+            return U.at[i].set(linear.solve(Winv, fi + _matvec(U.T, C[i]) / h + d[i] * h * ft))
 
-        U0 = jnp.zeros((s, n), y.dtype).at[0].set(_matvec(Winv, f0 + tab.d[0] * h * ft))
+        U0 = jnp.zeros((s, n), y.dtype).at[0].set(linear.solve(Winv, f0 + tab.d[0] * h * ft))
         U = jax.lax.fori_loop(1, s, stage, U0)
+        y_new = y + _matvec(U.T, A[s - 1]) + U[s - 1]
     else:
         us = []
         for i in range(s):
@@ -181,23 +213,25 @@ def _stages(tab: Tableau, f, t, y, p, h, t_cap, consts, looped: bool):
                     rhs = rhs + (tab.C[i][j] / h) * us[j]
             if tab.d[i] != 0.0:
                 rhs = rhs + (tab.d[i] * h) * ft
-            us.append(_matvec(Winv, rhs))
+            us.append(linear.solve(Winv, rhs))
         y_new = y
         for j in range(s - 1):  # stiffly accurate: y_new = y + sum_j a_sj u_j + u_s
             if tab.A[s - 1][j] != 0.0:
                 y_new = y_new + tab.A[s - 1][j] * us[j]
-        return y_new + us[s - 1], us[s - 1], f0, (jnp.stack(us), Winv, J, ft)
-    last = jnp.asarray(tab.A[s - 1], y.dtype)
-    return y + _matvec(U.T, last) + U[s - 1], U[s - 1], f0, (U, Winv, J, ft)
+        y_new = y_new + us[s - 1]
+        U = jnp.stack(us)
+    # a rejected factorisation (sparse: growth or a zero pivot) rejects the step
+    y_new = jnp.where(ok, y_new, jnp.nan)
+    return y_new, U[s - 1], f0, (U, Winv, J, ft)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def _step(tab, f, looped, t, y, p, h, t_cap, *consts):
-    return _stages(tab, f, t, y, p, h, t_cap, consts, looped)[:3]
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
+def _step(tab, f, linear, looped, t, y, p, h, t_cap, *consts):
+    return _stages(tab, f, linear, t, y, p, h, t_cap, consts, looped)[:3]
 
 
 @_step.defjvp
-def _step_jvp(tab, f, looped, primals, tangents):
+def _step_jvp(tab, f, linear, looped, primals, tangents):
     """Forward derivative of the discrete step, reusing its factorised ``W``.
 
     Differentiating ``W u_i = r_i`` gives ``W du_i = dr_i - dW u_i`` with the same ``W^-1``,
@@ -208,7 +242,8 @@ def _step_jvp(tab, f, looped, primals, tangents):
     along ``(u_i, h d_i)``, taken for all stages at once."""
     t, y, p, h, t_cap, *consts = primals
     dt, dy, dp, dh, dtc, *dconsts = tangents
-    y_new, err, f0, (U, Winv, J, ft) = _stages(tab, f, t, y, p, h, t_cap, consts, looped)
+    y_new, err, f0, (U, Winv, J, ft) = _stages(tab, f, linear, t, y, p, h, t_cap, consts,
+                                               looped)
     base, dbase = (t, y, p, *consts), (dt, dy, dp, *dconsts)
     A, C, c, d = _tableau_arrays(tab, y.dtype)
 
@@ -228,7 +263,7 @@ def _step_jvp(tab, f, looped, primals, tangents):
             dfi = jax.jvp(f, (ti, yi, p, *consts), (dti, dyi, dp, *dconsts))[1]
             drhs = (dfi + second[i] + (dh / (h * h * tab.gamma)) * U[i] + dU.T @ C[i] / h
                     - (dh / (h * h)) * _matvec(U.T, C[i]) + (d[i] * dh) * ft)
-            return dU.at[i].set(Winv @ drhs), jnp.where(i == 0, dfi, df0)
+            return dU.at[i].set(linear.solve(Winv, drhs)), jnp.where(i == 0, dfi, df0)
 
         zero = jnp.zeros(U.shape, jnp.result_type(U, dy))
         dU, df0 = jax.lax.fori_loop(0, tab.stages, stage, (zero, zero[0]))
@@ -243,9 +278,10 @@ def _step_jvp(tab, f, looped, primals, tangents):
     Y = y[None, :] + jnp.asarray(tab.A, y.dtype) @ U
 
     def jac_ty(ti, yi):
-        return jax.jacfwd(lambda tt, yy: f(tt, yy, p, *consts), argnums=(0, 1))(ti, yi)
+        return linear.jacobian(lambda z: f(z[-1], z[:-1], p, *consts),
+                               jnp.concatenate([yi, jnp.reshape(ti, (1,))]))[:2]
 
-    ft_rest, J_rest = jax.vmap(jac_ty)(T[1:], Y[1:])
+    J_rest, ft_rest = jax.vmap(jac_ty)(T[1:], Y[1:])
     fts = jnp.concatenate([ft[None], ft_rest])
     Js = jnp.concatenate([J[None], J_rest])
     dfp = jax.vmap(lambda ti, yi: jax.jvp(lambda pp, *cc: f(ti, yi, pp, *cc),
@@ -257,7 +293,7 @@ def _step_jvp(tab, f, looped, primals, tangents):
             if tab.A[i][j] != 0.0:
                 dyi = dyi + tab.A[i][j] * dus[j]
         dti = jnp.where(t + tab.c[i] * h <= t_cap, dt + tab.c[i] * dh, dtc)
-        dfi = Js[i] @ dyi + fts[i] * dti + dfp[i]
+        dfi = linear.matvec(Js[i], dyi) + fts[i] * dti + dfp[i]
         df0 = dfi if i == 0 else df0
         drhs = dfi + second[i] + (dh / (h * h * tab.gamma)) * U[i]
         for j in range(i):
@@ -265,7 +301,7 @@ def _step_jvp(tab, f, looped, primals, tangents):
                 drhs = drhs + (tab.C[i][j] / h) * dus[j] - (tab.C[i][j] * dh / (h * h)) * U[j]
         if tab.d[i] != 0.0:
             drhs = drhs + (tab.d[i] * dh) * ft
-        dus.append(Winv @ drhs)
+        dus.append(linear.solve(Winv, drhs))
     s = tab.stages - 1
     dy_new = dy
     for j in range(s):
@@ -290,8 +326,11 @@ def _size(f, *args) -> int:
     return count(jax.make_jaxpr(f)(*args).jaxpr)
 
 
-def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None):
+def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None, linear=None):
     """One step of size ``h`` from ``(t, y)``: returns ``(y_new, error_estimate, f(t, y))``.
+
+    ``linear``: the Jacobian and the linear solves (``None``: :class:`Dense`; a
+    :class:`~scalebridge.solvers.sparse.SparseJacobian` for a large sparse model).
 
     ``t_cap``: stage times are clipped to it (a step ending at an input jump is evaluated
     just before the jump). Forward derivatives reuse the step's ``W^-1`` (see
@@ -302,13 +341,15 @@ def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None):
     t_cap = jnp.asarray(jnp.inf if t_cap is None else t_cap, y.dtype)
     fc, consts = jax.closure_convert(f, t, y, p)
     looped = _size(fc, t, y, p, *consts) > LOOP_STAGES_ABOVE
-    return _step(tab, fc, looped, t, y, p, h, t_cap, *consts)
+    return _step(tab, fc, DENSE if linear is None else linear, looped, t, y, p, h, t_cap,
+                 *consts)
 
 
-def _reference_step(tab: Tableau, f, t, y, p, h, t_cap=None, looped=False):
+def _reference_step(tab: Tableau, f, t, y, p, h, t_cap=None, looped=False, linear=None):
     """The same step differentiated by plain automatic differentiation (tests compare)."""
     t_cap = jnp.inf if t_cap is None else t_cap
-    return _stages(tab, lambda t, y, p: f(t, y, p), t, y, p, h, t_cap, (), looped)[:3]
+    return _stages(tab, lambda t, y, p: f(t, y, p), DENSE if linear is None else linear,
+                   t, y, p, h, t_cap, (), looped)[:3]
 
 
 def check_tableau(tab: Tableau) -> None:
