@@ -246,7 +246,7 @@ def test_benchmark_gradient_and_fim(name, boehm_tight):
 # steps. Its NLL in the collection's table, 115700.119263, is matched by no tool on these
 # files: AMICI 1.0.1 gives 130591.753119 (benchmarks/results/petab_collection.json) and
 # the collection's own simulatedData table 130669.49; the NLL is held to AMICI's. That table
-# is up to 2.8e-3 (relative) from AMICI's and ours at the fast AKT_PP rise (ours and
+# is up to 2.8e-3 (relative) from ours at the fast AKT_PP rise (ours and
 # AMICI's NLL agree to 1e-9): held to 5e-3.
 CHEN_AMICI_NLL = 130591.753119
 

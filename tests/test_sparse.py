@@ -218,3 +218,19 @@ def test_steady_state_of_a_large_network():
     assert np.max(np.abs(flow)) < 1e-9
     assert np.sum(y[:-1]) == pytest.approx(1.0, rel=1e-10)
     assert y[-1] == pytest.approx(1.0 / 0.05, rel=1e-10)  # dE/dt = 1 - kdeg E
+
+
+def test_pattern_sees_a_coupling_that_switches_on_later_in_time():
+    """A coupling that exists only after t = 100 (a piecewise law in time) is part of the
+    pattern: the probes run at times up to 3e4."""
+    n = 40
+
+    def rhs(t, y, p, u):
+        later = jnp.where(t > 100.0, p[0] * jnp.roll(y, 1), 0.0)
+        return -y + later
+
+    model = sb.Model(name="switch", states=[f"x{i}" for i in range(n)], parameters={"k": 2.0},
+                     rhs=rhs, initial=np.ones(n))
+    sj = engine.sparse_jacobian(model)
+    pattern = set(zip(sj.rows.tolist(), sj.cols.tolist(), strict=True))
+    assert all((i, (i - 1) % n) in pattern for i in range(n))

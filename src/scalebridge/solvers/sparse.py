@@ -222,7 +222,7 @@ class SparseJacobian:
     other rows from one forward-mode product per ``colour`` of the columns of ``(y, t)``
     (``t`` last, with a colour of its own). A species in many reactions makes both a dense
     row and a dense column; taking its row in reverse mode frees the colouring of the rest
-    (Chen et al. 2009: 10 rows and 26 colours instead of 144 colours), a bidirectional
+    (Chen et al. 2009: 10 rows and 38 colours instead of 144 colours), a bidirectional
     partial colouring in the sense of Coleman & Verma (1998), SIAM J. Sci. Comput. 19:1210.
     """
 
