@@ -5,7 +5,8 @@ For each problem folder in tests/data/petab/ (the Benchmark-Models-PEtab problem
 
 - scalebridge: ``sb.load_petab(yaml)`` (load seconds), the NLL at the nominal parameters
   (``problem.nll()``) and the NLL with its gradient (``problem.nll_and_grad()``: forward
-  sensitivities, which also give the Fisher information). The first call of each includes the
+  sensitivities, which also give the Fisher information, or for a model of 65 states or more
+  the discrete adjoint; the row's ``gradient_sensitivities``). The first call of each includes the
   JIT compilation: ``compile_s`` is the two first calls less one timed call of each. NLL and
   gradient times are medians of repeated calls at the nominal parameters.
 - AMICI (``amici`` 1.0, the bench extra) through its PEtab import
@@ -117,6 +118,7 @@ def run_scalebridge(name: str, repeats: int, budget_s: float) -> dict:
     out.update(states=len(model.state_names), parameters=len(problem.parameter_ids),
                conditions=len(problem.measurements[keys].drop_duplicates()),
                data_points=len(problem.measurements))
+    out["gradient_sensitivities"] = problem.gradient_sensitivities
     x = problem.x_nominal
     t = time.perf_counter()
     nll = problem.nll(x)
@@ -248,7 +250,7 @@ def make_row(name: str, sb_out: dict | None, am_out: dict | None) -> dict:
            "reference_note": NO_REFERENCE.get(name) or DISPUTED.get(name)}
     sb_out = sb_out or {}
     am_out = am_out or {}
-    for k in ("states", "parameters", "conditions", "data_points"):
+    for k in ("states", "parameters", "conditions", "data_points", "gradient_sensitivities"):
         row[k] = sb_out.get(k)
     for k in ("load_s", "compile_s", "nll_compile_s", "nll_ms", "gradient_ms"):
         row[k] = _num(sb_out.get(k))

@@ -40,7 +40,16 @@ def test_fit_writes_results_and_resumes(tmp_path, capsys):
     assert again["starts"][:2] == data["starts"][:2]
 
 
-def test_fit_errors_are_one_line(tmp_path, capsys):
+def test_fit_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import functools
+
+    from scalebridge.runtime import executor
+
+    # an unreachable scheduler fails the same way after 1 s as after the default 30 s
+    # (test_executor.py checks get_executor's own timeout); the CLI's one-line error is
+    # what this test is about
+    monkeypatch.setattr(executor, "get_executor",
+                        functools.partial(executor.get_executor, timeout=1.0))
     assert_one_line_error(main, ["fit", str(tmp_path / "missing.yaml"), "--out",
                                  str(tmp_path / "o")], capsys, "missing.yaml")
     bad = tmp_path / "model.xml"

@@ -30,11 +30,15 @@ class Set(Assignments):
         return y.at[self.target].set(v[0]), p
 
 
-def _model(*events, k=K):
-    """y' = -k y, x' = 0, from y = 1, x = 0; parameter k and d (a delay)."""
-    return sb.Model(states=["y", "x"], parameters={"k": k, "d": 0.3}, initial=[1.0, 0.0],
-                    rhs=lambda t, y, p, u: jnp.stack([-p[0] * y[0], 0.0 * y[1]]),
-                    events=events, stiff=False)
+def _rhs(t, y, p, u):
+    return jnp.stack([-p[0] * y[0], 0.0 * y[1]])
+
+
+def _model(*events, k=K, **more):
+    """y' = -k y, x' = 0, from y = 1, x = 0; parameter k and d (a delay), and ``more``.
+    Models of the same events are equal, and share their compiled simulation."""
+    return sb.Model(states=["y", "x"], parameters={"k": k, "d": 0.3, **more},
+                    initial=[1.0, 0.0], rhs=_rhs, events=events, stiff=False)
 
 
 def _below_half(t, y, p):
@@ -75,20 +79,30 @@ def test_non_persistent_execution_is_dropped_when_the_trigger_turns_false():
         np.testing.assert_allclose(sol["x"], [0.0, after, after], atol=1e-14)
 
 
+def _at_one(t, y, p):
+    return t - 1.0
+
+
+# the events of the priority test, made once: the priorities are the parameters p_double
+# and p_add, so both cases below simulate equal models (one compilation per listing)
+_START = sb.Event(Set(1, lambda t, y, p: 1.0), times=(0.5,))
+_DOUBLE = sb.Event(Set(1, lambda t, y, p: 2.0 * y[1]), trigger=_at_one, at_trigger=False,
+                   priority=lambda t, y, p: p[2])
+_ADD = sb.Event(Set(1, lambda t, y, p: y[1] + 1.0), trigger=_at_one, at_trigger=False,
+                priority=lambda t, y, p: p[3])
+
+
 @pytest.mark.parametrize("double_first, expected", [(True, 3.0), (False, 4.0)])
 def test_priorities_order_simultaneous_executions(double_first, expected):
     # at t = 1 both trigger; values at execution: x = 1 -> 2 -> 3, or 1 -> 2 -> 4
-    def at_one(t, y, p):
-        return t - 1.0
-
-    high, low = (lambda t, y, p: 10.0), (lambda t, y, p: -1.0)
-    start = sb.Event(Set(1, lambda t, y, p: 1.0), times=(0.5,))
-    double = sb.Event(Set(1, lambda t, y, p: 2.0 * y[1]), trigger=at_one, at_trigger=False,
-                      priority=high if double_first else low)
-    add = sb.Event(Set(1, lambda t, y, p: y[1] + 1.0), trigger=at_one, at_trigger=False,
-                   priority=low if double_first else high)
-    for events in ((start, double, add), (start, add, double)):  # the listing does not matter
-        sol = sb.simulate(_model(*events), np.array([0.9, 1.0, 2.0]), **TOL)
+    high, low = 10.0, -1.0
+    priorities = {"p_double": high if double_first else low,
+                  "p_add": low if double_first else high}
+    # the listing does not matter
+    for events in ((_START, _DOUBLE, _ADD), (_START, _ADD, _DOUBLE)):
+        model = _model(*events, p_double=0.0, p_add=0.0)
+        assert model.parameter_names[2:] == ("p_double", "p_add")
+        sol = sb.simulate(model, np.array([0.9, 1.0, 2.0]), params=priorities, **TOL)
         np.testing.assert_allclose(sol["x"], [1.0, expected, expected])
 
 

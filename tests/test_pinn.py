@@ -41,6 +41,8 @@ def test_forward_ode_exponential_decay():
     assert set(res.history) == {"residual", "initial"} and len(res.history["residual"]) == 800
 
 
+@pytest.mark.slow  # the README's PINN block trains this same problem (with the default
+# network) by default, and tests/test_readme.py checks its k to the same 5e-4
 def test_inverse_ode_infers_rate():
     t_obs = np.linspace(0.2, 2.0, 10)
     prob = pinn.ODEProblem(_decay(), (0.0, 2.0), data={"y": (t_obs, np.exp(-1.5 * t_obs))},

@@ -74,8 +74,10 @@ def block(marker: str) -> str:
 
 def run_block(marker: str, tmp_path, monkeypatch) -> dict:
     """Run one README block in a fresh namespace in a folder with the repository's test
-    data, as a reader who copies it would; returns its globals."""
-    shutil.copytree(ROOT / "tests" / "data", tmp_path / "tests" / "data")
+    data, as a reader who copies it would; returns its globals. (Not the SBML Test Suite's
+    3,000 files, which no block reads: a block that did would fail here.)"""
+    shutil.copytree(ROOT / "tests" / "data", tmp_path / "tests" / "data",
+                    ignore=shutil.ignore_patterns("sbml-test-suite"))
     script = tmp_path / "block.py"
     script.write_text(block(marker))
     monkeypatch.chdir(tmp_path)
@@ -166,7 +168,11 @@ def _sindy(ns, tmp_path):
 
 def _pinn(ns, tmp_path):
     # "{'k': 1.50...}": the data were made with k = 1.5
-    check("1.50", ns["result"].parameters["k"], what="PINN k")
+    k = ns["result"].parameters["k"]
+    check("1.50", k, what="PINN k")
+    # and to the bound of test_pinn.py's inverse-ODE test of this same problem (slow-only
+    # there): measured 1.9e-4
+    assert abs(k - 1.5) / 1.5 < 5e-4
 
 
 def _protocol(ns, tmp_path):

@@ -271,10 +271,14 @@ def test_a_resume_in_a_new_process_is_not_refused(tmp_path):
     """Fingerprints are the same in every process: a model with an event function (whose
     repr holds a memory address) resumes in a second process."""
     out = tmp_path / "run"
+    # the two processes share a JAX compilation cache, so the second loads the programs
+    # that the first compiled (the fingerprints, not the compiling, are what is tested)
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.2")
     for n in (1, 2):
         script = _EVENT_FIT.format(tests=os.path.dirname(__file__), out=str(out), n=n)
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip().splitlines()[-1] == str(n)
 

@@ -46,7 +46,7 @@ def test_inverse_with_pivoting():
 @pytest.mark.parametrize(("t_cap", "looped"), [(None, False), (0.33, True)],
                          ids=["unrolled", "looped-capped"])
 def test_step_derivative_equals_plain_autodiff(t_cap, looped, monkeypatch):
-    """The step's own forward rule (tangents through the step's W^-1) against JAX's
+    """The step's own forward and reverse rules (through the step's W^-1) against JAX's
     differentiation of every operation of the same step, in forward and reverse mode, with
     respect to time, state, parameters, step size and a constant the right-hand side closes
     over (a model's input data); with the stages unrolled and in a loop (large models)."""
@@ -74,8 +74,10 @@ def test_step_derivative_equals_plain_autodiff(t_cap, looped, monkeypatch):
     reference = partial(_reference_step, looped=looped)
     ref = jax.jacfwd(make(reference))(x)
     np.testing.assert_array_equal(make(rosenbrock_step)(x), make(reference)(x))
-    for jac in (jax.jacfwd, jax.jacrev):
-        np.testing.assert_allclose(jac(make(rosenbrock_step))(x), ref, rtol=1e-11,
+    # the reverse rule (the adjoint's steps) also, in reverse mode
+    for jac, step in ((jax.jacfwd, rosenbrock_step), (jax.jacrev, rosenbrock_step),
+                      (jax.jacrev, partial(rosenbrock_step, reverse=True))):
+        np.testing.assert_allclose(jac(make(step))(x), ref, rtol=1e-11,
                                    atol=1e-12 * float(jnp.max(jnp.abs(ref))))
 
 

@@ -134,22 +134,39 @@ def rosenbrock_fits(model: Model) -> bool:
         sparse_jacobian(model) is not None
 
 
-def default_solver(model: Model, *, batched: bool = False, adjoint: bool = False):
+def default_solver(model: Model, *, batched: bool = False):
     """The one rule for the default solver: Tsit5 for non-stiff models; for stiff ones
     Kvaerno5 (it differentiates in reverse mode too), or :class:`scalebridge.solvers.Rodas5`
     (each member with its own adaptive steps; much faster on small stiff models and on
-    large sparse ones, forward-mode derivatives only) for a batch that
-    :func:`rosenbrock_fits` and for one run of a model of more than 64 states that fits,
-    unless reverse-mode derivatives (``adjoint``) are asked for."""
+    large sparse ones) for a batch that :func:`rosenbrock_fits` and for one run of a model
+    of more than 64 states that fits."""
     if not model.stiff:
         return diffrax.Tsit5()
-    large = len(model.state_names) > _ROSENBROCK_STATE_LIMIT and not adjoint
+    large = len(model.state_names) > _ROSENBROCK_STATE_LIMIT
     if (batched or large) and rosenbrock_fits(model):
         from .solvers import Rodas5
 
         return Rodas5()
     _check_dense_jacobian(model)
     return diffrax.Kvaerno5()
+
+
+#: the gradient of a scalar is taken by the adjoint from this many states and parameters
+ADJOINT_FROM_STATES, ADJOINT_FROM_PARAMETERS = 65, 8
+
+
+def gradient_sensitivities(model: Model, n_parameters: int) -> str:
+    """The one rule for the gradient of one scalar of a model's simulations (a likelihood)
+    with respect to ``n_parameters``: forward sensitivities cost one tangent per parameter,
+    each cheaper than a solve (they share the step's factorisation and are vectorised); the
+    discrete adjoint costs a few solves whatever the number of parameters (reverse mode
+    through checkpointed steps). ``"adjoint"`` for a model of at least
+    :data:`ADJOINT_FROM_STATES` states and :data:`ADJOINT_FROM_PARAMETERS` parameters
+    (Chen et al. 2009, 500 states and 155 parameters: about 55 s against none within
+    400 s), else ``"forward"``."""
+    if len(model.state_names) >= ADJOINT_FROM_STATES and n_parameters >= ADJOINT_FROM_PARAMETERS:
+        return "adjoint"
+    return "forward"
 
 
 def rosenbrock_for(n_members: int):
@@ -235,18 +252,29 @@ def _with_breakpoints(model: Model, jump_ts, p, t0, t1):
     return b if jump_ts is None else jnp.concatenate([jump_ts, b])
 
 
+#: memory for the stored steps of a reverse-mode (checkpointed) Rosenbrock solve
+CHECKPOINT_BYTES = 2**29
+
+
 def _solve_ensemble_rosenbrock(model, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver,
-                               max_steps):
-    """The ensemble with a :mod:`scalebridge.solvers` Rosenbrock method (own control loop)."""
+                               max_steps, reverse: bool = False):
+    """The ensemble with a :mod:`scalebridge.solvers` Rosenbrock method (own control loop).
+    ``reverse``: differentiable by ``jax.grad`` (the lockstep driver in a checkpointed
+    loop that stores up to :data:`CHECKPOINT_BYTES` of member states)."""
     from .solvers.ensemble import Problem, solve_lockstep, solve_refill
 
+    checkpoints = 0
+    if reverse:  # a member's loop state: y, p, and the output tables of both
+        n_out, n_y, n_p = ts.shape[0], y0s.shape[1], ps.shape[1]
+        per_step = 8 * ps.shape[0] * ((n_out + 1) * (n_y + n_p) + 8)
+        checkpoints = int(np.clip(CHECKPOINT_BYTES // per_step, 16, max_steps))
     pb = Problem(
         f=lambda t, y, p: model.vector_field(t, y, p), tab=solver.tableau, bounds=bounds, ts=ts,
         stops=jnp.zeros(0) if jump_ts is None else jump_ts,
         breakpoints=None if model.breakpoints is None else model.breakpoint_times,
         events=schedule(model.events), rtol=rtol, atol=atol, max_steps=max_steps,
-        linear=sparse_jacobian(model))
-    if solver.driver == "lockstep":
+        linear=sparse_jacobian(model), checkpoints=checkpoints)
+    if solver.driver == "lockstep" or reverse:
         ys, ps_out, ok, _, _ = solve_lockstep(pb, ps, y0s)
     else:
         ys, ps_out, ok, _, _ = solve_refill(pb, ps, y0s, solver.slots or 16)
@@ -261,8 +289,9 @@ def _solve_ensemble(model, bounds, ts, jump_ts, ps, y0s, rtol, atol, solver, max
     from .solvers import AbstractRosenbrock
 
     if isinstance(solver, AbstractRosenbrock):  # (Simulator refuses state-triggered events)
+        reverse = isinstance(adjoint, diffrax.RecursiveCheckpointAdjoint)
         return _solve_ensemble_rosenbrock(model, bounds, ts, jump_ts, ps, y0s, rtol, atol,
-                                          solver, max_steps)
+                                          solver, max_steps, reverse)
 
     def one(p, y0):
         ys, obs, ok = _solve(model, bounds, ts, jump_ts, p, y0, rtol, atol, solver,
@@ -360,17 +389,20 @@ class Simulator(eqx.Module):
     ``solver``: ``None`` picks by :func:`default_solver` (per call: Kvaerno5 or Tsit5 for
     one run, :class:`scalebridge.solvers.Rodas5` for a stiff batch and for one run of a
     large model with a sparse Jacobian); a diffrax solver;
-    a :mod:`scalebridge.solvers` Rosenbrock method (forward-mode derivatives only, no
-    state-triggered events); or a fixed-step segment solver such as operator splitting.
+    a :mod:`scalebridge.solvers` Rosenbrock method (no state-triggered events); or a
+    fixed-step segment solver such as operator splitting.
 
     ``sensitivities`` (how derivatives through the solve are taken), by one rule: a full
     Jacobian of the outputs, or the derivative along few parameters, is ``"forward"``
     (``jax.jacfwd``, ``jax.jvp``: one extra state vector per parameter; the likelihood's
     gradient and Fisher information); the gradient of one scalar with respect to many
     parameters of a large model is ``"adjoint"`` (``jax.grad``: the discrete adjoint,
-    reverse mode through checkpointed steps, ``diffrax.RecursiveCheckpointAdjoint``; its
-    cost does not grow with the number of parameters). ``None`` is the adjoint for one run
-    and direct differentiation (either mode) for a batch. The continuous backsolve adjoint
+    reverse mode through checkpointed steps, ``diffrax.RecursiveCheckpointAdjoint`` or,
+    for the Rosenbrock methods, the same online checkpointing of their own loop; its cost
+    does not grow with the number of parameters). :func:`gradient_sensitivities` is the
+    rule :class:`~scalebridge.infer.Problem` follows. ``None`` is the adjoint for one run
+    and direct differentiation for a batch (either mode), except with the Rosenbrock
+    methods, where it is forward mode for one run too. The continuous backsolve adjoint
     is not offered: integrating the state backwards is unstable for dissipative models
     (on the 120-state chain of tests/test_engine.py its gradient is off by up to 1e13).
     """
@@ -399,9 +431,6 @@ class Simulator(eqx.Module):
         if isinstance(solver, AbstractRosenbrock | AbstractSegmentSolver) and triggers:
             raise InputError(f"{type(solver).__name__} does not support state-triggered "
                              "events; pass a diffrax solver, e.g. solver=diffrax.Kvaerno5()")
-        if isinstance(solver, AbstractRosenbrock) and sensitivities == "adjoint":
-            raise InputError(f"{type(solver).__name__} differentiates in forward mode only; "
-                             "use sensitivities='forward' or a diffrax solver")
         if not int(max_steps) > 0:
             raise InputError(f"max_steps must be positive, got {max_steps}")
         if isinstance(solver, AbstractSegmentSolver):
@@ -430,8 +459,7 @@ class Simulator(eqx.Module):
         initial state ``y0`` (pure; no checks)."""
         from .solvers import AbstractRosenbrock
 
-        solver = (default_solver(self.model, adjoint=self.sensitivities == "adjoint")
-                  if self.solver is None else self.solver)
+        solver = default_solver(self.model) if self.solver is None else self.solver
         if isinstance(solver, AbstractRosenbrock):  # one member of the batched loop
             ys, obs, ok = self.solve_batch(p[None], y0[None])
             return ys[0], obs[0], ok[0]

@@ -183,6 +183,7 @@ class Problem:
         # one compiled function gives NLL, chi2 and the simulations (one compilation)
         self._eval_jit = jax.jit(self._terms)
         self._vgf_jit = jax.jit(self._nll_grad_fim)
+        self._vg_jit = jax.jit(self._value_and_grad)
         log_prior = self.space.log_prior  # with its gradient and Hessian, compiled once
         self._prior_jit = jax.jit(lambda x: (log_prior(x), jax.grad(log_prior)(x),
                                              jax.hessian(log_prior)(x)))
@@ -192,8 +193,7 @@ class Problem:
             return self._terms(x)[0]
 
         def fwd(x):
-            v, g, _ = self._nll_grad_fim(x)
-            return v, g
+            return self._value_and_grad(x)
 
         nll_jax.defvjp(fwd, lambda g, ct: (ct * g,))
         self.nll_jax = nll_jax
@@ -606,7 +606,7 @@ class Problem:
             return None
         return p_cols, y_cols
 
-    def _simulate_all(self, q, model: Model | None = None):
+    def _simulate_all(self, q, model: Model | None = None, sensitivities: str = "forward"):
         """(parameters per simulation, states and observables at all simulation times): all
         simulations are members of one batched solve (:meth:`Simulator.solve_batch`), the
         pre-equilibrations of one batched steady-state solve, so the compiled program does
@@ -631,14 +631,14 @@ class Problem:
         if t_all.size and t_all[-1] > 0:
             sim = Simulator(m, t_all, rtol=self.rtol, atol=self.atol,
                             max_steps=self.max_steps, solver=self._solver(),
-                            sensitivities="forward")
+                            sensitivities=sensitivities)
             def solve(P, y0):
                 if P.shape[0] == 1:  # one simulation: no batch axis in the solver's loop
                     ys, obs, ok = sim.solve(P[0], y0[0])
                     return tuple(jnp.where(ok, a, jnp.nan)[None] for a in (ys, obs))
                 return sim.solve_batch(P, y0)[:2]
 
-            if self._seed_columns is not None:
+            if self._seed_columns is not None and sensitivities == "forward":
                 solve = per_member_derivatives(solve, *self._seed_columns)
             ys, obs = solve(P, y0)
         else:  # only t = 0
@@ -667,10 +667,10 @@ class Problem:
 
         return rosenbrock_for(len(self._sims)) if rosenbrock_fits(self.model) else None
 
-    def _predictions(self, x):
+    def _predictions(self, x, sensitivities: str = "forward"):
         """Per observable group: (simulation y, noise sigma) over its rows."""
         q = self._q(x)
-        P, ys, obs = self._simulate_all(q)
+        P, ys, obs = self._simulate_all(q, sensitivities=sensitivities)
         out = []
         tables = {"state": ys, "mobs": obs, "param": P}
         read = {k: jnp.take(tables[k].reshape(-1), jnp.asarray(i), mode="clip")
@@ -693,11 +693,11 @@ class Problem:
             out.append((y, sd))
         return out
 
-    def _terms(self, x):
+    def _terms(self, x, sensitivities: str = "forward"):
         """(NLL, chi2, [(simulation, sigma)] per observable group)."""
         nll = jnp.asarray(0.0)
         chi2 = jnp.asarray(0.0)
-        preds = self._predictions(x)
+        preds = self._predictions(x, sensitivities)
         for g, (y, sd) in zip(self._groups, preds, strict=True):
             spec, m = g["spec"], jnp.asarray(g["m"])
             tr = spec.transformation
@@ -757,11 +757,31 @@ class Problem:
         """Sum of squared weighted residuals ``((h(m) - h(y)) / s)^2``."""
         return float(self._checked(params)[1])
 
+    @property
+    def gradient_sensitivities(self) -> str:
+        """How :meth:`nll_and_grad` differentiates the simulations, ``"forward"`` or
+        ``"adjoint"``, by :func:`scalebridge.simulate.gradient_sensitivities`."""
+        from ..simulate import gradient_sensitivities
+
+        return gradient_sensitivities(self.model, len(self._est))
+
+    def _value_and_grad(self, x):
+        if self.gradient_sensitivities == "adjoint":
+            return jax.value_and_grad(lambda x: self._terms(x, "adjoint")[0])(x)
+        return self._nll_grad_fim(x)[:2]
+
     def nll_and_grad(self, params=None) -> tuple[float, np.ndarray]:
         """The NLL and its gradient with respect to the scaled estimated parameters
-        (forward-mode sensitivities through the ODE solver; jit-compiled)."""
-        v, g, _ = self.nll_grad_fim(params)
-        return v, g
+        (jit-compiled), through the ODE solver by :attr:`gradient_sensitivities`: forward
+        sensitivities (the pass of :meth:`nll_grad_fim`, compiled once for both) or the
+        discrete adjoint of a large model."""
+        if self.gradient_sensitivities == "forward":
+            v, g, _ = self.nll_grad_fim(params)
+            return v, g
+        v, g = self._vg_jit(self._x(params))
+        if not math.isfinite(float(v)):
+            raise SimulationError(self._failure())
+        return float(v), np.asarray(g)
 
     def nll_grad_fim(self, params=None) -> tuple[float, np.ndarray, np.ndarray]:
         """The NLL, its gradient and the Fisher information matrix (the expected Hessian

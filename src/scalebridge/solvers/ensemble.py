@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 
@@ -57,6 +58,18 @@ class Problem(NamedTuple):
     max_steps: int
     steady: bool = False  # stop a member at a steady state (see attempt)
     linear: object = None  # the step's linear algebra (rosenbrock_step's ``linear``)
+    checkpoints: int = 0  # > 0: reverse-mode derivatives, with this many stored steps
+
+
+def _while(pb: Problem, cond, body, init):
+    """The driver's loop: ``lax.while_loop`` (forward-mode derivatives), or with
+    :attr:`Problem.checkpoints` an online-checkpointed loop that ``jax.grad`` differentiates
+    (``equinox.internal.while_loop``; the treeverse schedule of Stumm & Walther 2010, SIAM
+    J. Sci. Comput. 32:836, as diffrax's ``RecursiveCheckpointAdjoint``)."""
+    if not pb.checkpoints:
+        return jax.lax.while_loop(cond, body, init)
+    return eqxi.while_loop(cond, body, init, max_steps=pb.max_steps, kind="checkpointed",
+                           checkpoints=min(pb.checkpoints, pb.max_steps))
 
 
 def _rms(x):
@@ -133,7 +146,8 @@ def attempt(pb: Problem, st: MemberState) -> MemberState:
     # a step ending at a jump (of an input or the right-hand side) sees what holds before it
     jump = land & jnp.any(stops == target)
     t_cap = jnp.where(jump, jnp.nextafter(jax.lax.stop_gradient(target), -jnp.inf), jnp.inf)
-    y_new, err_vec, f0 = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap, pb.linear)
+    y_new, err_vec, f0 = rosenbrock_step(pb.tab, pb.f, t, y, p, h, t_cap, pb.linear,
+                                         reverse=pb.checkpoints > 0)
     sc = pb.atol + pb.rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
     err = _rms(err_vec / sc)
     finite = jnp.isfinite(err) & jnp.all(jnp.isfinite(y_new))
@@ -205,8 +219,8 @@ def solve_lockstep(pb: Problem, ps, y0s):
     the time each member stopped at."""
 
     def one(p, y0):
-        st = jax.lax.while_loop(lambda s: s.status == RUNNING, lambda s: attempt(pb, s),
-                                init_member(pb, p, y0))
+        st = _while(pb, lambda s: s.status == RUNNING, lambda s: attempt(pb, s),
+                    init_member(pb, p, y0))
         return _finish(pb, st)
 
     return jax.vmap(one)(ps, y0s)
@@ -261,5 +275,5 @@ def solve_refill(pb: Problem, ps, y0s, slots: int):
                             (st, active, member, nxt, ys, pso, ok, nsteps, tend))
 
     c = (st, jnp.ones((slots,), bool), member, jnp.asarray(slots), ys, pso, ok, nsteps, tend)
-    c = jax.lax.while_loop(cond, body, c)
+    c = _while(pb, cond, body, c)
     return c[4:]

@@ -21,6 +21,7 @@ from functools import partial
 import jax
 import jax.extend
 import jax.numpy as jnp
+import numpy as np
 
 from ..errors import InputError
 
@@ -161,6 +162,11 @@ class Dense:
     @staticmethod
     def solve(Winv, b):
         return _matvec(Winv, b)
+
+    @staticmethod
+    def solve_transpose(Winv, b):
+        """``W^-T b``."""
+        return _matvec(Winv.T, b)
 
     @staticmethod
     def matvec(J, x):
@@ -310,6 +316,85 @@ def _step_jvp(tab, f, linear, looped, primals, tangents):
     return (y_new, err, f0), (dy_new + dus[s], dus[s], df0)
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _step_reverse(tab, f, linear, looped, t, y, p, h, t_cap, *consts):
+    return _stages(tab, f, linear, t, y, p, h, t_cap, consts, looped)[:3]
+
+
+def _step_reverse_fwd(tab, f, linear, looped, t, y, p, h, t_cap, *consts):
+    y_new, err, f0, (U, Winv, _, ft) = _stages(tab, f, linear, t, y, p, h, t_cap, consts,
+                                               looped)
+    return (y_new, err, f0), (t, y, p, h, t_cap, consts, U, Winv, ft)
+
+
+def _step_reverse_bwd(tab, f, linear, looped, res, cts):
+    """Reverse derivative of the discrete step (its adjoint), reusing its factorised ``W``.
+
+    With ``lambda_i = W^-T bar(u)_i`` taken from the last stage to the first, each stage
+    passes ``lambda_i`` back through ``f`` at its point (one vector-Jacobian product) and
+    through its ``C`` and ``A`` couplings to the earlier stages; ``W`` and ``h d_i f_t``,
+    both derivatives of ``f`` at the step's start, give one second-order term for all
+    stages, ``grad_(t,y,p) sum_i lambda_i^T (J u_i + h d_i f_t)``. The transpose of
+    :func:`_step_jvp`; one copy of ``f``'s vector-Jacobian product in a loop over the
+    stages."""
+    t, y, p, h, t_cap, consts, U, Winv, ft = res
+    ybar_new, ebar, f0bar = cts
+    s, gamma = tab.stages, tab.gamma
+    A, C, c, d = _tableau_arrays(tab, y.dtype)
+    inexact = [jnp.issubdtype(jnp.result_type(v), jnp.inexact) for v in consts]
+
+    def f_diff(ti, yi, pi, *cd):  # f of the differentiable constants only
+        it = iter(cd)
+        return f(ti, yi, pi, *(next(it) if k else v for v, k in zip(consts, inexact,
+                                                                      strict=True)))
+
+    cd0 = [v for v, k in zip(consts, inexact, strict=True) if k]
+    Ubar = A[s - 1][:, None] * ybar_new[None, :]
+    Ubar = Ubar.at[s - 1].add(ybar_new + ebar)
+    zeros = jax.tree.map(jnp.zeros_like, (p, cd0))
+
+    def stage(k, carry):
+        Ubar, Lam, ybar, tbar, hbar, tcbar, pbar = carry
+        i = s - 1 - k
+        lam = linear.solve_transpose(Winv, Ubar[i])
+        Lam = Lam.at[i].set(lam)
+        Ubar = Ubar + (C[i][:, None] / h) * lam[None, :]
+        hbar = hbar - jnp.dot(C[i], U @ lam) / (h * h) + d[i] * jnp.dot(lam, ft) \
+            + jnp.dot(lam, U[i]) / (h * h * gamma)
+        first = i == 0  # stage 0 is f(t, y): its time is not capped
+        free = first | (t + c[i] * h <= t_cap)
+        ti = jnp.where(first, t, jnp.minimum(t + c[i] * h, t_cap))
+        yi = y + _matvec(U.T, A[i])
+        _, pull = jax.vjp(f_diff, ti, yi, p, *cd0)
+        tb, yb, pb, *cb = pull(lam + jnp.where(first, f0bar, 0.0))
+        ybar = ybar + yb
+        Ubar = Ubar + A[i][:, None] * yb[None, :]
+        tbar = tbar + jnp.where(free, tb, 0.0)
+        hbar = hbar + jnp.where(free, c[i] * tb, 0.0)
+        tcbar = tcbar + jnp.where(free, 0.0, tb)
+        pbar = jax.tree.map(jnp.add, pbar, (pb, cb))
+        return Ubar, Lam, ybar, tbar, hbar, tcbar, pbar
+
+    z = jnp.zeros((), y.dtype)
+    carry = (Ubar, jnp.zeros_like(U), ybar_new, z, z, z, zeros)
+    _, Lam, ybar, tbar, hbar, tcbar, (pbar, cbar) = jax.lax.fori_loop(0, s, stage, carry)
+
+    def second(t, y, p, *cd):  # sum_i lambda_i^T (J u_i + h d_i f_t) at the step's start
+        def along(u, tau):
+            return jax.jvp(lambda tt, yy: f_diff(tt, yy, p, *cd), (t, y), (tau, u))[1]
+        return jnp.sum(Lam * jax.vmap(along)(U, d * h))
+
+    g = jax.grad(second, argnums=tuple(range(3 + len(cd0))))(t, y, p, *cd0)
+    cbar = iter([a + b for a, b in zip(cbar, g[3:], strict=True)])
+    cts_consts = [next(cbar) if k else np.zeros(jnp.shape(v), jax.dtypes.float0)
+                  for v, k in zip(consts, inexact, strict=True)]
+    return (tbar + g[0], ybar + g[1], jax.tree.map(jnp.add, pbar, g[2]), hbar, tcbar,
+            *cts_consts)
+
+
+_step_reverse.defvjp(_step_reverse_fwd, _step_reverse_bwd)
+
+
 # right-hand sides with more operations than this step in a loop over the stages: the
 # unrolled stages hold s copies of f (s = 8 for Rodas5) in the compiled program, the loop
 # one. Bachmann et al. 2011 (280 operations) compiles its PEtab gradient in 27 s looped and
@@ -326,23 +411,27 @@ def _size(f, *args) -> int:
     return count(jax.make_jaxpr(f)(*args).jaxpr)
 
 
-def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None, linear=None):
+def rosenbrock_step(tab: Tableau, f, t, y, p, h, t_cap=None, linear=None,
+                    reverse: bool = False):
     """One step of size ``h`` from ``(t, y)``: returns ``(y_new, error_estimate, f(t, y))``.
 
     ``linear``: the Jacobian and the linear solves (``None``: :class:`Dense`; a
     :class:`~scalebridge.solvers.sparse.SparseJacobian` for a large sparse model).
 
     ``t_cap``: stage times are clipped to it (a step ending at an input jump is evaluated
-    just before the jump). Forward derivatives reuse the step's ``W^-1`` (see
-    :func:`_step_jvp`); values are those of differentiating the discrete step."""
+    just before the jump). Derivatives reuse the step's ``W^-1``: forward ones
+    (:func:`_step_jvp`), or with ``reverse`` reverse ones (:func:`_step_reverse_bwd`; the
+    step then has no forward derivative); values are those of differentiating the
+    discrete step."""
     y = jnp.asarray(y)
     t = jnp.asarray(t, y.dtype)
     h = jnp.asarray(h, y.dtype)
     t_cap = jnp.asarray(jnp.inf if t_cap is None else t_cap, y.dtype)
     fc, consts = jax.closure_convert(f, t, y, p)
     looped = _size(fc, t, y, p, *consts) > LOOP_STAGES_ABOVE
-    return _step(tab, fc, DENSE if linear is None else linear, looped, t, y, p, h, t_cap,
-                 *consts)
+    step = _step_reverse if reverse else _step
+    return step(tab, fc, DENSE if linear is None else linear, looped, t, y, p, h, t_cap,
+                *consts)
 
 
 def _reference_step(tab: Tableau, f, t, y, p, h, t_cap=None, looped=False, linear=None):

@@ -207,7 +207,7 @@ class SparseLU:
             x = x.at[rows].add(-v[l_pos] * x[cols])
         x = x * v[self.diag]
         if self.block.size:
-            x = x.at[self.block].set(block_inv @ x[self.block])
+            x = x.at[self.block].set(block_inv @ x[self.block], unique_indices=True)
         for rows, u_pos, cols in self.back_levels:
             x = x.at[rows].add(-v[u_pos] * x[cols])
         return x
@@ -283,6 +283,10 @@ class SparseJacobian:
 
     def solve(self, lu, b):
         return self.lu.solve(lu, b)
+
+    def solve_transpose(self, lu, b):
+        """``W^-T b`` (the transpose of :meth:`solve`, which is linear in ``b``)."""
+        return jax.linear_transpose(lambda x: self.lu.solve(lu, x), b)(b)[0]
 
     def matvec(self, values, x):
         """``J x`` from the entries ``values``."""
